@@ -1,0 +1,70 @@
+# The Makefile owns setup: every target installs what it needs, from scratch, on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+TOOLS := .tools
+AZURITE := $(TOOLS)/azurite/node_modules/.bin/azurite
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# Python sources that ruff and mypy check.
+SOURCES := acr_core acr_emulator tests $(wildcard bench) $(wildcard scripts) $(wildcard function_app.py)
+
+.PHONY: help setup lint typecheck pytest test demo bench emulator clean
+
+help:
+	@echo "make demo   run the cleanup end to end on the embedded ACR emulator (about a minute)"
+	@echo "make test   install everything, then ruff, mypy and the whole test suite"
+	@echo "make bench  benchmarks against Microsoft's SDK on the emulator (not part of make test)"
+	@echo "make emulator  start a local ACR emulator and print its URL"
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) pip install --quiet --python $(PY) -r requirements-dev.txt -e .
+	# The Functions worker's loader, for the worker-faithful indexing test. It declares
+	# Python >= 3.13 but runs on 3.11 (shared/reference/functions-infra.md section 1.6).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python \
+		azure-functions-runtime==1.3.0 azurefunctions-extensions-base==1.2.0
+	touch $@
+
+$(AZURITE):
+	mkdir -p $(TOOLS)/azurite
+	cd $(TOOLS)/azurite && npm install --no-audit --no-fund --silent azurite@3.35.0 >/dev/null
+
+$(CHECKOV_VENV)/.stamp:
+	# checkov pins many libraries of its own, so it lives in a venv of its own.
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	$(CHECKOV_VENV)/bin/uv pip install --quiet --python $(CHECKOV_VENV)/bin/python checkov
+	touch $@
+
+setup: $(VENV)/.stamp $(AZURITE) $(CHECKOV_VENV)/.stamp
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
+
+typecheck: $(VENV)/.stamp
+	$(VENV)/bin/mypy $(SOURCES)
+
+pytest: setup
+	AZURITE=$(abspath $(AZURITE)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+demo: $(VENV)/.stamp
+	$(PY) scripts/demo.py
+
+bench: $(VENV)/.stamp
+	$(UV) pip install --quiet --python $(PY) -r bench/requirements.txt
+	$(PY) -m bench
+
+emulator: $(VENV)/.stamp
+	$(PY) -m acr_emulator --port 5000 --generate demo
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,75 @@
+"""The planner's output: what to do to each repository, and why.
+
+A plan is plain data. The executor applies it, the CLI prints it, the function logs it; a dry
+run is a plan that is not applied. Every action and every kept image names the rule that decided
+it and a sentence saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ActionKind(StrEnum):
+    DELETE_MANIFEST = "delete_manifest"
+    LOCK_TAG = "lock_tag"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One change to the registry.
+
+    `delete_manifest`: delete `digest` (by digest; ACR removes its tags and its referrers, listed
+    in `cascades`). `lock_tag`: set `writeEnabled=false, deleteEnabled=false` on `tags[0]`.
+    `after` lists digests whose deletion must succeed first (an index before its children).
+    """
+
+    kind: ActionKind
+    repository: str
+    digest: str
+    tags: tuple[str, ...]
+    reason: str
+    rule: str
+    size_in_bytes: int = 0
+    cascades: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A manifest the plan keeps, and why (protected, within keepLatest, child of a kept index)."""
+
+    repository: str
+    digest: str
+    tags: tuple[str, ...]
+    reason: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryPlan:
+    repository: str
+    rule: str
+    actions: tuple[Action, ...]
+    kept: tuple[Kept, ...]
+    # Set when a safety limit stops this repository's deletions: says which limit and which
+    # setting to change. Lock actions of a blocked repository are still applied.
+    blocked: str | None = None
+
+    @property
+    def deletions(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind is ActionKind.DELETE_MANIFEST)
+
+    @property
+    def locks(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind is ActionKind.LOCK_TAG)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    repositories: tuple[RepositoryPlan, ...]
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(a for r in self.repositories for a in r.actions)

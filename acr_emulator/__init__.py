@@ -1,0 +1,1 @@
+"""acr_emulator: a local Azure Container Registry that speaks ACR's wire protocol."""
