@@ -1,0 +1,402 @@
+"""`AcrClient`: one short async method per ACR data-plane endpoint, over one `httpx.AsyncClient`.
+
+Method names follow Microsoft's Python SDK (acr-facts.md section 7) so users feel at home; unlike
+it, nothing ACR sends is dropped, access tokens are cached per scope, and PATCH is retried.
+Listings are async iterators that follow the `Link` header verbatim (section 1.12). Deletes are
+idempotent: a 404 returns False, "already gone" (section 3). Errors: `acr_core.errors`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+
+from acr_core import _decode
+from acr_core._wire import is_digest, parse_next_link, redact_url, repository_path, segment
+from acr_core.auth import AcrAuth, AsyncTokenCredential
+from acr_core.errors import (
+    InvalidResponseError,
+    NotFoundError,
+    error_from_response,
+    error_from_transport,
+)
+from acr_core.models import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_ARTIFACT_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    ManifestContent,
+    ManifestProperties,
+    RepositoryProperties,
+    TagProperties,
+)
+from acr_core.retry import ClientStats, RetryingTransport, RetryPolicy, ThrottleListener
+
+OrderBy = Literal["timedesc", "timeasc"] | None
+
+# ACR caps `n` at 1000 and its default is smaller (acr-facts.md section 1.12): always send it.
+MAX_PAGE_SIZE = 1000
+# Every manifest type a cleaner must see as itself; without the index types ACR may not
+# return an index as such (acr-facts.md section 1.8). The ORAS type is what ACR's SDKs add.
+MANIFEST_ACCEPT = ", ".join(
+    [
+        OCI_MANIFEST,
+        OCI_INDEX,
+        DOCKER_MANIFEST,
+        DOCKER_MANIFEST_LIST,
+        OCI_ARTIFACT_MANIFEST,
+        "application/vnd.cncf.oras.artifact.manifest.v1+json",
+    ]
+)
+
+
+class AcrClient:
+    """An async client for one registry's data plane. Use as `async with AcrClient(...) as c`."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        credential: AsyncTokenCredential | None = None,
+        *,
+        audience: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._base = _endpoint_url(endpoint)
+        self.stats = ClientStats()
+        self._listeners: list[ThrottleListener] = []
+        inner = transport or httpx.AsyncHTTPTransport(verify=verify)
+        self._auth = AcrAuth(
+            self._base,
+            credential=credential,
+            audience=audience,
+            username=username,
+            password=password,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self._base,
+            auth=self._auth,
+            transport=RetryingTransport(inner, retry or RetryPolicy(), self.stats, self._listeners),
+            timeout=timeout,
+            follow_redirects=False,
+        )
+        self._auth.bind(self._http)
+
+    def __repr__(self) -> str:
+        return f"AcrClient({str(self._base)!r}, auth={self._auth.mode!r})"
+
+    @property
+    def login_server(self) -> str:
+        return self._base.netloc.decode("ascii")
+
+    def add_throttle_listener(self, callback: Callable[[float | None], None]) -> None:
+        """Call `callback(retry_after)` on every 429 received, before the client's own wait."""
+        self._listeners.append(callback)
+
+    async def __aenter__(self) -> AcrClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # -- repositories ---------------------------------------------------------------------
+
+    async def list_repository_names(
+        self, *, results_per_page: int = MAX_PAGE_SIZE
+    ) -> AsyncIterator[str]:
+        params = {"n": str(_page_size(results_per_page))}
+        async for body in self._pages("/acr/v1/_catalog", params):
+            for name in _list(body, "repositories"):
+                if isinstance(name, str):
+                    yield name
+
+    async def get_repository_properties(self, repository: str) -> RepositoryProperties:
+        response = await self._send("GET", _repo(repository))
+        return _decode.repository(_json(response), self.login_server)
+
+    async def update_repository_properties(
+        self,
+        repository: str,
+        *,
+        can_delete: bool | None = None,
+        can_write: bool | None = None,
+        can_read: bool | None = None,
+        can_list: bool | None = None,
+    ) -> RepositoryProperties:
+        body = _writeable(can_delete, can_write, can_read, can_list)
+        response = await self._send("PATCH", _repo(repository), json=body)
+        return _decode.repository(_json(response), self.login_server)
+
+    async def delete_repository(self, repository: str) -> bool:
+        return await self._delete(_repo(repository))
+
+    # -- manifests --------------------------------------------------------------------------
+
+    async def list_manifest_properties(
+        self,
+        repository: str,
+        *,
+        order_by: OrderBy = None,
+        results_per_page: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[ManifestProperties]:
+        params = _list_params(order_by, results_per_page)
+        async for body in self._pages(f"{_repo(repository)}/_manifests", params):
+            for item in _list(body, "manifests"):
+                yield _decode.manifest(item, self.login_server, repository)
+
+    async def get_manifest_properties(
+        self, repository: str, tag_or_digest: str
+    ) -> ManifestProperties:
+        digest = await self._digest_of(repository, tag_or_digest)
+        response = await self._send("GET", f"{_repo(repository)}/_manifests/{segment(digest)}")
+        return _decode.manifest(_member(response, "manifest"), self.login_server, repository)
+
+    async def update_manifest_properties(
+        self,
+        repository: str,
+        tag_or_digest: str,
+        *,
+        can_delete: bool | None = None,
+        can_write: bool | None = None,
+        can_read: bool | None = None,
+        can_list: bool | None = None,
+    ) -> ManifestProperties:
+        digest = await self._digest_of(repository, tag_or_digest)
+        body = _writeable(can_delete, can_write, can_read, can_list)
+        path = f"{_repo(repository)}/_manifests/{segment(digest)}"
+        response = await self._send("PATCH", path, json=body)
+        return _decode.manifest(_member(response, "manifest"), self.login_server, repository)
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete a manifest by digest (ACR deletes its tags and referrers with it)."""
+        if not is_digest(digest):
+            raise ValueError(
+                f"delete_manifest needs a digest like 'sha256:<hex>', got {digest!r}; ACR deletes "
+                "manifests only by digest (resolve a tag with get_tag_properties first)"
+            )
+        return await self._delete(f"/v2/{repository_path(repository)}/manifests/{segment(digest)}")
+
+    async def get_manifest(self, repository: str, tag_or_digest: str) -> ManifestContent:
+        """The raw manifest, its media type, and its digest verified against the bytes."""
+        path = f"/v2/{repository_path(repository)}/manifests/{segment(tag_or_digest)}"
+        response = await self._send("GET", path, headers={"Accept": MANIFEST_ACCEPT})
+        expected = tag_or_digest if is_digest(tag_or_digest) else None
+        header = response.headers.get("docker-content-digest")
+        content = _decode.manifest_content(
+            response.content, response.headers.get("content-type"), expected or header
+        )
+        if expected and header and header != content.digest:
+            raise InvalidResponseError(
+                f"GET {path}: Docker-Content-Digest {header} does not match the bytes "
+                f"({content.digest})"
+            )
+        return content
+
+    async def list_referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> list[Descriptor]:
+        """Manifests whose `subject` is `digest` (OCI 1.1 referrers), filtered by artifact type.
+
+        ACR may or may not apply the `artifactType` filter itself (acr-facts.md section 1.9), so
+        the result is filtered here too.
+        """
+        params = {"artifactType": artifact_type} if artifact_type else {}
+        path = f"/v2/{repository_path(repository)}/referrers/{segment(digest)}"
+        found: list[Descriptor] = []
+        async for body in self._pages(path, params):
+            found.extend(_decode.descriptor(item) for item in _list(body, "manifests"))
+        if artifact_type:
+            found = [d for d in found if d.artifact_type == artifact_type]
+        return found
+
+    async def get_index_children(self, repository: str, digest: str) -> tuple[Descriptor, ...]:
+        """The `manifests` an index or manifest list points at; empty for a plain manifest."""
+        return (await self.get_manifest(repository, digest)).children
+
+    # -- tags ---------------------------------------------------------------------------------
+
+    async def list_tag_properties(
+        self,
+        repository: str,
+        *,
+        order_by: OrderBy = None,
+        results_per_page: int = MAX_PAGE_SIZE,
+        digest: str | None = None,
+    ) -> AsyncIterator[TagProperties]:
+        params = _list_params(order_by, results_per_page)
+        if digest is not None:
+            params["digest"] = digest
+        async for body in self._pages(f"{_repo(repository)}/_tags", params):
+            for item in _list(body, "tags"):
+                yield _decode.tag(item, self.login_server, repository)
+
+    async def get_tag_properties(self, repository: str, tag: str) -> TagProperties:
+        response = await self._send("GET", f"{_repo(repository)}/_tags/{segment(tag)}")
+        return _decode.tag(_member(response, "tag"), self.login_server, repository)
+
+    async def update_tag_properties(
+        self,
+        repository: str,
+        tag: str,
+        *,
+        can_delete: bool | None = None,
+        can_write: bool | None = None,
+        can_read: bool | None = None,
+        can_list: bool | None = None,
+    ) -> TagProperties:
+        body = _writeable(can_delete, can_write, can_read, can_list)
+        path = f"{_repo(repository)}/_tags/{segment(tag)}"
+        response = await self._send("PATCH", path, json=body)
+        return _decode.tag(_member(response, "tag"), self.login_server, repository)
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        """Untag (the manifest stays). False when the tag was already gone."""
+        return await self._delete(f"{_repo(repository)}/_tags/{segment(tag)}")
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _digest_of(self, repository: str, tag_or_digest: str) -> str:
+        if is_digest(tag_or_digest):
+            return tag_or_digest
+        return (await self.get_tag_properties(repository, tag_or_digest)).digest
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send one request; any error status becomes an `AcrError` (after retries)."""
+        try:
+            response = await self._http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            request = exc.request if _has_request(exc) else self._http.build_request(method, url)
+            raise error_from_transport(exc, request) from None
+        if not response.is_success:
+            raise error_from_response(response)
+        return response
+
+    async def _delete(self, url: str) -> bool:
+        try:
+            await self._send("DELETE", url)
+        except NotFoundError:
+            return False
+        return True
+
+    async def _pages(self, path: str, params: dict[str, str]) -> AsyncIterator[Any]:
+        """Each page's JSON body, following `Link: <...>; rel="next"` verbatim until absent."""
+        url: str | None = path
+        seen: set[str] = set()
+        first = True
+        while url is not None:
+            response = await self._send("GET", url, params=params if first else None)
+            first = False
+            body = _json(response)
+            yield body
+            url = parse_next_link(response.headers.get("link"))
+            if url is not None:
+                absolute = str(self._base.join(url))
+                if absolute in seen:
+                    raise InvalidResponseError(f"GET {path}: the Link header repeats {url!r}")
+                seen.add(absolute)
+                url = absolute
+                if httpx.URL(url).netloc != self._base.netloc:
+                    raise InvalidResponseError(f"GET {path}: the Link header leaves the registry")
+
+
+def _endpoint_url(endpoint: str) -> httpx.URL:
+    text = endpoint.strip().rstrip("/")
+    if not text:
+        raise ValueError("endpoint is empty; give the login server, e.g. myregistry.azurecr.io")
+    if "://" not in text:
+        text = "https://" + text
+    url = httpx.URL(text)
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ValueError(
+            f"endpoint {endpoint!r} is not a registry URL like https://myregistry.azurecr.io"
+        )
+    if url.scheme == "http" and url.host not in ("127.0.0.1", "::1", "localhost"):
+        raise ValueError(f"endpoint {endpoint!r} uses plain http; tokens are only sent over https")
+    return url.copy_with(path="/", query=None, fragment=None)
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises RuntimeError when httpx did not attach it
+    except RuntimeError:
+        return False
+    return True
+
+
+def _repo(repository: str) -> str:
+    if not repository or repository.startswith("/") or repository.endswith("/"):
+        raise ValueError(f"repository name {repository!r} is not valid")
+    return f"/acr/v1/{repository_path(repository)}"
+
+
+def _page_size(results_per_page: int) -> int:
+    if not 1 <= results_per_page <= MAX_PAGE_SIZE:
+        raise ValueError(f"results_per_page must be 1..{MAX_PAGE_SIZE}, got {results_per_page}")
+    return results_per_page
+
+
+def _list_params(order_by: OrderBy, results_per_page: int) -> dict[str, str]:
+    params = {"n": str(_page_size(results_per_page))}
+    if order_by is not None:
+        if order_by not in ("timedesc", "timeasc"):
+            raise ValueError(f"order_by must be 'timedesc', 'timeasc' or None, got {order_by!r}")
+        params["orderby"] = order_by
+    return params
+
+
+def _writeable(
+    can_delete: bool | None, can_write: bool | None, can_read: bool | None, can_list: bool | None
+) -> dict[str, bool]:
+    fields = {
+        "deleteEnabled": can_delete,
+        "writeEnabled": can_write,
+        "readEnabled": can_read,
+        "listEnabled": can_list,
+    }
+    body = {key: value for key, value in fields.items() if value is not None}
+    if not body:
+        raise ValueError("give at least one of can_delete, can_write, can_read, can_list")
+    return body
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        request = response.request
+        raise InvalidResponseError(
+            f"{request.method} {redact_url(request.url)} returned a body that is not JSON"
+        ) from None
+
+
+def _member(response: httpx.Response, key: str) -> Any:
+    body = _json(response)
+    if not isinstance(body, dict) or key not in body:
+        request = response.request
+        raise InvalidResponseError(
+            f"{request.method} {redact_url(request.url)} returned no '{key}'"
+        )
+    return body[key]
+
+
+def _list(body: Any, key: str) -> list[Any]:
+    value = body.get(key) if isinstance(body, dict) else None
+    return value if isinstance(value, list) else []

@@ -1,0 +1,219 @@
+"""The one exception tree of `acr_core`, and the one place where responses become exceptions.
+
+```
+AcrError                          anything this library raises on purpose
+├── AcrResponseError              the registry answered with an error status
+│   ├── NotFoundError             404: repository, tag or manifest unknown
+│   ├── DisallowedOperationError  405 REGISTRY_DISALLOWED_OPERATION: a lock (or a full registry)
+│   ├── UnsupportedOperationError 405 UNSUPPORTED, e.g. deleting a manifest by tag
+│   ├── AuthenticationError       401 that is not a scope problem; token endpoint refusals
+│   ├── PermissionDeniedError     401 insufficient_scope after one retry with a fresh token
+│   ├── ThrottledError            429 after retries
+│   └── ServerError               5xx after retries
+├── AcrConnectionError            the transport failed (connect, read, timeout) after retries
+└── InvalidResponseError          a 2xx whose body is not what ACR documents, or a digest mismatch
+```
+
+Messages name the method, the URL with its query redacted, ACR's code and what to do. No
+token, password or Authorization header ever reaches a message: bodies are scrubbed of
+JWT-shaped strings before they are quoted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+import httpx
+
+from acr_core._wire import Challenge, parse_challenge, parse_retry_after, redact_url
+
+# JWTs start with a base64url-encoded '{"' ("eyJ"); ACR tokens and AAD tokens are JWTs.
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+
+# What grants each ACR action (acr-facts.md section 6). Keys are the action part of a scope.
+_ROLE_FOR_ACTION: Mapping[str, str] = {
+    "pull": "AcrPull (ABAC registries: Container Registry Repository Reader)",
+    "metadata_read": "AcrPull (ABAC registries: Container Registry Repository Reader)",
+    "metadata_write": (
+        "a role with Microsoft.ContainerRegistry/registries/metadata/write, e.g. a custom role; "
+        "no Acr* built-in role can change locks (ABAC registries: Container Registry "
+        "Repository Writer or Contributor)"
+    ),
+    "delete": "AcrDelete (ABAC registries: Container Registry Repository Contributor)",
+    "*": (
+        "AcrPull to list the catalog (ABAC registries: Container Registry Repository "
+        "Catalog Lister), or pass the repositories explicitly"
+    ),
+}
+
+
+class AcrError(Exception):
+    """Root of every error this library raises on purpose."""
+
+
+class AcrResponseError(AcrError):
+    """The registry answered with an error status; keeps ACR's error code and message."""
+
+    def __init__(
+        self, *, status: int, code: str | None, message: str, method: str, url: str, hint: str = ""
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.method = method
+        self.url = url
+        self.hint = hint
+        code_part = f" {code}" if code else ""
+        text = f"{method} {url} -> {status}{code_part}: {message}"
+        super().__init__(f"{text}. {hint}" if hint else text)
+
+
+class NotFoundError(AcrResponseError):
+    """404: the repository, tag or manifest does not exist (ACR's NAME/TAG/MANIFEST_UNKNOWN)."""
+
+
+class DisallowedOperationError(AcrResponseError):
+    """405 REGISTRY_DISALLOWED_OPERATION: a lock at repository, tag or manifest level refused it."""
+
+
+class UnsupportedOperationError(AcrResponseError):
+    """405 UNSUPPORTED: the registry does not do this (e.g. a manifest deleted by tag)."""
+
+
+class AuthenticationError(AcrResponseError):
+    """401 that is not a missing scope: the credential or token was refused."""
+
+
+class PermissionDeniedError(AcrResponseError):
+    """401 insufficient_scope after one retry with a fresh token: the identity lacks a role."""
+
+    scope: str | None = None
+
+
+class ThrottledError(AcrResponseError):
+    """429 after the retry policy gave up; `retry_after` is the registry's hint in seconds."""
+
+    retry_after: float | None = None
+
+
+class ServerError(AcrResponseError):
+    """5xx after the retry policy gave up."""
+
+
+class AcrConnectionError(AcrError):
+    """The transport failed (connection refused or reset, timeout, TLS) after retries."""
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        self.method = method
+        self.url = url
+        super().__init__(f"{method} {url}: {message}")
+
+
+class InvalidResponseError(AcrError):
+    """A successful response whose body is not what ACR documents, or whose digest is wrong."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying later as a whole: throttling, 5xx, connection errors."""
+    return isinstance(exc, ThrottledError | ServerError | AcrConnectionError)
+
+
+def scrub(text: str) -> str:
+    """`text` with anything shaped like a JWT replaced, so quoted bodies cannot leak tokens."""
+    return _JWT_LIKE.sub("<redacted>", text)
+
+
+def role_hint(scope: str | None) -> str:
+    """A sentence naming the action a scope asks for and the Azure role that grants it."""
+    if not scope:
+        return "The identity lacks a data-plane role on this registry"
+    parts = []
+    for one in scope.split():
+        kind, _, rest = one.partition(":")
+        name, _, actions = rest.rpartition(":")
+        for action in actions.split(","):
+            role = _ROLE_FOR_ACTION.get(action, "a role that grants it")
+            parts.append(f"'{action}' on {kind} '{name}' needs {role}")
+    return "The identity is not allowed: " + "; ".join(parts)
+
+
+def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
+    """ACR's first error code and message from `{"errors":[...]}`, or the plain text body."""
+    try:
+        body = response.content
+    except httpx.ResponseNotRead:
+        return None, response.reason_phrase
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            code = first.get("code")
+            message = first.get("message")
+            return (
+                str(code) if code is not None else None,
+                scrub(str(message)) if message is not None else response.reason_phrase,
+            )
+    text = body.decode("utf-8", "replace").strip() if body else ""
+    return None, scrub(text[:200]) if text else response.reason_phrase
+
+
+def error_from_response(response: httpx.Response) -> AcrResponseError:
+    """The exception for an error response: the one place statuses become exception classes."""
+    request = response.request
+    code, message = _error_fields(response)
+    challenge = parse_challenge(response.headers.get("www-authenticate", ""))
+    scope = challenge.scope if challenge else None
+    cls, hint = _classify(response.status_code, code, challenge)
+    error = cls(
+        status=response.status_code,
+        code=code,
+        message=message,
+        method=request.method,
+        url=redact_url(request.url),
+        hint=role_hint(scope) if cls is PermissionDeniedError else hint,
+    )
+    if isinstance(error, PermissionDeniedError):
+        error.scope = scope
+    if isinstance(error, ThrottledError):
+        error.retry_after = parse_retry_after(response.headers.get("retry-after"))
+    return error
+
+
+def _classify(
+    status: int, code: str | None, challenge: Challenge | None
+) -> tuple[type[AcrResponseError], str]:
+    if status == 401 and challenge is not None and challenge.error == "insufficient_scope":
+        return PermissionDeniedError, ""
+    if status == 401:
+        return AuthenticationError, (
+            "Check the credential (managed identity, client id, tenant) or the admin user / "
+            "token password"
+        )
+    if status == 404:
+        return NotFoundError, ""
+    if status == 405 and code == "UNSUPPORTED":
+        return UnsupportedOperationError, ""
+    if status == 405:
+        return DisallowedOperationError, (
+            "Unlock the repository, the tag or the manifest (deleteEnabled and writeEnabled), "
+            "or check the registry's storage limit"
+        )
+    if status == 429:
+        return ThrottledError, "The registry is throttling; lower the concurrency or write budget"
+    if status >= 500:
+        return ServerError, "The registry failed; retry later"
+    return AcrResponseError, ""
+
+
+def error_from_transport(exc: httpx.TransportError, request: httpx.Request) -> AcrConnectionError:
+    """The exception for a transport failure that outlasted the retries."""
+    reason = type(exc).__name__
+    detail = scrub(str(exc))
+    text = f"{reason}: {detail}" if detail else reason
+    return AcrConnectionError(text, method=request.method, url=redact_url(request.url))

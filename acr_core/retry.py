@@ -1,0 +1,154 @@
+"""Retries of named transient failures, as a thin wrapper around the HTTP transport.
+
+Every request the client sends passes through `RetryingTransport`, token requests included, so
+one policy covers them all and `ClientStats` counts every request that reached the wire.
+Retried: 408, 429 (honouring `Retry-After`), 5xx other than 501/505, and transport errors, for
+idempotent requests only: GET, HEAD, PUT, PATCH, DELETE, and POSTs to `/oauth2/` (a token
+request has no side effect). A PATCH of locks is idempotent even though azure-core does not
+retry it (acr-facts.md section 7). Bounded by attempts and by a total deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from acr_core._wire import parse_retry_after
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 506, 507, 508, 509, 510, 511})
+
+ThrottleListener = Callable[[float | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to retry. `RetryPolicy.off()` sends every request once (tests use it).
+
+    Defaults: 6 attempts within 120 s. azure-core, which the official SDK uses, allows 3 status
+    retries with backoff factor 0.8 capped at 120 s (acr-facts.md section 7); ACR's throttling
+    windows are per minute (section 4), so a run must be able to wait out most of one.
+    """
+
+    attempts: int = 6
+    deadline: float = 120.0
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    @classmethod
+    def off(cls) -> RetryPolicy:
+        return cls(attempts=1)
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff before retry number `attempt` (1-based)."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return rng.uniform(0, ceiling)
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """What the client sent: every request that reached the transport, by status and purpose."""
+
+    requests: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    throttled: int = 0
+    retries: int = 0
+    connection_errors: int = 0
+    challenges: int = 0  # 401 responses
+    exchanges: int = 0  # POST /oauth2/exchange
+    token_requests: int = 0  # /oauth2/token
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "by_status": {str(status): count for status, count in sorted(self.by_status.items())},
+            "throttled": self.throttled,
+            "retries": self.retries,
+            "connection_errors": self.connection_errors,
+            "challenges": self.challenges,
+            "exchanges": self.exchanges,
+            "token_requests": self.token_requests,
+        }
+
+
+def is_retryable_request(request: httpx.Request) -> bool:
+    if request.method in _IDEMPOTENT:
+        return True
+    return request.method == "POST" and request.url.path.startswith("/oauth2/")
+
+
+class RetryingTransport(httpx.AsyncBaseTransport):
+    """Wraps a transport: counts every request and retries the transient failures."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        policy: RetryPolicy,
+        stats: ClientStats,
+        listeners: list[ThrottleListener],
+    ) -> None:
+        self._inner = inner
+        self._policy = policy
+        self._stats = stats
+        self._listeners = listeners
+        # Jitter only spreads retries in time; it needs no cryptographic quality.
+        self._rng = random.Random()  # noqa: S311
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        policy = self._policy
+        deadline = time.monotonic() + policy.deadline
+        retryable = is_retryable_request(request)
+        attempt = 0
+        while True:
+            attempt += 1
+            self._count(request)
+            try:
+                response = await self._inner.handle_async_request(request)
+            except httpx.TransportError:
+                self._stats.connection_errors += 1
+                delay = policy.backoff(attempt, self._rng)
+                if not self._may_retry(retryable, attempt, deadline, delay):
+                    raise
+                await self._wait(delay)
+                continue
+            status = response.status_code
+            self._stats.by_status[status] += 1
+            if status == 401:
+                self._stats.challenges += 1
+            retry_after = None
+            if status == 429:
+                self._stats.throttled += 1
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                for listener in list(self._listeners):
+                    listener(retry_after)
+            if status not in _RETRY_STATUSES:
+                return response
+            delay = retry_after if retry_after is not None else policy.backoff(attempt, self._rng)
+            if not self._may_retry(retryable, attempt, deadline, delay):
+                return response
+            await response.aclose()
+            await self._wait(delay)
+
+    def _may_retry(self, retryable: bool, attempt: int, deadline: float, delay: float) -> bool:
+        return retryable and attempt < self._policy.attempts and time.monotonic() + delay < deadline
+
+    async def _wait(self, delay: float) -> None:
+        self._stats.retries += 1
+        await self._policy.sleep(delay)
+
+    def _count(self, request: httpx.Request) -> None:
+        self._stats.requests += 1
+        if request.url.path.endswith("/oauth2/exchange"):
+            self._stats.exchanges += 1
+        elif request.url.path.endswith("/oauth2/token"):
+            self._stats.token_requests += 1
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
