@@ -1,0 +1,254 @@
+"""The function app's settings, read once from a mapping and validated.
+
+`load_settings(env)` turns the app settings (`os.environ` in `function_app.py`, a dict in tests)
+into a frozen `Settings`, or raises `SettingsError` listing every problem, each naming the
+setting and what to put there. Nothing here reads the environment itself; the only I/O is
+reading `CLEANUP_POLICY_FILE` when that setting is used. The table of settings is in the README
+and docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from acr_core.policy import Policy, PolicyError, load_policy
+
+DEFAULT_SCHEDULE = "0 0 3 * * *"
+DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
+# acr-cli's purge caps parallel deletes at 32, "the max number of parallel delete requests
+# recommended by ACR server" (Azure/acr-cli cmd/acr/purge.go; acr-facts.md section 4).
+DEFAULT_MAX_CONCURRENCY = 32
+MAX_CONCURRENCY_LIMIT = 128
+DEFAULT_SWEEP_BUDGET_SECONDS = 600.0
+# host.json sets functionTimeout to 30 minutes; the sweep must hand over well before that.
+MAX_SWEEP_BUDGET_SECONDS = 1500.0
+
+_HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
+_RESOURCE_ID_RE = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+"
+    r"/providers/Microsoft\.ContainerRegistry/registries/[^/]+",
+    re.IGNORECASE,
+)
+# NCRONTAB with seconds: {second} {minute} {hour} {day} {month} {day-of-week}.
+_NCRONTAB_FIELD_RE = re.compile(r"[0-9A-Za-z*/,\-]+")
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """The app settings are unusable; `problems` names each setting and the fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid app settings: " + "; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    login_server: str
+    resource_id: str
+    policy: Policy
+    policy_origin: str  # "CLEANUP_POLICY" or "CLEANUP_POLICY_FILE=<path>", for log lines
+    schedule: str = DEFAULT_SCHEDULE
+    dry_run: bool = True
+    client_id: str | None = None
+    token_audience: str = DEFAULT_AUDIENCE
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_writes_per_minute: int | None = None
+    sweep_budget_seconds: float = DEFAULT_SWEEP_BUDGET_SECONDS
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://{self.login_server}"
+
+
+def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Settings:
+    """Read and validate every setting; raise `SettingsError` naming all that are wrong.
+
+    `app_root` is the directory `CLEANUP_POLICY_FILE` is relative to (the function app's root).
+    """
+    problems: list[str] = []
+
+    def check(parse: Callable[[], T], fallback: T) -> T:
+        try:
+            return parse()
+        except ValueError as exc:
+            problems.append(str(exc))
+            return fallback
+
+    login_server = check(lambda: _login_server(env), "")
+    resource_id = check(lambda: _resource_id(env), "")
+    schedule = check(lambda: _schedule(env), DEFAULT_SCHEDULE)
+    dry_run = check(lambda: _bool(env, "CLEANUP_DRY_RUN", default=True), True)
+    client_id = check(lambda: _client_id(env), None)
+    audience = check(lambda: _audience(env), DEFAULT_AUDIENCE)
+    concurrency = check(
+        lambda: _int(
+            env, "CLEANUP_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT
+        ),
+        None,
+    )
+    writes = check(lambda: _int(env, "CLEANUP_MAX_WRITES_PER_MINUTE", None, 1_000_000), None)
+    budget = check(lambda: _budget(env), DEFAULT_SWEEP_BUDGET_SECONDS)
+    loaded = check(lambda: _policy(env, app_root), None)
+    if problems or loaded is None:
+        raise SettingsError(problems)
+    return Settings(
+        login_server=login_server,
+        resource_id=resource_id,
+        policy=loaded[0],
+        policy_origin=loaded[1],
+        schedule=schedule,
+        dry_run=dry_run,
+        client_id=client_id,
+        token_audience=audience,
+        max_concurrency=concurrency or DEFAULT_MAX_CONCURRENCY,
+        max_writes_per_minute=writes,
+        sweep_budget_seconds=budget,
+    )
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    """A setting's value with surrounding whitespace removed; unset or blank is None."""
+    value = env.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def _login_server(env: Mapping[str, str]) -> str:
+    value = _get(env, "ACR_LOGIN_SERVER")
+    if value is None:
+        raise ValueError(
+            "ACR_LOGIN_SERVER is not set: set it to the registry's login server, "
+            "e.g. myregistry.azurecr.io"
+        )
+    host = value.lower()
+    if "://" in host or "/" in host or not _HOST_RE.fullmatch(host):
+        raise ValueError(
+            f"ACR_LOGIN_SERVER {value!r} is not a host name: give the login server only, "
+            "e.g. myregistry.azurecr.io (no https://, no path)"
+        )
+    return host
+
+
+def _resource_id(env: Mapping[str, str]) -> str:
+    value = _get(env, "ACR_RESOURCE_ID")
+    example = (
+        "/subscriptions/<id>/resourceGroups/<group>/providers/"
+        "Microsoft.ContainerRegistry/registries/<name>"
+    )
+    if value is None:
+        raise ValueError(f"ACR_RESOURCE_ID is not set: set it to the registry's ARM id, {example}")
+    if not _RESOURCE_ID_RE.fullmatch(value):
+        raise ValueError(f"ACR_RESOURCE_ID {value!r} is not a registry's ARM id: want {example}")
+    return value
+
+
+def _schedule(env: Mapping[str, str]) -> str:
+    value = _get(env, "CLEANUP_SCHEDULE") or DEFAULT_SCHEDULE
+    fields = value.split()
+    if len(fields) != 6 or not all(_NCRONTAB_FIELD_RE.fullmatch(f) for f in fields):
+        raise ValueError(
+            f"CLEANUP_SCHEDULE {value!r} is not a 6-field NCRONTAB expression "
+            f"({{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}, UTC), "
+            f"e.g. {DEFAULT_SCHEDULE!r} for 03:00 every day"
+        )
+    return " ".join(fields)
+
+
+def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = _get(env, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered not in {"true", "false"}:
+        raise ValueError(f"{name} {value!r} is not true or false")
+    return lowered == "true"
+
+
+def _client_id(env: Mapping[str, str]) -> str | None:
+    value = _get(env, "AZURE_CLIENT_ID")
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(
+            f"AZURE_CLIENT_ID {value!r} is not a GUID: set it to the client id of the "
+            "user-assigned managed identity, or remove it to use the system-assigned one"
+        ) from None
+
+
+def _audience(env: Mapping[str, str]) -> str:
+    value = _get(env, "ACR_TOKEN_AUDIENCE") or DEFAULT_AUDIENCE
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+/?", value):
+        raise ValueError(
+            f"ACR_TOKEN_AUDIENCE {value!r} is not an https:// audience URI: "
+            f"leave it unset for {DEFAULT_AUDIENCE} (public cloud)"
+        )
+    return value.rstrip("/")
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, high: int) -> int | None:
+    value = _get(env, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not 1 <= number <= high:
+        raise ValueError(f"{name} {value!r} is not a whole number from 1 to {high}")
+    return number
+
+
+def _budget(env: Mapping[str, str]) -> float:
+    name = "CLEANUP_SWEEP_BUDGET_SECONDS"
+    value = _get(env, name)
+    if value is None:
+        return DEFAULT_SWEEP_BUDGET_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 1 <= seconds <= MAX_SWEEP_BUDGET_SECONDS:
+        raise ValueError(
+            f"{name} {value!r} is not a number of seconds from 1 to {MAX_SWEEP_BUDGET_SECONDS:g} "
+            "(it must stay below host.json's functionTimeout of 30 minutes)"
+        )
+    return seconds
+
+
+def _policy(env: Mapping[str, str], app_root: Path | None) -> tuple[Policy, str]:
+    inline = _get(env, "CLEANUP_POLICY")
+    path = _get(env, "CLEANUP_POLICY_FILE")
+    if inline is not None and path is not None:
+        raise ValueError("CLEANUP_POLICY and CLEANUP_POLICY_FILE are both set: keep exactly one")
+    if inline is None and path is None:
+        raise ValueError(
+            "neither CLEANUP_POLICY nor CLEANUP_POLICY_FILE is set: set one to the policy JSON "
+            "or to a file holding it (docs/policy.md)"
+        )
+    if inline is not None:
+        origin, source = "CLEANUP_POLICY", inline
+    else:
+        assert path is not None
+        origin = f"CLEANUP_POLICY_FILE={path}"
+        file = Path(path) if app_root is None else app_root / path
+        try:
+            source = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(
+                f"CLEANUP_POLICY_FILE {path!r} cannot be read ({exc.strerror or exc}): "
+                "give a path relative to the function app's root and deploy the file with it"
+            ) from None
+    try:
+        return load_policy(source), origin
+    except PolicyError as exc:
+        raise ValueError(f"{origin.split('=')[0]} is not a valid policy: {exc}") from None
