@@ -1,0 +1,309 @@
+"""The cleanup policy: its model, its parser, and validation that names what is wrong.
+
+A policy is JSON, version 1 (docs/policy.md; the JSON Schema is `policy.schema.json` next to
+this file). `load_policy` turns text or a parsed mapping into a frozen `Policy`, or raises one
+`PolicyError` listing every problem found, each naming the rule (by name and index) and the
+field, and saying what is allowed. Unknown fields are errors: a misspelt `keepTag` must not
+quietly turn a protection off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from acr_core.patterns import NameKind, PatternError, PatternSet, parse_duration
+
+POLICY_VERSION = 1
+DEFAULT_MIN_AGE = timedelta(hours=1)
+DEFAULT_MAX_DELETES_PER_REPOSITORY = 1000
+DEFAULT_MAX_DELETE_FRACTION = 0.9
+
+_TOP_FIELDS = frozenset({"$schema", "version", "description", "rules", "safety"})
+_RULE_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "repositories",
+        "keepLatest",
+        "keepTags",
+        "lockTags",
+        "minAge",
+        "untagged",
+    }
+)
+_UNTAGGED_FIELDS = frozenset({"olderThan"})
+_SAFETY_FIELDS = frozenset({"maxDeletesPerRepository", "maxDeleteFraction"})
+
+
+class PolicyError(ValueError):
+    """The policy cannot be used. `problems` holds one sentence per mistake found."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            text = f"invalid cleanup policy: {self.problems[0]}"
+        else:
+            text = "invalid cleanup policy:\n" + "\n".join(f"- {p}" for p in self.problems)
+        super().__init__(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule: which repositories it governs and what it keeps, deletes and locks."""
+
+    name: str
+    index: int
+    repositories: PatternSet
+    keep_latest: int | None = None
+    keep_tags: PatternSet = field(default_factory=lambda: PatternSet.compile((), NameKind.TAG))
+    lock_tags: PatternSet = field(default_factory=lambda: PatternSet.compile((), NameKind.TAG))
+    min_age: timedelta = DEFAULT_MIN_AGE
+    untagged_older_than: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Safety:
+    """Per-repository limits; a plan over either is reported as blocked and not applied.
+
+    `None` switches a limit off.
+    """
+
+    max_deletes_per_repository: int | None = DEFAULT_MAX_DELETES_PER_REPOSITORY
+    max_delete_fraction: float | None = DEFAULT_MAX_DELETE_FRACTION
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    rules: tuple[Rule, ...]
+    safety: Safety = field(default_factory=Safety)
+    version: int = POLICY_VERSION
+
+    def rule_for(self, repository: str) -> Rule | None:
+        """The first rule whose `repositories` match; `None`: the repository is never touched."""
+        for rule in self.rules:
+            if rule.repositories.matches(repository):
+                return rule
+        return None
+
+    def covers(self, repository: str) -> bool:
+        return self.rule_for(repository) is not None
+
+
+def load_policy(source: str | Mapping[str, object]) -> Policy:
+    """Parse and validate a policy given as JSON text or as an already parsed mapping."""
+    if isinstance(source, str):
+        try:
+            data: object = json.loads(source, object_pairs_hook=_reject_duplicate_keys)
+        except _DuplicateKeyError as exc:
+            raise PolicyError([str(exc)]) from None
+        except json.JSONDecodeError as exc:
+            raise PolicyError(
+                [f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+            ) from None
+    else:
+        data = source
+    return _Parser().policy(data)
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # json.loads keeps the last of two equal keys; a policy with two `keepTags` would then
+    # silently lose one list of protections.
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(f"the key {key!r} appears twice in one object; keep one")
+        result[key] = value
+    return result
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Parser:
+    """Collects every problem rather than stopping at the first, so one run shows them all."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def policy(self, data: object) -> Policy:
+        if not isinstance(data, Mapping):
+            raise PolicyError(["the policy must be a JSON object with 'version' and 'rules'"])
+        self.unknown_fields("the policy", data, _TOP_FIELDS)
+        version = data.get("version")
+        if version is None:
+            self.fail("version", 'missing; write "version": 1')
+        elif not _is_int(version) or version != POLICY_VERSION:
+            self.fail("version", f"{version!r} is not supported; the only policy version is 1")
+        rules = self.rules(data.get("rules"))
+        safety = self.safety(data.get("safety", {}))
+        if self.problems:
+            raise PolicyError(self.problems)
+        return Policy(rules=rules, safety=safety)
+
+    def unknown_fields(self, where: str, data: Mapping[str, object], known: frozenset[str]) -> None:
+        for key in sorted(set(data) - known):
+            self.fail(
+                where,
+                f"unknown field {key!r}; the fields allowed here are {', '.join(sorted(known))}",
+            )
+
+    def rules(self, value: object) -> tuple[Rule, ...]:
+        if not isinstance(value, list) or not value:
+            self.fail("rules", "must be a non-empty list of rules")
+            return ()
+        rules: list[Rule] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(value):
+            rule = self.rule(index, item)
+            if rule is None:
+                continue
+            if rule.name in seen:
+                self.fail(
+                    f"rules[{index}].name",
+                    f"{rule.name!r} is already the name of rules[{seen[rule.name]}]; "
+                    "rule names must be unique",
+                )
+            seen[rule.name] = index
+            rules.append(rule)
+        return tuple(rules)
+
+    def rule(self, index: int, data: object) -> Rule | None:
+        where = f"rules[{index}]"
+        if not isinstance(data, Mapping):
+            self.fail(where, "must be an object with at least 'repositories'")
+            return None
+        name = data.get("name", where)
+        if not isinstance(name, str) or not name.strip():
+            self.fail(f"{where}.name", "must be a non-empty string")
+            name = where
+        else:
+            where = f"{where} ({name!r})"
+        before = len(self.problems)
+        self.unknown_fields(where, data, _RULE_FIELDS)
+        if "description" in data and not isinstance(data["description"], str):
+            self.fail(f"{where}.description", "must be a string")
+        repositories = self.patterns(where, "repositories", data.get("repositories"), required=True)
+        keep_tags = self.patterns(where, "keepTags", data.get("keepTags", []))
+        lock_tags = self.patterns(where, "lockTags", data.get("lockTags", []))
+        keep_latest = data.get("keepLatest")
+        if keep_latest is not None and not (isinstance(keep_latest, int) and _is_int(keep_latest)):
+            self.fail(f"{where}.keepLatest", f"{keep_latest!r} is not a whole number >= 0")
+            keep_latest = None
+        elif keep_latest is not None and keep_latest < 0:
+            self.fail(f"{where}.keepLatest", f"{keep_latest!r} is not a whole number >= 0")
+        min_age = self.duration(where, "minAge", data.get("minAge"))
+        older_than = None
+        untagged = data.get("untagged")
+        if untagged is not None:
+            if not isinstance(untagged, Mapping):
+                self.fail(f"{where}.untagged", 'must be an object such as {"olderThan": "7d"}')
+            else:
+                self.unknown_fields(f"{where}.untagged", untagged, _UNTAGGED_FIELDS)
+                older_than = self.duration(where, "untagged.olderThan", untagged.get("olderThan"))
+                if older_than is None:
+                    self.fail(
+                        f"{where}.untagged.olderThan", "missing; write a duration such as '7d'"
+                    )
+        if len(self.problems) > before or repositories is None:
+            return None
+        assert keep_tags is not None
+        assert lock_tags is not None
+        return Rule(
+            name=name,
+            index=index,
+            repositories=repositories,
+            keep_latest=keep_latest,
+            keep_tags=keep_tags,
+            lock_tags=lock_tags,
+            min_age=min_age if min_age is not None else DEFAULT_MIN_AGE,
+            untagged_older_than=older_than,
+        )
+
+    def patterns(
+        self, where: str, name: str, value: object, *, required: bool = False
+    ) -> PatternSet | None:
+        kind = NameKind.REPOSITORY if name == "repositories" else NameKind.TAG
+        what = "repository" if kind is NameKind.REPOSITORY else "tag"
+        if value is None and required:
+            self.fail(f"{where}.{name}", f'missing; list {what} patterns such as ["team/**"]')
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(f"{where}.{name}", f"must be a list of {what} pattern strings")
+            return None
+        if required and not value:
+            self.fail(f"{where}.{name}", "must list at least one pattern")
+            return None
+        for position, pattern in enumerate(value):
+            try:
+                PatternSet.compile([pattern], kind)
+            except PatternError as exc:
+                self.fail(f"{where}.{name}[{position}]", str(exc))
+        try:
+            return PatternSet.compile(value, kind)
+        except PatternError:
+            return None
+
+    def duration(self, where: str, name: str, value: object) -> timedelta | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(f"{where}.{name}", f"{value!r} is not a duration string such as '7d'")
+            return None
+        try:
+            return parse_duration(value)
+        except PatternError as exc:
+            self.fail(f"{where}.{name}", str(exc))
+            return None
+
+    def safety(self, value: object) -> Safety:
+        if not isinstance(value, Mapping):
+            self.fail("safety", "must be an object")
+            return Safety()
+        self.unknown_fields("safety", value, _SAFETY_FIELDS)
+        max_deletes = self.limit(
+            value,
+            "maxDeletesPerRepository",
+            DEFAULT_MAX_DELETES_PER_REPOSITORY,
+            lambda v: isinstance(v, int) and _is_int(v) and v >= 1,
+            "a whole number >= 1, or null for no limit",
+        )
+        fraction = self.limit(
+            value,
+            "maxDeleteFraction",
+            DEFAULT_MAX_DELETE_FRACTION,
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1,
+            "a number greater than 0 and at most 1, or null for no limit",
+        )
+        return Safety(
+            max_deletes_per_repository=max_deletes if isinstance(max_deletes, int) else None,
+            max_delete_fraction=fraction if isinstance(fraction, int | float) else None,
+        )
+
+    def limit(
+        self,
+        data: Mapping[str, object],
+        name: str,
+        default: object,
+        valid: Callable[[object], bool],
+        allowed: str,
+    ) -> object:
+        if name not in data:
+            return default
+        value = data[name]
+        if value is None:
+            return None
+        if not valid(value):
+            self.fail(f"safety.{name}", f"{value!r} is not allowed; use {allowed}")
+            return default
+        return value
