@@ -1,0 +1,23 @@
+# azd postdeploy hook (Windows): the second deployment pass. See postdeploy.sh for why.
+$ErrorActionPreference = 'Stop'
+
+if ($env:DEPLOY_EVENT_SUBSCRIPTION -eq 'true') {
+    Write-Host 'postdeploy: the Event Grid subscription is already part of the deployment.'
+    exit 0
+}
+
+azd env set DEPLOY_EVENT_SUBSCRIPTION true
+for ($attempt = 1; $attempt -le 3; $attempt++) {
+    azd provision --no-prompt
+    if ($LASTEXITCODE -eq 0) {
+        Write-Host 'postdeploy: Event Grid subscription created; pushes now trigger on_image_pushed.'
+        exit 0
+    }
+    if ($attempt -lt 3) {
+        Write-Warning 'postdeploy: Event Grid cannot reach the function yet; retrying in 60 s.'
+        Start-Sleep -Seconds 60
+    }
+}
+azd env set DEPLOY_EVENT_SUBSCRIPTION false
+Write-Error 'postdeploy: the Event Grid subscription could not be created. Check that on_image_pushed is listed in the portal, then run: azd hooks run postdeploy'
+exit 1
