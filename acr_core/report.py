@@ -1,0 +1,358 @@
+"""What a run did, as plain data: the plan, each action's outcome, and the numbers.
+
+`RunReport.to_dict()` / `to_json()` is the stable schema (version 1) the CLI prints with
+`--output json` and the function logs as its summary; docs/cli.md documents every field. Keys
+are camelCase like ACR's own JSON. `render_table()` is the same report for people.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from acr_core.executor import ActionOutcome, Outcome
+from acr_core.plan import ActionKind, Kept, Plan, RepositoryPlan
+
+SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    """How a run (or one repository) ended; the CLI's exit code follows the run's status."""
+
+    DONE = "done"
+    BLOCKED = "blocked"  # a safety limit kept deletions from being applied
+    FAILED = "failed"
+    GONE = "gone"  # the repository vanished while it was being read
+    NOT_COVERED = "not_covered"  # named on the command line, but no policy rule matches it
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryIssue:
+    """A repository that has no plan: its gather failed, it vanished, or no rule covers it."""
+
+    repository: str
+    status: Status
+    detail: str
+    transient: bool = False  # worth retrying as a whole (throttling, 5xx, connection)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStats:
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    gather: float = 0.0
+    plan: float = 0.0
+    apply: float = 0.0
+    total: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    planned_deletions: int = 0
+    planned_locks: int = 0
+    deleted: int = 0
+    already_gone: int = 0
+    locked: int = 0
+    kept: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes_planned: int = 0
+    bytes_deleted: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(_values(self), _values(other), strict=True)))
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "plannedDeletions": self.planned_deletions,
+            "plannedLocks": self.planned_locks,
+            "deleted": self.deleted,
+            "alreadyGone": self.already_gone,
+            "locked": self.locked,
+            "kept": self.kept,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytesPlanned": self.bytes_planned,
+            "bytesDeleted": self.bytes_deleted,
+        }
+
+
+def _values(counts: Counts) -> tuple[int, ...]:
+    return tuple(getattr(counts, name) for name in Counts.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """One run. `outcomes` matches `plan.actions` one to one; it is empty when nothing was
+    applied (a dry run, or an apply the user cancelled), and every action then reads `planned`."""
+
+    registry: str
+    dry_run: bool
+    now: datetime
+    started_at: datetime
+    plan: Plan
+    outcomes: tuple[ActionOutcome, ...] = ()
+    issues: tuple[RepositoryIssue, ...] = ()
+    durations: Durations = field(default_factory=Durations)
+    requests: RequestStats = field(default_factory=RequestStats)
+    cancelled: bool = False
+
+    def results(self, repository: RepositoryPlan) -> Iterator[ActionOutcome]:
+        """Each action of `repository` with what happened to it."""
+        by_action = dict(zip(self.plan.actions, self.outcomes, strict=False))
+        for action in repository.actions:
+            yield by_action.get(action) or ActionOutcome(action, Outcome.PLANNED)
+
+    def counts(self, repository: RepositoryPlan) -> Counts:
+        counts = Counts(
+            planned_deletions=len(repository.deletions),
+            planned_locks=len(repository.locks),
+            kept=len(repository.kept),
+            bytes_planned=sum(a.size_in_bytes for a in repository.deletions),
+        )
+        tally: dict[str, int] = {}
+        for result in self.results(repository):
+            if result.outcome is Outcome.APPLIED and result.action.kind is ActionKind.LOCK_TAG:
+                key = "locked"
+            elif result.outcome is Outcome.APPLIED:
+                key = "deleted"
+                tally["bytes_deleted"] = tally.get("bytes_deleted", 0) + result.action.size_in_bytes
+            elif result.outcome is Outcome.ALREADY_GONE:
+                key = "already_gone"
+            elif result.outcome is Outcome.FAILED:
+                key = "failed"
+            elif result.outcome is Outcome.PLANNED:
+                continue
+            else:
+                key = "skipped"
+            tally[key] = tally.get(key, 0) + 1
+        return counts + Counts(**tally)
+
+    @property
+    def totals(self) -> Counts:
+        total = Counts()
+        for repository in self.plan.repositories:
+            total += self.counts(repository)
+        return total
+
+    def repository_status(self, repository: RepositoryPlan) -> Status:
+        if any(r.outcome is Outcome.FAILED for r in self.results(repository)):
+            return Status.FAILED
+        if repository.blocked:
+            return Status.BLOCKED
+        return Status.DONE
+
+    @property
+    def status(self) -> Status:
+        """`failed` if any repository or action failed, else `blocked` if a safety limit held
+        deletions back (in a dry run too: the apply would be blocked), else `done`."""
+        statuses = {self.repository_status(r) for r in self.plan.repositories}
+        statuses |= {issue.status for issue in self.issues}
+        for status in (Status.FAILED, Status.BLOCKED):
+            if status in statuses:
+                return status
+        return Status.DONE
+
+    def to_dict(self) -> dict[str, object]:
+        repositories: list[dict[str, object]] = [
+            self._repository_dict(r) for r in self.plan.repositories
+        ]
+        repositories += [_issue_dict(issue) for issue in self.issues]
+        repositories.sort(key=lambda r: str(r["repository"]))
+        return {
+            "schemaVersion": SCHEMA_VERSION,
+            "registry": self.registry,
+            "dryRun": self.dry_run,
+            "cancelled": self.cancelled,
+            "status": self.status.value,
+            "now": self.now.isoformat(),
+            "startedAt": self.started_at.isoformat(),
+            "durations": {
+                "gatherSeconds": round(self.durations.gather, 3),
+                "planSeconds": round(self.durations.plan, 3),
+                "applySeconds": round(self.durations.apply, 3),
+                "totalSeconds": round(self.durations.total, 3),
+            },
+            "requests": {
+                "total": self.requests.requests,
+                "throttled": self.requests.throttled,
+                "retries": self.requests.retries,
+            },
+            "totals": {
+                "repositories": len(repositories),
+                "blockedRepositories": sum(1 for r in self.plan.repositories if r.blocked),
+                "failedRepositories": sum(1 for r in repositories if r["status"] == "failed"),
+                **self.totals.to_dict(),
+            },
+            "repositories": repositories,
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def _repository_dict(self, repository: RepositoryPlan) -> dict[str, object]:
+        return {
+            "repository": repository.repository,
+            "rule": repository.rule,
+            "status": self.repository_status(repository).value,
+            "blocked": repository.blocked,
+            "error": None,
+            "counts": self.counts(repository).to_dict(),
+            "actions": [_action_dict(r) for r in self.results(repository)],
+            "kept": [_kept_dict(k) for k in repository.kept],
+        }
+
+
+def _action_dict(result: ActionOutcome) -> dict[str, object]:
+    action = result.action
+    return {
+        "action": action.kind.value,
+        "repository": action.repository,
+        "digest": action.digest,
+        "tags": list(action.tags),
+        "reason": action.reason,
+        "rule": action.rule,
+        "sizeInBytes": action.size_in_bytes,
+        "cascades": list(action.cascades),
+        "after": list(action.after),
+        "outcome": result.outcome.value,
+        "detail": result.detail,
+    }
+
+
+def _kept_dict(kept: Kept) -> dict[str, object]:
+    return {
+        "repository": kept.repository,
+        "digest": kept.digest,
+        "tags": list(kept.tags),
+        "reason": kept.reason,
+        "rule": kept.rule,
+    }
+
+
+def _issue_dict(issue: RepositoryIssue) -> dict[str, object]:
+    return {
+        "repository": issue.repository,
+        "rule": None,
+        "status": issue.status.value,
+        "blocked": None,
+        "error": issue.detail,
+        "transient": issue.transient,
+        "counts": Counts().to_dict(),
+        "actions": [],
+        "kept": [],
+    }
+
+
+# --- the human table -------------------------------------------------------------------------
+
+_VERB: Mapping[ActionKind, str] = {
+    ActionKind.DELETE_MANIFEST: "delete",
+    ActionKind.LOCK_TAG: "lock",
+}
+
+
+def render_table(report: RunReport, *, show_kept: bool = True) -> str:
+    """The report as aligned text: one section per repository, then a summary."""
+    mode = "dry run, nothing changed" if report.dry_run else "applied"
+    if report.cancelled:
+        mode = "cancelled, nothing changed"
+    lines = [f"Registry {report.registry} ({mode}; as of {report.now.isoformat()})", ""]
+    sections: list[tuple[str, list[str]]] = []
+    for repository in report.plan.repositories:
+        sections.append((repository.repository, _repository_lines(report, repository, show_kept)))
+    for issue in report.issues:
+        label = {Status.GONE: "GONE", Status.NOT_COVERED: "NOT COVERED"}.get(issue.status, "FAILED")
+        sections.append((issue.repository, [f"{issue.repository}  {label}: {issue.detail}", ""]))
+    for _, section in sorted(sections, key=lambda s: s[0]):
+        lines += section
+    lines.append(_summary(report))
+    return "\n".join(lines) + "\n"
+
+
+def _repository_lines(report: RunReport, repository: RepositoryPlan, show_kept: bool) -> list[str]:
+    lines = [f"{repository.repository}  (rule {repository.rule})"]
+    rows: list[tuple[str, ...]] = []
+    for result in report.results(repository):
+        action = result.action
+        reason = action.reason
+        if action.cascades:
+            reason += f" (ACR removes {len(action.cascades)} referrer(s) with it)"
+        if result.detail:
+            reason += f" [{result.detail}]"
+        rows.append(
+            (
+                _VERB[action.kind],
+                _short(action.digest),
+                ", ".join(action.tags) or "-",
+                result.outcome.value,
+                reason,
+            )
+        )
+    if show_kept:
+        rows += [
+            ("keep", _short(k.digest), ", ".join(k.tags) or "-", "-", k.reason)
+            for k in repository.kept
+        ]
+    if rows:
+        header = ("ACTION", "DIGEST", "TAGS", "OUTCOME", "REASON")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+        for row in [header, *rows]:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            lines.append("  " + "  ".join([*cells, row[4]]).rstrip())
+    else:
+        lines.append("  nothing to do")
+    if repository.blocked:
+        lines.append(f"  BLOCKED: {repository.blocked}")
+    lines.append("")
+    return lines
+
+
+def _summary(report: RunReport) -> str:
+    t = report.totals
+    if report.outcomes:
+        done = (
+            f"{t.deleted} deleted ({_bytes(t.bytes_deleted)}), {t.already_gone} already gone, "
+            f"{t.locked} locked, {t.kept} kept, {t.skipped} skipped, {t.failed} failed"
+        )
+    else:
+        done = (
+            f"would delete {t.planned_deletions} ({_bytes(t.bytes_planned)}), "
+            f"would lock {t.planned_locks}, {t.kept} kept"
+        )
+    blocked = sum(1 for r in report.plan.repositories if r.blocked)
+    failed = sum(1 for i in report.issues if i.status is Status.FAILED)
+    extra = "".join(
+        [
+            f"; {blocked} repositor{'y' if blocked == 1 else 'ies'} blocked" if blocked else "",
+            f"; {failed} repositor{'y' if failed == 1 else 'ies'} failed" if failed else "",
+        ]
+    )
+    d, r = report.durations, report.requests
+    return (
+        f"Summary: {done}{extra}. Status: {report.status.value}.\n"
+        f"Requests: {r.requests} ({r.throttled} throttled, {r.retries} retried); "
+        f"gather {d.gather:.1f} s, plan {d.plan:.1f} s, apply {d.apply:.1f} s"
+    )
+
+
+def _short(digest: str) -> str:
+    algorithm, _, hexdigits = digest.partition(":")
+    return f"{algorithm}:{hexdigits[:12]}" if hexdigits else digest
+
+
+def _bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

@@ -1,0 +1,292 @@
+"""The one orchestrator: gather a snapshot of each repository, plan, apply unless dry run.
+
+The CLI, the function app, the demo and the benchmarks all call `run_cleanup`; a dry run takes
+exactly the same path and stops before applying. Gathering reads every repository concurrently
+(bounded), and inside each repository reads the raw manifests the planner must see
+(`planner.needs_inspection`). A repository that vanishes while it is read is skipped; one that
+cannot be read is reported as failed and nothing is deleted in it, while the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from acr_core import planner
+from acr_core.errors import AcrError, NotFoundError, is_transient
+from acr_core.executor import (
+    ActionOutcome,
+    ExecutionLimits,
+    Executor,
+    ExecutorClient,
+    Governor,
+)
+from acr_core.models import (
+    ManifestContent,
+    ManifestProperties,
+    RepositorySnapshot,
+    TagProperties,
+)
+from acr_core.plan import Plan
+from acr_core.policy import Policy
+from acr_core.report import (
+    Durations,
+    RepositoryIssue,
+    RequestStats,
+    RunReport,
+    Status,
+)
+from acr_core.retry import ClientStats, ThrottleListener
+
+__all__ = [
+    "ExecutionLimits",
+    "ProgressEvent",
+    "RegistryClient",
+    "RunReport",
+    "gather_repository",
+    "run_cleanup",
+]
+
+# Repositories read at the same time. Requests are bounded by the read limiter anyway; this
+# bounds how many snapshots are held half-built in memory.
+REPOSITORY_CONCURRENCY = 8
+# ACR caps a page at 1000 items whatever `n` asks for (acr-facts.md section 1.12).
+PAGE_SIZE = 1000
+
+T = TypeVar("T")
+
+
+class RegistryClient(ExecutorClient, Protocol):
+    """The part of `acr_core.client.AcrClient` a run uses (fakes implement the same)."""
+
+    @property
+    def login_server(self) -> str: ...
+
+    @property
+    def stats(self) -> ClientStats: ...
+
+    def add_throttle_listener(self, listener: ThrottleListener) -> None: ...
+
+    def list_repository_names(self, *, results_per_page: int = ...) -> AsyncIterator[str]: ...
+
+    def list_manifest_properties(
+        self, repository: str, *, results_per_page: int = ...
+    ) -> AsyncIterator[ManifestProperties]: ...
+
+    def list_tag_properties(
+        self, repository: str, *, results_per_page: int = ...
+    ) -> AsyncIterator[TagProperties]: ...
+
+    async def get_manifest(self, repository: str, tag_or_digest: str) -> ManifestContent: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """`phase` is "gather" (one event per repository read) or "apply" (one per action done)."""
+
+    phase: str
+    done: int
+    total: int
+    repository: str | None = None
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+async def run_cleanup(
+    client: RegistryClient,
+    policy: Policy,
+    *,
+    repositories: Sequence[str] | None = None,
+    dry_run: bool = True,
+    now: datetime | None = None,
+    protect: Mapping[str, frozenset[str]] | None = None,
+    limits: ExecutionLimits | None = None,
+    progress: Progress | None = None,
+    confirm: Callable[[Plan], Awaitable[bool]] | None = None,
+) -> RunReport:
+    """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
+
+    `repositories=None` means every repository the catalog lists that the policy covers.
+    Raises `AcrError` only when the repositories cannot be listed at all; everything that goes
+    wrong in one repository is in the report.
+    """
+    started_at = datetime.now(UTC)
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
+    now = now or started_at
+    clock = time.monotonic()
+    governor = Governor(limits)
+    before = _request_stats(client.stats)
+    # The client keeps its listeners for its life; a run's governor is only heard during the run.
+    listening = True
+
+    def on_throttle(retry_after: float | None) -> None:
+        if listening:
+            governor.throttled(retry_after)
+
+    client.add_throttle_listener(on_throttle)
+    try:
+        names, issues = await _select(client, policy, repositories)
+        snapshots, failed = await _gather_all(client, governor, names, progress)
+        gathered = time.monotonic()
+        the_plan = planner.plan(
+            [snapshots[name] for name in sorted(snapshots)], policy, now, protect=protect
+        )
+        planned = time.monotonic()
+        cancelled = False
+        outcomes: tuple[ActionOutcome, ...] = ()
+        if not dry_run and the_plan.actions:
+            cancelled = confirm is not None and not await confirm(the_plan)
+            if not cancelled:
+                executor = Executor(
+                    client, governor, snapshots, on_done=_apply_progress(the_plan, progress)
+                )
+                outcomes = await executor.apply(the_plan)
+        applied = time.monotonic()
+    finally:
+        listening = False
+    after = _request_stats(client.stats)
+    return RunReport(
+        registry=client.login_server,
+        dry_run=dry_run,
+        now=now,
+        started_at=started_at,
+        plan=the_plan,
+        outcomes=outcomes,
+        issues=tuple(sorted([*issues, *failed], key=lambda i: i.repository)),
+        durations=Durations(
+            gather=gathered - clock,
+            plan=planned - gathered,
+            apply=applied - planned,
+            total=applied - clock,
+        ),
+        requests=RequestStats(
+            requests=after.requests - before.requests,
+            throttled=after.throttled - before.throttled,
+            retries=after.retries - before.retries,
+        ),
+        cancelled=cancelled,
+    )
+
+
+async def gather_repository(
+    client: RegistryClient, repository: str, governor: Governor | None = None
+) -> RepositorySnapshot:
+    """Read one repository: its locks, every manifest and tag, and the raw manifests the
+    planner needs (indexes, untagged and non-image manifests). Raises `AcrError`."""
+    governor = governor or Governor()
+    async with governor.reads.slot():
+        properties = await client.get_repository_properties(repository)
+
+    async def manifests() -> list[ManifestProperties]:
+        async with governor.reads.slot():
+            listing = client.list_manifest_properties(repository, results_per_page=PAGE_SIZE)
+            return [m async for m in listing]
+
+    async def tags() -> list[TagProperties]:
+        async with governor.reads.slot():
+            listing = client.list_tag_properties(repository, results_per_page=PAGE_SIZE)
+            return [t async for t in listing]
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            manifest_task = group.create_task(manifests())
+            tag_task = group.create_task(tags())
+    except BaseExceptionGroup as failures:
+        raise _first(failures) from None
+    listed_manifests, listed_tags = manifest_task.result(), tag_task.result()
+    contents: dict[str, ManifestContent] = {}
+
+    async def inspect(digest: str) -> None:
+        async with governor.reads.slot():
+            try:
+                contents[digest] = await client.get_manifest(repository, digest)
+            except NotFoundError:
+                # Deleted since it was listed: the planner protects what it has not seen.
+                return
+
+    await _all(*(inspect(m.digest) for m in listed_manifests if planner.needs_inspection(m)))
+    return RepositorySnapshot(
+        name=repository,
+        attributes=properties.attributes,
+        manifests=tuple(listed_manifests),
+        tags=tuple(listed_tags),
+        contents=contents,
+    )
+
+
+async def _select(
+    client: RegistryClient, policy: Policy, repositories: Sequence[str] | None
+) -> tuple[list[str], list[RepositoryIssue]]:
+    """The repositories to read, and an issue for each named one no rule covers."""
+    if repositories is None:
+        listed = [name async for name in client.list_repository_names(results_per_page=PAGE_SIZE)]
+        return sorted(name for name in set(listed) if policy.covers(name)), []
+    names = sorted(set(repositories))
+    issues = [
+        RepositoryIssue(name, Status.NOT_COVERED, "no policy rule matches it; left untouched")
+        for name in names
+        if not policy.covers(name)
+    ]
+    return [name for name in names if policy.covers(name)], issues
+
+
+async def _gather_all(
+    client: RegistryClient, governor: Governor, names: Sequence[str], progress: Progress | None
+) -> tuple[dict[str, RepositorySnapshot], list[RepositoryIssue]]:
+    snapshots: dict[str, RepositorySnapshot] = {}
+    issues: list[RepositoryIssue] = []
+    gate = asyncio.Semaphore(REPOSITORY_CONCURRENCY)
+
+    async def one(name: str) -> None:
+        async with gate:
+            try:
+                snapshots[name] = await gather_repository(client, name, governor)
+            except NotFoundError:
+                issues.append(RepositoryIssue(name, Status.GONE, "deleted while it was read"))
+            except AcrError as exc:
+                issues.append(RepositoryIssue(name, Status.FAILED, str(exc), is_transient(exc)))
+        if progress is not None:
+            progress(ProgressEvent("gather", len(snapshots) + len(issues), len(names), name))
+
+    await _all(*(one(name) for name in names))
+    return snapshots, issues
+
+
+async def _all(*coroutines: Coroutine[Any, Any, T]) -> list[T]:
+    """Run concurrently; on the first failure cancel the rest and raise that failure itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coroutines]
+    except BaseExceptionGroup as failures:
+        raise _first(failures) from None
+    return [task.result() for task in tasks]
+
+
+def _first(failures: BaseExceptionGroup[BaseException]) -> BaseException:
+    first: BaseException = failures
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
+def _apply_progress(plan: Plan, progress: Progress | None) -> Callable[[ActionOutcome], None]:
+    total = len(plan.actions)
+    done = 0
+
+    def on_done(outcome: ActionOutcome) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(ProgressEvent("apply", done, total, outcome.action.repository))
+
+    return on_done
+
+
+def _request_stats(stats: ClientStats) -> RequestStats:
+    return RequestStats(requests=stats.requests, throttled=stats.throttled, retries=stats.retries)

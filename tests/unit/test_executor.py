@@ -1,0 +1,301 @@
+"""The executor against an in-memory registry: what survives, what is skipped, and why."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+
+from acr_core.executor import (
+    CHANGED,
+    AdaptiveLimiter,
+    ExecutionLimits,
+    Executor,
+    Governor,
+    Outcome,
+    TokenBucket,
+)
+from acr_core.models import ChangeableAttributes, RepositorySnapshot
+from acr_core.plan import Action, ActionKind, Plan, RepositoryPlan
+from tests.unit.fake_registry import LOCKED, FakeRegistry, later
+
+REPO = "team/app"
+
+
+def delete(digest: str, *, after: tuple[str, ...] = (), repository: str = REPO) -> Action:
+    return Action(
+        ActionKind.DELETE_MANIFEST,
+        repository,
+        digest,
+        (),
+        "older than keepLatest",
+        "r",
+        size_in_bytes=1000,
+        after=after,
+    )
+
+
+def lock(tag: str, digest: str, *, repository: str = REPO) -> Action:
+    return Action(ActionKind.LOCK_TAG, repository, digest, (tag,), "matches lockTags", "r")
+
+
+def plan_of(*actions: Action, blocked: Mapping[str, str] | None = None) -> Plan:
+    repositories = sorted({a.repository for a in actions} | set(blocked or {}))
+    return Plan(
+        tuple(
+            RepositoryPlan(
+                repository=name,
+                rule="r",
+                actions=tuple(a for a in actions if a.repository == name),
+                kept=(),
+                blocked=(blocked or {}).get(name),
+            )
+            for name in repositories
+        )
+    )
+
+
+def snapshots(registry: FakeRegistry) -> dict[str, RepositorySnapshot]:
+    return {name: registry.snapshot(name) for name in registry.repositories}
+
+
+async def run(
+    registry: FakeRegistry,
+    plan: Plan,
+    taken: dict[str, RepositorySnapshot] | None = None,
+    limits: ExecutionLimits | None = None,
+) -> dict[str, Outcome]:
+    executor = Executor(registry, Governor(limits), taken or snapshots(registry))
+    outcomes = await executor.apply(plan)
+    assert [o.action for o in outcomes] == list(plan.actions)
+    return {f"{o.action.kind.value}:{o.action.digest}": o.outcome for o in outcomes}
+
+
+async def test_deletes_an_index_before_its_children():
+    """Children listed in `after` are deleted only once their index is gone."""
+    registry = FakeRegistry()
+    amd, arm = registry.push(REPO, "amd"), registry.push(REPO, "arm")
+    index = registry.push(REPO, "index", children=(amd, arm))
+    plan = plan_of(delete(amd, after=(index,)), delete(arm, after=(index,)), delete(index))
+    outcomes = await run(registry, plan)
+    assert set(outcomes.values()) == {Outcome.APPLIED}
+    assert registry.digests(REPO) == set()
+    assert registry.deleted[0] == index
+
+
+async def test_children_survive_when_their_index_is_locked():
+    """An index the registry refuses to delete keeps its children: they are skipped, not deleted."""
+    registry = FakeRegistry()
+    amd = registry.push(REPO, "amd")
+    index = registry.push(REPO, "index", children=(amd,), attributes=LOCKED)
+    outcomes = await run(registry, plan_of(delete(amd, after=(index,)), delete(index)))
+    assert outcomes[f"delete_manifest:{index}"] is Outcome.SKIPPED_LOCKED
+    assert outcomes[f"delete_manifest:{amd}"] is Outcome.SKIPPED_DEPENDENCY
+    assert registry.digests(REPO) == {amd, index}
+
+
+async def test_a_manifest_tagged_after_the_snapshot_survives():
+    """Someone tags the image `prod` between plan and apply: it is skipped and kept."""
+    registry = FakeRegistry()
+    old = registry.push(REPO, "old", tags=("1.0",))
+    taken = snapshots(registry)
+    registry.tag(REPO, "prod", old)
+    outcomes = await run(registry, plan_of(delete(old)), taken)
+    assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
+    assert old in registry.digests(REPO)
+
+
+async def test_a_manifest_whose_tag_was_locked_after_the_snapshot_survives():
+    """A tag locked between plan and apply protects its manifest."""
+    registry = FakeRegistry()
+    old = registry.push(REPO, "old", tags=("1.0",))
+    taken = snapshots(registry)
+    await registry.update_tag_properties(REPO, "1.0", can_delete=False)
+    outcomes = await run(registry, plan_of(delete(old)), taken)
+    assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
+    assert old in registry.digests(REPO)
+
+
+async def test_a_manifest_updated_after_the_snapshot_survives():
+    """A changed lastUpdateTime means the planner's view is stale: skip it."""
+    registry = FakeRegistry()
+    old = registry.push(REPO, "old", tags=("1.0",))
+    taken = snapshots(registry)
+    registry.tag(REPO, "1.0", old, updated=later(3))
+    outcomes = await run(registry, plan_of(delete(old)), taken)
+    assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
+    assert old in registry.digests(REPO)
+
+
+async def test_a_repository_locked_after_the_snapshot_keeps_everything():
+    """A repository-level lock that appeared since the snapshot stops every deletion in it."""
+    registry = FakeRegistry()
+    old = registry.push(REPO, "old")
+    taken = snapshots(registry)
+    registry.repositories[REPO] = ChangeableAttributes(write_enabled=False)
+    outcomes = await run(registry, plan_of(delete(old)), taken)
+    assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
+    assert old in registry.digests(REPO)
+
+
+async def test_a_manifest_already_gone_counts_as_deleted():
+    """A 404 before or on delete is success, and its children still follow."""
+    registry = FakeRegistry()
+    child = registry.push(REPO, "child")
+    index = registry.push(REPO, "index", children=(child,))
+    taken = snapshots(registry)
+    await registry.delete_manifest(REPO, index)
+    outcomes = await run(registry, plan_of(delete(child, after=(index,)), delete(index)), taken)
+    assert outcomes[f"delete_manifest:{index}"] is Outcome.ALREADY_GONE
+    assert outcomes[f"delete_manifest:{child}"] is Outcome.APPLIED
+    assert registry.digests(REPO) == set()
+
+
+async def test_a_blocked_repository_gets_its_locks_but_no_deletions():
+    """Safety-blocked deletions are not applied; the same repository's lock actions are."""
+    registry = FakeRegistry()
+    old = registry.push(REPO, "old")
+    release = registry.push(REPO, "release", tags=("v1.0.0",))
+    plan = plan_of(delete(old), lock("v1.0.0", release), blocked={REPO: "over the limit"})
+    outcomes = await run(registry, plan)
+    assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_BLOCKED
+    assert outcomes[f"lock_tag:{release}"] is Outcome.APPLIED
+    assert old in registry.digests(REPO)
+    assert registry.tags[(REPO, "v1.0.0")].attributes.fully_locked
+
+
+async def test_a_child_whose_index_is_not_in_the_plan_is_not_deleted():
+    """`after` naming a digest the plan does not delete keeps the dependent."""
+    registry = FakeRegistry()
+    child = registry.push(REPO, "child")
+    index = registry.push(REPO, "index", children=(child,))
+    outcomes = await run(registry, plan_of(delete(child, after=(index,))))
+    assert outcomes[f"delete_manifest:{child}"] is Outcome.SKIPPED_DEPENDENCY
+    assert registry.digests(REPO) == {child, index}
+
+
+async def test_a_cycle_in_the_plan_deletes_nothing_in_it():
+    """Two actions that each wait for the other fail instead of hanging."""
+    registry = FakeRegistry()
+    a, b = registry.push(REPO, "a"), registry.push(REPO, "b")
+    outcomes = await run(registry, plan_of(delete(a, after=(b,)), delete(b, after=(a,))))
+    assert set(outcomes.values()) == {Outcome.FAILED}
+    assert registry.digests(REPO) == {a, b}
+
+
+async def test_deleting_a_subject_takes_its_referrers_along():
+    """Referrers are not actions of their own; ACR removes them with their subject."""
+    registry = FakeRegistry()
+    image = registry.push(REPO, "image")
+    signature = registry.push(REPO, "sig", subject=image)
+    outcomes = await run(registry, plan_of(delete(image)))
+    assert outcomes == {f"delete_manifest:{image}": Outcome.APPLIED}
+    assert signature not in registry.digests(REPO)
+
+
+async def test_throttled_writes_back_off_and_all_succeed():
+    """429s that outlive the client's retries slow the run down but fail nothing."""
+    registry = FakeRegistry()
+    registry.throttle_writes = 5
+    digests = [registry.push(REPO, f"m{i}") for i in range(20)]
+    outcomes = await run(registry, plan_of(*(delete(d) for d in digests)))
+    assert set(outcomes.values()) == {Outcome.APPLIED}
+    assert registry.digests(REPO) == set()
+    assert registry.stats.throttled == 5
+
+
+async def test_concurrency_never_exceeds_the_cap():
+    """`max_concurrency` bounds the requests in flight, whatever the limiter learns."""
+    registry = FakeRegistry()
+    registry.latency = 0.002
+    digests = [registry.push(REPO, f"m{i}") for i in range(60)]
+    limits = ExecutionLimits(max_concurrency=3)
+    outcomes = await run(registry, plan_of(*(delete(d) for d in digests)), limits=limits)
+    assert set(outcomes.values()) == {Outcome.APPLIED}
+    assert 1 < registry.peak <= 3
+
+
+async def test_a_lock_on_a_tag_that_vanished_is_skipped():
+    """Locking a tag deleted since the snapshot is a skip that the next run re-plans."""
+    registry = FakeRegistry()
+    release = registry.push(REPO, "release", tags=("v1.0.0",))
+    del registry.tags[(REPO, "v1.0.0")]
+    executor = Executor(registry, Governor(), snapshots(registry))
+    [outcome] = await executor.apply(plan_of(lock("v1.0.0", release)))
+    assert outcome.outcome is Outcome.SKIPPED_CHANGED
+    assert CHANGED in outcome.detail
+
+
+# --- the limiter -----------------------------------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_limiter_grows_to_its_cap_while_requests_succeed():
+    """Without 429s the limit climbs to `max_concurrency` and no further."""
+    limiter = AdaptiveLimiter(8, initial=1)
+    for _ in range(50):
+        async with limiter.slot():
+            pass
+    assert limiter.limit == 8
+
+
+async def test_limiter_halves_once_per_burst_of_429s():
+    """A burst of throttled responses halves the limit once, not once per response."""
+    time = FakeTime()
+    limiter = AdaptiveLimiter(32, initial=16, clock=time.clock, decrease_interval=1.0)
+    for _ in range(10):
+        limiter.throttled(0.0)
+    assert limiter.limit == 8
+    time.now += 2.0
+    limiter.throttled(0.0)
+    assert limiter.limit == 4
+
+
+async def test_limiter_holds_new_requests_for_retry_after():
+    """After a 429 with Retry-After: 7, the next request starts no sooner than 7 s later."""
+    time = FakeTime()
+    limiter = AdaptiveLimiter(4, clock=time.clock, sleep=time.sleep)
+    limiter.throttled(7.0)
+    async with limiter.slot():
+        started = time.now
+    assert started >= 7.0
+
+
+async def test_limiter_grows_slowly_after_the_first_429():
+    """After a throttle the limit grows by about one per round of successes, not per success."""
+    time = FakeTime()
+    limiter = AdaptiveLimiter(32, initial=16, clock=time.clock, sleep=time.sleep)
+    limiter.throttled(0.0)
+    for _ in range(16):
+        async with limiter.slot():
+            pass
+    assert limiter.limit == 9
+
+
+async def test_token_bucket_paces_writes_to_the_budget():
+    """A 120-per-minute budget lets 2 requests through per second after a one-second burst."""
+    time = FakeTime()
+    bucket = TokenBucket(120, clock=time.clock, sleep=time.sleep)
+    for _ in range(12):
+        await bucket.take()
+    assert time.now == pytest.approx(5.0)
+
+
+def test_limits_reject_nonsense():
+    """Zero concurrency or a non-positive budget is refused with the field named."""
+    with pytest.raises(ValueError, match="max_concurrency"):
+        ExecutionLimits(max_concurrency=0)
+    with pytest.raises(ValueError, match="writes_per_minute"):
+        ExecutionLimits(writes_per_minute=0)
