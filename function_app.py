@@ -1,0 +1,443 @@
+"""The Azure Functions app (Python v2 programming model): a thin shell over `acr_core`.
+
+Three functions, names fixed by docs/architecture.md (the infra wires them by name):
+
+- `on_image_pushed` (Event Grid trigger, Event Grid schema or CloudEvents 1.0): applies the
+  policy to the one repository a validated `ImagePushed` event names, never deleting the
+  digest just pushed.
+- `sweep_schedule` (timer, `%CLEANUP_SCHEDULE%`): lists the repositories the policy covers and
+  puts one message per repository on the Storage queue `acr-cleanup-sweep`.
+- `sweep_repository` (queue trigger): cleans the one repository a message names.
+
+Settings are read once, at import, from `os.environ` (the only place that reads it). Failures:
+transient registry errors (`acr_core.errors.is_transient`) raise so the platform retries;
+permanent ones (a bad event, invalid settings, permission denied) log one error saying what to
+fix and return, so nothing retries in vain. Every run logs one structured summary line.
+Operating notes: docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import azure.functions as func
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+
+from acr_core.client import AcrClient
+from acr_core.errors import AcrError, is_transient
+from acr_core.events import (
+    REPOSITORY_RE,
+    Envelope,
+    Ignored,
+    make_envelope,
+    read_image_pushed,
+)
+from acr_core.executor import ExecutionLimits
+from acr_core.report import RunReport
+from acr_core.service import run_cleanup
+from acr_core.settings import Settings, SettingsError, load_settings
+
+SWEEP_QUEUE = "acr-cleanup-sweep"
+STORAGE_CONNECTION = "AzureWebJobsStorage"
+APP_ROOT = Path(__file__).resolve().parent
+
+log = logging.getLogger("acr_cleanup")
+app = func.FunctionApp()
+
+
+@dataclass
+class Shell:
+    """What the handlers run with: the settings (or why they are invalid) and the edges that
+    tests and the demo replace through `configure` (credential, TLS trust, clock)."""
+
+    settings: Settings | SettingsError
+    credential: AsyncTokenCredential | None = None  # None: managed identity, per run
+    verify: str | bool = True  # CA bundle for a local emulator; True in Azure
+    now: Callable[[], datetime] | None = None  # the registry's "now"; None: the wall clock
+    coalescer: Coalescer = field(default_factory=lambda: Coalescer())
+
+
+def configure(
+    env: Mapping[str, str],
+    *,
+    credential: AsyncTokenCredential | None = None,
+    verify: str | bool = True,
+    now: Callable[[], datetime] | None = None,
+) -> Shell:
+    """(Re)read the settings from `env` and set the edges; returns the new shell.
+
+    Azure runs this once at import with `os.environ`. Tests and `scripts/demo.py` call it to
+    point the handlers at a local emulator.
+    """
+    global _shell
+    try:
+        settings: Settings | SettingsError = load_settings(env, app_root=APP_ROOT)
+    except SettingsError as exc:
+        settings = exc
+    _shell = Shell(settings, credential=credential, verify=verify, now=now)
+    return _shell
+
+
+class Coalescer:
+    """At most one run per repository at a time in this instance.
+
+    Events that arrive while a repository's run is in flight fold into a single follow-up run
+    that protects all of their digests, so a multi-arch push (one event per child, then the
+    index) costs two runs, not one per event. Every caller waits for the run that covers its
+    event and sees that run's exception, so a transient failure is retried per event.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Future[None]] = {}
+        self._waiting: dict[str, _Batch] = {}
+
+    async def submit(
+        self,
+        repository: str,
+        digest: str | None,
+        run: Callable[[frozenset[str]], Awaitable[object]],
+    ) -> bool:
+        """Run `run(protected digests)` for `repository`, or join the follow-up run already
+        waiting. Returns True if this call started the run, False if it joined one."""
+        batch = self._waiting.get(repository)
+        if batch is not None:
+            batch.add(digest)
+            await asyncio.shield(batch.done)
+            return False
+        batch = _Batch(asyncio.get_running_loop().create_future())
+        batch.add(digest)
+        previous = self._running.get(repository)
+        if previous is not None:
+            self._waiting[repository] = batch
+            await asyncio.wait([previous])
+            del self._waiting[repository]
+        self._running[repository] = batch.done
+        try:
+            await run(frozenset(batch.digests))
+        except BaseException as exc:
+            batch.done.set_exception(exc)
+            raise
+        else:
+            batch.done.set_result(None)
+        finally:
+            if self._running.get(repository) is batch.done:
+                del self._running[repository]
+        return True
+
+
+@dataclass
+class _Batch:
+    done: asyncio.Future[None]
+    digests: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        # The starter re-raises the run's exception itself; joiners may be absent, so mark it
+        # retrieved to keep asyncio from logging "exception was never retrieved".
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def add(self, digest: str | None) -> None:
+        if digest is not None:
+            self.digests.add(digest)
+
+
+_shell = configure(os.environ)
+
+
+# --- the functions ---------------------------------------------------------------------------
+
+
+@app.event_grid_trigger(arg_name="event")
+async def on_image_pushed(event: func.EventGridEvent) -> None:
+    """Clean the pushed repository. The converter hands over a `func.CloudEvent` instead when
+    the subscription delivers CloudEvents 1.0 (azure-functions >= 1.25)."""
+    shell = _shell
+    settings = _valid_settings(shell, "on_image_pushed")
+    if settings is None:
+        return
+    envelope = _envelope(event)
+    pushed = (
+        envelope
+        if isinstance(envelope, Ignored)
+        else read_image_pushed(
+            envelope, resource_id=settings.resource_id, login_server=settings.login_server
+        )
+    )
+    if isinstance(pushed, Ignored):
+        level = logging.WARNING if pushed.suspicious else logging.INFO
+        log.log(level, "acr-cleanup ignored event %s: %s", pushed.event_id, pushed.reason)
+        return
+    if not settings.policy.covers(pushed.repository):
+        log.info(
+            "acr-cleanup event %s: no policy rule covers repository %r; nothing to do",
+            pushed.event_id,
+            pushed.repository,
+        )
+        return
+
+    async def run(protect: frozenset[str]) -> None:
+        await _clean(shell, settings, pushed.repository, "push", protect, pushed.event_id)
+
+    started = await _guarded(
+        f"event {pushed.event_id} for {pushed.repository}",
+        shell.coalescer.submit(pushed.repository, pushed.digest, run),
+    )
+    if started is False:
+        log.info(
+            "acr-cleanup event %s folded into the run already queued for %s",
+            pushed.event_id,
+            pushed.repository,
+        )
+
+
+@app.timer_trigger(arg_name="timer", schedule="%CLEANUP_SCHEDULE%", run_on_startup=False)
+@app.queue_output(arg_name="out", queue_name=SWEEP_QUEUE, connection=STORAGE_CONNECTION)
+@app.retry(
+    strategy="exponential_backoff",
+    max_retry_count="3",
+    minimum_interval="00:00:10",
+    maximum_interval="00:15:00",
+)
+async def sweep_schedule(
+    timer: func.TimerRequest,
+    out: func.Out[typing.List[str]],  # noqa: UP006 - the worker rejects list[str] (functions-infra.md 1.6)
+) -> None:
+    """Fan the sweep out: one queue message per repository the policy covers."""
+    shell = _shell
+    settings = _valid_settings(shell, "sweep_schedule")
+    if settings is None:
+        return
+    started = time.monotonic()
+    names: list[str] = []
+    listed = 0
+    cut_off = False
+
+    async def collect() -> None:
+        nonlocal listed
+        async with _client(shell, settings) as client:
+            async for name in client.list_repository_names():
+                listed += 1
+                if settings.policy.covers(name):
+                    names.append(name)
+
+    try:
+        async with asyncio.timeout(settings.sweep_budget_seconds):
+            await _guarded("the sweep's repository listing", collect())
+    except TimeoutError:
+        cut_off = True
+    out.set([sweep_message(name) for name in names])
+    summary = {
+        "trigger": "schedule",
+        "pastDue": bool(timer.past_due),
+        "listed": listed,
+        "enqueued": len(names),
+        "cutOff": cut_off,
+        "durationSeconds": round(time.monotonic() - started, 3),
+    }
+    _log_summary("acr-cleanup sweep", summary)
+    if cut_off:
+        log.warning(
+            "acr-cleanup sweep stopped listing after CLEANUP_SWEEP_BUDGET_SECONDS=%g; the %d "
+            "repositories listed were queued, the rest wait for the next sweep",
+            settings.sweep_budget_seconds,
+            len(names),
+        )
+
+
+@app.queue_trigger(arg_name="msg", queue_name=SWEEP_QUEUE, connection=STORAGE_CONNECTION)
+async def sweep_repository(msg: func.QueueMessage) -> None:
+    """Clean the one repository a sweep message names."""
+    shell = _shell
+    settings = _valid_settings(shell, "sweep_repository")
+    if settings is None:
+        return
+    repository = read_sweep_message(msg.get_body())
+    if repository is None:
+        log.error('acr-cleanup sweep message %s is not {"repository": "<name>"}; dropped', msg.id)
+        return
+    if not settings.policy.covers(repository):
+        log.info("acr-cleanup sweep: no policy rule covers %r any more; nothing to do", repository)
+        return
+
+    async def run(protect: frozenset[str]) -> None:
+        await _clean(shell, settings, repository, "sweep", protect, msg.id)
+
+    await _guarded(f"sweep of {repository}", shell.coalescer.submit(repository, None, run))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def sweep_message(repository: str) -> str:
+    """The queue message `sweep_schedule` writes for one repository."""
+    return json.dumps({"repository": repository})
+
+
+def read_sweep_message(body: bytes) -> str | None:
+    """The repository a sweep message names, or None if the message is not one of ours."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    repository = data.get("repository") if isinstance(data, dict) else None
+    if not isinstance(repository, str) or not REPOSITORY_RE.fullmatch(repository):
+        return None
+    return repository
+
+
+def _valid_settings(shell: Shell, function: str) -> Settings | None:
+    if isinstance(shell.settings, SettingsError):
+        log.error(
+            "acr-cleanup %s did nothing: %s. Fix the app settings (README, 'Settings').",
+            function,
+            shell.settings,
+        )
+        return None
+    return shell.settings
+
+
+def _envelope(event: func.EventGridEvent | func.CloudEvent) -> Envelope | Ignored:
+    if isinstance(event, func.CloudEvent):
+        return make_envelope(
+            event_id=event.id,
+            event_type=event.type,
+            source=event.source,
+            subject=event.subject,
+            data=event.get_json(),
+            schema="cloudevents",
+        )
+    return make_envelope(
+        event_id=event.id,
+        event_type=event.event_type,
+        source=event.topic,
+        subject=event.subject,
+        data=event.get_json(),
+        schema="eventgrid",
+    )
+
+
+def _credential(shell: Shell, settings: Settings) -> AsyncTokenCredential:
+    if shell.credential is not None:
+        return shell.credential
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    if settings.client_id is not None:
+        return ManagedIdentityCredential(client_id=settings.client_id)
+    return DefaultAzureCredential()
+
+
+@asynccontextmanager
+async def _client(shell: Shell, settings: Settings) -> AsyncIterator[AcrClient]:
+    credential = _credential(shell, settings)
+    try:
+        async with AcrClient(
+            settings.endpoint,
+            credential,
+            audience=settings.token_audience,
+            verify=shell.verify,
+        ) as client:
+            yield client
+    finally:
+        if credential is not shell.credential:
+            await credential.close()
+
+
+async def _clean(
+    shell: Shell,
+    settings: Settings,
+    repository: str,
+    trigger: str,
+    protect: frozenset[str],
+    cause: str | None,
+) -> RunReport:
+    """One run over one repository; logs its summary and raises if it should be retried."""
+    limits = ExecutionLimits(
+        max_concurrency=settings.max_concurrency,
+        writes_per_minute=settings.max_writes_per_minute,
+    )
+    async with _client(shell, settings) as client:
+        report = await run_cleanup(
+            client,
+            settings.policy,
+            repositories=[repository],
+            dry_run=settings.dry_run,
+            now=shell.now() if shell.now is not None else None,
+            protect={repository: protect} if protect else None,
+            limits=limits,
+        )
+    _log_summary("acr-cleanup run", run_summary(report, repository, trigger, cause))
+    for issue in report.issues:
+        if issue.transient:
+            raise _RetryableRun(f"{repository}: {issue.detail}")
+        log.error("acr-cleanup run over %s failed: %s", repository, issue.detail)
+    return report
+
+
+class _RetryableRun(Exception):
+    """A run whose gather hit a transient registry error: raised so the platform retries."""
+
+
+def run_summary(
+    report: RunReport, repository: str, trigger: str, cause: str | None
+) -> dict[str, object]:
+    """The summary fields of one run, flat, for the log line and Application Insights."""
+    totals = report.totals
+    return {
+        "repository": repository,
+        "trigger": trigger,
+        "cause": cause,
+        "status": report.status.value,
+        "dryRun": report.dry_run,
+        "kept": totals.kept,
+        "planned": totals.planned_deletions,
+        "deleted": totals.deleted,
+        "alreadyGone": totals.already_gone,
+        "locked": totals.locked,
+        "skipped": totals.skipped,
+        "failed": totals.failed,
+        "blocked": sum(1 for r in report.plan.repositories if r.blocked),
+        "bytesDeleted": totals.bytes_deleted,
+        "durationSeconds": round(report.durations.total, 3),
+        "requests": report.requests.requests,
+        "throttled": report.requests.throttled,
+    }
+
+
+def _log_summary(prefix: str, summary: Mapping[str, object]) -> None:
+    """One line: the JSON in the message (always queryable in Application Insights' `traces`)
+    and the same fields as record attributes (custom dimensions under OpenTelemetry)."""
+    extra = {f"acr_cleanup_{key}": value for key, value in summary.items() if value is not None}
+    log.info("%s %s", prefix, json.dumps(summary, sort_keys=True), extra=extra)
+
+
+async def _guarded(what: str, work: Awaitable[object]) -> object | None:
+    """Await `work`; re-raise transient failures, log permanent ones with the fix."""
+    try:
+        return await work
+    except _RetryableRun as exc:
+        log.warning("acr-cleanup %s hit a transient registry error, will retry: %s", what, exc)
+        raise
+    except AcrError as exc:
+        if is_transient(exc):
+            log.warning("acr-cleanup %s hit a transient registry error, will retry: %s", what, exc)
+            raise
+        log.error("acr-cleanup %s failed and will not be retried: %s", what, exc)
+    except ClientAuthenticationError as exc:
+        log.error(
+            "acr-cleanup %s could not get a token for the registry: %s. Check that the app "
+            "has a managed identity and that AZURE_CLIENT_ID names it (or is unset for the "
+            "system-assigned identity).",
+            what,
+            exc.message,
+        )
+    return None
