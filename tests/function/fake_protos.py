@@ -25,7 +25,7 @@ class BindingInfo(_Message):
     stream = 3
 
 
-setattr(BindingInfo, "in", 0)  # noqa: B010 - `in` is a Python keyword
+setattr(BindingInfo, "in", 0)  # `in` is a Python keyword
 
 
 class RpcFunctionMetadata(_Message):

@@ -1,0 +1,113 @@
+"""Bursts of pushes to one repository fold into at most one follow-up run per instance."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from function_app import Coalescer
+
+
+class Recorder:
+    """A stand-in run: records which digests each run protected, and can be held open."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, frozenset[str]]] = []
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+        self.fail_with: BaseException | None = None
+
+    def for_repository(self, repository: str):
+        async def run(protect: frozenset[str]) -> None:
+            self.runs.append((repository, protect))
+            self.started.set()
+            await self.release.wait()
+            if self.fail_with is not None:
+                raise self.fail_with
+
+        return run
+
+
+async def test_burst_during_a_run_costs_one_follow_up() -> None:
+    """Nine pushes arriving while a run is in flight make one more run protecting all nine."""
+    coalescer = Coalescer()
+    recorder = Recorder()
+    run = recorder.for_repository("apps/web")
+    first = asyncio.create_task(coalescer.submit("apps/web", "sha256:first", run))
+    await recorder.started.wait()
+    burst = [
+        asyncio.create_task(coalescer.submit("apps/web", f"sha256:{i}", run)) for i in range(9)
+    ]
+    await asyncio.sleep(0)
+    recorder.release.set()
+    results = await asyncio.gather(first, *burst)
+    assert recorder.runs == [
+        ("apps/web", frozenset({"sha256:first"})),
+        ("apps/web", frozenset(f"sha256:{i}" for i in range(9))),
+    ]
+    assert results.count(True) == 2  # the first call and the one that started the follow-up
+    assert results.count(False) == 8
+
+
+async def test_repositories_do_not_wait_for_each_other() -> None:
+    """A run in flight for one repository does not hold back another repository's run."""
+    coalescer = Coalescer()
+    held = Recorder()
+    free = Recorder()
+    free.release.set()
+    slow = asyncio.create_task(coalescer.submit("a", "sha256:a", held.for_repository("a")))
+    await held.started.wait()
+    assert await coalescer.submit("b", "sha256:b", free.for_repository("b")) is True
+    assert free.runs == [("b", frozenset({"sha256:b"}))]
+    held.release.set()
+    await slow
+
+
+async def test_failure_reaches_every_caller_of_that_run() -> None:
+    """Callers folded into a failed run see its exception, so each event is retried."""
+    coalescer = Coalescer()
+    recorder = Recorder()
+    run = recorder.for_repository("apps/web")
+    first = asyncio.create_task(coalescer.submit("apps/web", "sha256:1", run))
+    await recorder.started.wait()
+    second = asyncio.create_task(coalescer.submit("apps/web", "sha256:2", run))
+    third = asyncio.create_task(coalescer.submit("apps/web", "sha256:3", run))
+    await asyncio.sleep(0)
+    recorder.fail_with = ConnectionError("registry unreachable")
+    recorder.release.set()
+    outcomes = await asyncio.gather(first, second, third, return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes)
+    assert len(recorder.runs) == 2
+
+
+async def test_nothing_is_left_behind_after_runs() -> None:
+    """After the runs finish, the next push starts a fresh run at once."""
+    coalescer = Coalescer()
+    recorder = Recorder()
+    recorder.release.set()
+    run = recorder.for_repository("r")
+    assert await coalescer.submit("r", "sha256:1", run) is True
+    assert await coalescer.submit("r", None, run) is True
+    assert recorder.runs == [("r", frozenset({"sha256:1"})), ("r", frozenset())]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"repository": "apps/web"}', "apps/web"),
+        (b'{"repository": "Apps/Web"}', None),
+        (b'{"repository": "../x"}', None),
+        (b'{"repo": "apps/web"}', None),
+        (b'["apps/web"]', None),
+        (b"apps/web", None),
+        (b"\xff\xfe", None),
+    ],
+)
+def test_sweep_messages_are_validated(body: bytes, expected: str | None) -> None:
+    """Only a JSON object naming a valid repository is read as a sweep message."""
+    from function_app import read_sweep_message, sweep_message
+
+    assert read_sweep_message(body) == expected
+    if expected is not None:
+        assert read_sweep_message(sweep_message(expected).encode()) == expected
