@@ -1,0 +1,336 @@
+"""`acr-cleanup plan|apply|validate`: the cleanup from a terminal or a pipeline.
+
+Everything the command line and the environment say is read and checked here, once, into an
+`Options`; a mistake prints one line naming the flag and what to do, and exits 2 before any
+request is sent. Usage, the JSON schema of `--output json` and the exit codes: docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import os
+import ssl
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from azure.core.exceptions import ClientAuthenticationError
+
+from acr_core.client import AcrClient
+from acr_core.errors import AcrError
+from acr_core.executor import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
+from acr_core.plan import Plan
+from acr_core.policy import Policy, PolicyError, load_policy
+from acr_core.report import RunReport, Status, render_table
+from acr_core.service import ProgressEvent, run_cleanup
+
+EXIT_DONE = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BLOCKED = 3
+EXIT_INTERRUPTED = 130
+
+_EXIT_FOR_STATUS = {Status.DONE: EXIT_DONE, Status.BLOCKED: EXIT_BLOCKED}
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+class UsageError(Exception):
+    """The command line or the environment is unusable; the message says which flag and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    command: str
+    endpoint: str
+    policy: Policy
+    repositories: tuple[str, ...] | None
+    output: str
+    now: datetime | None
+    verify: ssl.SSLContext | bool
+    username: str | None
+    password: str | None
+    anonymous: bool
+    yes: bool
+    limits: ExecutionLimits
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acr-cleanup",
+        description="Delete old images from Azure Container Registry by policy, and lock tags.",
+        epilog="Exit codes: 0 done, 1 failed, 2 usage or policy error, 3 blocked by a safety "
+        "limit. Documentation: docs/cli.md.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plan = commands.add_parser("plan", help="show what the policy would delete and lock")
+    apply = commands.add_parser("apply", help="delete and lock what the policy says")
+    for sub in (plan, apply):
+        _registry_arguments(sub)
+    apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    validate = commands.add_parser("validate", help="check a policy file and list every error")
+    validate.add_argument("policy_file", nargs="?", metavar="FILE", help="the policy file")
+    validate.add_argument("--policy", dest="policy_flag", metavar="FILE", help="the policy file")
+    return parser
+
+
+def _registry_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--registry", required=True, help="login server or https URL")
+    sub.add_argument("--policy", required=True, metavar="FILE", help="policy JSON file")
+    sub.add_argument(
+        "--repository",
+        action="append",
+        metavar="NAME",
+        help="only this repository (repeatable; default: every repository the policy covers)",
+    )
+    sub.add_argument("--output", choices=("table", "json"), default="table")
+    sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
+    sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
+    auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")
+    auth.add_argument("--username", help="admin user or token name (or ACR_USERNAME)")
+    auth.add_argument("--password", help="its password (better: the ACR_PASSWORD variable)")
+    auth.add_argument("--anonymous", action="store_true", help="no credentials (plan only)")
+    limits = sub.add_argument_group("pace")
+    limits.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENCY,
+        metavar="N",
+        help=f"concurrent requests at most (default {DEFAULT_MAX_CONCURRENCY}, as acr purge)",
+    )
+    limits.add_argument(
+        "--writes-per-minute",
+        type=float,
+        metavar="N",
+        help="write budget: the SKU's WriteOps/min (Basic 100, Standard 500, Premium 2000)",
+    )
+    limits.add_argument("--reads-per-minute", type=float, metavar="N", help="read budget")
+
+
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage error or the help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command == "validate":
+        return _validate(args.policy_file or args.policy_flag, sys.stdout)
+    try:
+        options = _options(args, os.environ if environ is None else environ)
+        if options.command == "apply" and not options.yes and not sys.stdin.isatty():
+            raise UsageError("apply changes the registry: pass --yes when stdin is not a terminal")
+    except PolicyError as exc:
+        return _policy_errors(args.policy, exc, sys.stderr)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    try:
+        return asyncio.run(_run(options))
+    except KeyboardInterrupt:
+        _error("interrupted; what was done is done, and the next run picks up the rest")
+        return EXIT_INTERRUPTED
+
+
+def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
+    username = args.username or environ.get("ACR_USERNAME") or None
+    password = args.password or environ.get("ACR_PASSWORD") or None
+    if args.anonymous and (args.username or args.password):
+        raise UsageError("--anonymous cannot be combined with --username/--password")
+    if args.anonymous:
+        username = password = None
+        if args.command == "apply":
+            raise UsageError("apply needs credentials: drop --anonymous, or use plan")
+    if (username is None) != (password is None):
+        raise UsageError("--username and --password (or ACR_USERNAME and ACR_PASSWORD) go together")
+    try:
+        limits = ExecutionLimits(
+            max_concurrency=args.max_concurrency,
+            writes_per_minute=args.writes_per_minute,
+            reads_per_minute=args.reads_per_minute,
+        )
+    except ValueError as exc:
+        raise UsageError(f"--{str(exc).split()[0].replace('_', '-')}: {exc}") from None
+    return Options(
+        command=args.command,
+        endpoint=_endpoint(args.registry),
+        policy=load_policy(_read(args.policy, "--policy")),
+        repositories=tuple(args.repository) if args.repository else None,
+        output=args.output,
+        now=_parse_now(args.now) if args.now else None,
+        verify=_verify(args.ca_file) if args.ca_file else True,
+        username=username,
+        password=password,
+        anonymous=args.anonymous,
+        yes=getattr(args, "yes", False),
+        limits=limits,
+    )
+
+
+def _endpoint(registry: str) -> str:
+    """`myregistry.azurecr.io` or `https://host[:port]`; plain http only to loopback."""
+    url = registry if "://" in registry else f"https://{registry}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"--registry {registry!r} is not a login server or an https URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise UsageError(f"--registry {registry!r}: use https (plain http only to loopback)")
+    if parts.path.strip("/") or parts.query:
+        raise UsageError(f"--registry {registry!r}: give the registry only, without a path")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_now(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--now {text!r} is not ISO 8601, e.g. 2026-01-31T12:00:00Z") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"--now {text!r} needs a time zone, e.g. {text}Z")
+    return moment
+
+
+def _verify(ca_file: str) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--ca-file {ca_file}: cannot load it as a PEM bundle ({exc})") from None
+
+
+def _read(path: str, flag: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"{flag} {path}: cannot read it ({reason})") from None
+
+
+def _validate(path: str | None, out: TextIO) -> int:
+    if path is None:
+        _error("validate needs a policy file: acr-cleanup validate FILE")
+        return EXIT_USAGE
+    try:
+        policy = load_policy(_read(path, "policy"))
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except PolicyError as exc:
+        return _policy_errors(path, exc, out)
+    rules = ", ".join(rule.name for rule in policy.rules)
+    out.write(f"{path}: valid, {len(policy.rules)} rule(s): {rules}\n")
+    return EXIT_DONE
+
+
+def _policy_errors(path: str, exc: PolicyError, out: TextIO) -> int:
+    for problem in exc.problems:
+        out.write(f"{path}: {problem}\n")
+    out.write(f"{path}: {len(exc.problems)} error(s); see docs/policy.md\n")
+    return EXIT_USAGE
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"acr-cleanup: error: {message}\n")
+
+
+async def _run(options: Options) -> int:
+    credential = None
+    if not options.anonymous and options.username is None:
+        from azure.identity.aio import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    try:
+        async with AcrClient(
+            options.endpoint,
+            credential,
+            username=options.username,
+            password=options.password,
+            verify=options.verify,
+        ) as client:
+            report = await run_cleanup(
+                client,
+                options.policy,
+                repositories=options.repositories,
+                dry_run=options.command == "plan",
+                now=options.now,
+                limits=options.limits,
+                progress=_progress(sys.stderr),
+                confirm=None if options.yes else _confirm(client.login_server, options.now),
+            )
+    except ClientAuthenticationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _error(
+            f"no Azure AD token for the registry ({first}). Sign in with `az login`, use a "
+            "managed identity, or pass --username/--password (ACR_USERNAME/ACR_PASSWORD)"
+        )
+        return EXIT_FAILED
+    except AcrError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    finally:
+        if credential is not None:
+            await credential.close()
+    sys.stdout.write(report.to_json() + "\n" if options.output == "json" else render_table(report))
+    sys.stdout.flush()
+    if report.cancelled:
+        _error("cancelled; nothing was changed")
+        return EXIT_FAILED
+    return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[bool]]:
+    """Show the plan on stderr and ask on the terminal before anything is changed."""
+
+    async def ask(plan: Plan) -> bool:
+        preview = RunReport(
+            registry=registry,
+            dry_run=True,
+            now=now or datetime.now(UTC),
+            started_at=datetime.now(UTC),
+            plan=plan,
+        )
+        sys.stderr.write(render_table(preview, show_kept=False))
+        deletions = sum(len(r.deletions) for r in plan.repositories if not r.blocked)
+        locks = sum(len(r.locks) for r in plan.repositories)
+        question = f"Delete {deletions} manifest(s) and lock {locks} tag(s) in {registry}? [y/N] "
+
+        def read() -> bool:
+            sys.stderr.write(question)
+            sys.stderr.flush()
+            return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+        return await asyncio.to_thread(read)
+
+    return ask
+
+
+def _progress(stream: TextIO) -> Callable[[ProgressEvent], None] | None:
+    """A one-line progress counter on a terminal; nothing when stderr is a file or a pipe."""
+    if not stream.isatty():
+        return None
+    last = 0.0
+
+    def show(event: ProgressEvent) -> None:
+        nonlocal last
+        finished = event.done == event.total
+        if not finished and time.monotonic() - last < 0.1:
+            return
+        last = time.monotonic()
+        noun = "repositories read" if event.phase == "gather" else "actions applied"
+        stream.write(f"\r{event.done}/{event.total} {noun}" + ("\n" if finished else ""))
+        stream.flush()
+
+    return show

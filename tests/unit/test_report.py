@@ -1,0 +1,137 @@
+"""The run report: its JSON matches the published schema, and its numbers add up."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import acr_core
+from acr_core.executor import ActionOutcome, Outcome
+from acr_core.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
+from acr_core.report import RepositoryIssue, RunReport, Status, render_table
+from tests.unit.fake_registry import digest_of
+
+SCHEMA = json.loads((Path(acr_core.__file__).parent / "report.schema.json").read_text())
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+OLD, INDEX, CHILD, SIGNATURE, KEPT = (
+    digest_of(n) for n in ("old", "index", "child", "sig", "kept")
+)
+
+
+def _plan(*, blocked: str | None = None) -> Plan:
+    actions = (
+        Action(
+            ActionKind.DELETE_MANIFEST,
+            "app",
+            OLD,
+            ("1.0",),
+            "11th newest; keepLatest is 10",
+            "services",
+            size_in_bytes=2048,
+            cascades=(SIGNATURE,),
+        ),
+        Action(ActionKind.DELETE_MANIFEST, "app", INDEX, (), "untagged", "services", 100),
+        Action(
+            ActionKind.DELETE_MANIFEST,
+            "app",
+            CHILD,
+            (),
+            "child of a deleted index",
+            "services",
+            300,
+            after=(INDEX,),
+        ),
+        Action(ActionKind.LOCK_TAG, "app", KEPT, ("v1.0.0",), "matches lockTags", "services"),
+    )
+    kept = (Kept("app", KEPT, ("latest", "v1.0.0"), "matches keepTags 'latest'", "services"),)
+    return Plan((RepositoryPlan("app", "services", actions, kept, blocked=blocked),))
+
+
+def _report(plan: Plan, outcomes: tuple[Outcome, ...] = (), **kwargs: object) -> RunReport:
+    return RunReport(
+        registry="fake.test",
+        dry_run=not outcomes,
+        now=NOW,
+        started_at=NOW,
+        plan=plan,
+        outcomes=tuple(ActionOutcome(a, o) for a, o in zip(plan.actions, outcomes, strict=True))
+        if outcomes
+        else (),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_dry_run_json_matches_the_schema_and_reads_planned():
+    """A dry run's JSON is valid against report.schema.json and every action is `planned`."""
+    data = json.loads(_report(_plan()).to_json())
+    jsonschema.validate(data, SCHEMA)
+    [repository] = data["repositories"]
+    assert {a["outcome"] for a in repository["actions"]} == {"planned"}
+    assert data["totals"]["plannedDeletions"] == 3
+    assert data["totals"]["bytesPlanned"] == 2448
+    assert data["totals"]["deleted"] == 0
+    assert data["status"] == "done"
+
+
+def test_referrers_appear_as_cascades_not_as_deletions():
+    """A signature ACR removes with its subject is listed under the subject's `cascades`."""
+    data = _report(_plan()).to_dict()
+    actions = data["repositories"][0]["actions"]  # type: ignore[index]
+    assert SIGNATURE not in [a["digest"] for a in actions]
+    assert actions[0]["cascades"] == [SIGNATURE]
+    assert {"action", "repository", "digest", "tags", "reason", "rule"} <= set(actions[0])
+
+
+def test_applied_counts_and_bytes_follow_the_outcomes():
+    """Only applied deletions count as deleted and add their bytes; gone, skipped are separate."""
+    outcomes = (Outcome.APPLIED, Outcome.ALREADY_GONE, Outcome.SKIPPED_CHANGED, Outcome.APPLIED)
+    report = _report(_plan(), outcomes)
+    jsonschema.validate(report.to_dict(), SCHEMA)
+    totals = report.totals
+    assert (totals.deleted, totals.already_gone, totals.skipped, totals.locked) == (1, 1, 1, 1)
+    assert totals.bytes_deleted == 2048
+    assert report.status is Status.DONE
+
+
+def test_a_failed_action_fails_the_run():
+    """One failed action makes the run's status `failed`."""
+    outcomes = (Outcome.APPLIED, Outcome.FAILED, Outcome.SKIPPED_DEPENDENCY, Outcome.APPLIED)
+    assert _report(_plan(), outcomes).status is Status.FAILED
+
+
+def test_a_blocked_repository_blocks_the_run_even_in_a_dry_run():
+    """A safety limit hit makes the status `blocked`, so a pipeline can tell."""
+    report = _report(_plan(blocked="11 deletions exceed maxDeletesPerRepository 10"))
+    assert report.status is Status.BLOCKED
+    assert report.to_dict()["totals"]["blockedRepositories"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("status", "run_status"),
+    [(Status.FAILED, Status.FAILED), (Status.GONE, Status.DONE), (Status.NOT_COVERED, Status.DONE)],
+)
+def test_repository_issues_are_reported(status, run_status):
+    """Failed, vanished and uncovered repositories are listed; only a failure fails the run."""
+    issue = RepositoryIssue("other", status, "something to say", transient=False)
+    report = _report(_plan(), issues=(issue,))
+    data = report.to_dict()
+    jsonschema.validate(data, SCHEMA)
+    repositories = json.loads(report.to_json())["repositories"]
+    other = next(r for r in repositories if r["repository"] == "other")
+    assert (other["status"], other["error"]) == (status.value, "something to say")
+    assert report.status is run_status
+
+
+def test_table_shows_each_action_its_reason_and_the_summary():
+    """The table names the repository, every action with its reason, kept images, and totals."""
+    text = render_table(_report(_plan(blocked="over the limit; raise safety.maxDeletes")))
+    assert "app  (rule services)" in text
+    assert "11th newest; keepLatest is 10 (ACR removes 1 referrer(s) with it)" in text
+    assert "matches keepTags 'latest'" in text
+    assert "BLOCKED: over the limit" in text
+    assert "would delete 3 (2.4 KiB), would lock 1, 1 kept" in text
+    assert "Status: blocked" in text
