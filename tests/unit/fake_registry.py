@@ -18,6 +18,7 @@ from acr_core.errors import (
     AcrResponseError,
     DisallowedOperationError,
     NotFoundError,
+    PermissionDeniedError,
     ThrottledError,
 )
 from acr_core.models import (
@@ -62,6 +63,7 @@ class FakeRegistry:
         self.in_flight = 0
         self.peak = 0
         self._listeners: list[ThrottleListener] = []
+        self.forbidden: set[str] = set()  # repositories this identity may not read
 
     # --- building state ---------------------------------------------------------------------
 
@@ -169,6 +171,17 @@ class FakeRegistry:
 
     async def get_repository_properties(self, repository: str) -> RepositoryProperties:
         await self._request("GET", f"/acr/v1/{repository}")
+        if repository in self.forbidden:
+            denied = PermissionDeniedError(
+                status=401,
+                code="UNAUTHORIZED",
+                message="authentication required",
+                method="GET",
+                url=f"/acr/v1/{repository}",
+                hint=f"'metadata_read' on repository '{repository}' needs AcrPull",
+            )
+            denied.scope = f"repository:{repository}:metadata_read"
+            raise denied
         if repository not in self.repositories:
             raise _error(NotFoundError, 404, "NAME_UNKNOWN", "GET", f"/acr/v1/{repository}")
         return RepositoryProperties(

@@ -1,0 +1,123 @@
+"""`run_cleanup` on an in-memory registry: gather, plan and apply as one path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from acr_core.executor import Outcome
+from acr_core.plan import Plan
+from acr_core.policy import load_policy
+from acr_core.report import Status
+from acr_core.service import ProgressEvent, run_cleanup
+from tests.unit.fake_registry import T0, FakeRegistry, later
+
+NOW = T0 + timedelta(days=30)
+POLICY = load_policy(
+    {
+        "version": 1,
+        "rules": [{"name": "apps", "repositories": ["apps/**"], "keepLatest": 1}],
+    }
+)
+
+
+def registry_with_two_apps() -> FakeRegistry:
+    """In each of apps/a and apps/b: a kept multi-arch 2.0 and an older single image 1.0."""
+    registry = FakeRegistry()
+    for repository in ("apps/a", "apps/b"):
+        registry.push(repository, f"{repository}-1.0", tags=("1.0",), updated=later(1))
+        amd = registry.push(repository, f"{repository}-amd", updated=later(2))
+        arm = registry.push(repository, f"{repository}-arm", updated=later(2))
+        registry.push(
+            repository, f"{repository}-2.0", tags=("2.0",), children=(amd, arm), updated=later(2)
+        )
+    registry.push("other", "other-1", tags=("x",))
+    return registry
+
+
+async def test_dry_run_changes_nothing_and_reports_the_plan():
+    """A dry run reads, plans and stops: the registry is as it was, every action `planned`."""
+    registry = registry_with_two_apps()
+    before = dict(registry.manifests)
+    report = await run_cleanup(registry, POLICY, now=NOW)
+    assert registry.manifests == before
+    assert report.dry_run
+    assert report.status is Status.DONE
+    assert report.totals.planned_deletions == 2
+    assert {r.outcome for p in report.plan.repositories for r in report.results(p)} == {
+        Outcome.PLANNED
+    }
+
+
+async def test_apply_deletes_the_old_image_and_keeps_the_multi_arch_children():
+    """keepLatest 1 deletes 1.0 in both repositories; 2.0 keeps its untagged children."""
+    registry = registry_with_two_apps()
+    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False)
+    assert report.status is Status.DONE
+    assert report.totals.deleted == 2
+    for repository in ("apps/a", "apps/b"):
+        tags = {t for (r, t) in registry.tags if r == repository}
+        assert tags == {"2.0"}
+        assert len(registry.digests(repository)) == 3
+    assert len(registry.digests("other")) == 1
+
+
+async def test_an_unreadable_repository_fails_alone():
+    """A permission error in one repository is reported; the other repository is still cleaned."""
+    registry = registry_with_two_apps()
+    registry.forbidden.add("apps/a")
+    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False)
+    assert report.status is Status.FAILED
+    [issue] = report.issues
+    assert (issue.repository, issue.status, issue.transient) == ("apps/a", Status.FAILED, False)
+    assert "metadata_read" in issue.detail
+    assert len(registry.digests("apps/a")) == 4
+    assert len(registry.digests("apps/b")) == 3
+
+
+async def test_a_repository_named_but_gone_is_skipped():
+    """A repository that does not exist (404) is reported gone, and the run is still done."""
+    registry = registry_with_two_apps()
+    report = await run_cleanup(
+        registry, POLICY, now=NOW, dry_run=False, repositories=["apps/a", "apps/gone"]
+    )
+    assert report.status is Status.DONE
+    assert [(i.repository, i.status) for i in report.issues] == [("apps/gone", Status.GONE)]
+    assert len(registry.digests("apps/a")) == 3
+    assert len(registry.digests("apps/b")) == 4
+
+
+async def test_a_named_repository_no_rule_covers_is_untouched():
+    """Naming a repository the policy does not cover reports it and changes nothing there."""
+    registry = registry_with_two_apps()
+    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False, repositories=["other"])
+    assert [(i.repository, i.status) for i in report.issues] == [("other", Status.NOT_COVERED)]
+    assert len(registry.digests("other")) == 1
+
+
+async def test_a_declined_confirmation_applies_nothing():
+    """When `confirm` says no, the plan is reported as cancelled and nothing is deleted."""
+    registry = registry_with_two_apps()
+    before = dict(registry.manifests)
+    seen: list[Plan] = []
+
+    async def decline(plan: Plan) -> bool:
+        seen.append(plan)
+        return False
+
+    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False, confirm=decline)
+    assert report.cancelled
+    assert registry.manifests == before
+    assert len(seen[0].actions) == 2
+
+
+async def test_progress_and_request_counts_are_reported():
+    """Progress reaches every repository and action; throttles are counted in the report."""
+    registry = registry_with_two_apps()
+    registry.throttle_writes = 1
+    events: list[ProgressEvent] = []
+    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False, progress=events.append)
+    assert report.totals.deleted == 2
+    assert ("gather", 2, 2) in [(e.phase, e.done, e.total) for e in events]
+    assert ("apply", 2, 2) in [(e.phase, e.done, e.total) for e in events]
+    assert report.requests.throttled == 1
+    assert report.requests.requests == registry.stats.requests
