@@ -1,1 +1,16 @@
-"""acr_emulator: a local Azure Container Registry that speaks ACR's wire protocol."""
+"""acr_emulator: a local Azure Container Registry that speaks ACR's wire protocol.
+
+`Emulator(EmulatorConfig(...))` holds the registry; `emu.app` is its ASGI app and
+`emu.serve()` runs it over HTTPS on loopback. See docs/emulator.md.
+"""
+
+from __future__ import annotations
+
+from acr_emulator.config import EmulatorConfig
+from acr_emulator.emulator import Emulator
+from acr_emulator.events import Webhook
+from acr_emulator.faults import Faults
+from acr_emulator.server import ServerInfo
+from acr_emulator.throttle import ThrottleConfig
+
+__all__ = ["Emulator", "EmulatorConfig", "Faults", "ServerInfo", "ThrottleConfig", "Webhook"]

@@ -1,0 +1,55 @@
+"""How an emulator is set up: identity, auth, clock, throttling, faults and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from acr_emulator.events import Webhook
+from acr_emulator.faults import Faults
+from acr_emulator.throttle import ThrottleConfig
+
+DEFAULT_RESOURCE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/acr-emulator"
+    "/providers/Microsoft.ContainerRegistry/registries/emulator"
+)
+# Audiences an AAD token may carry for the exchange (acr-facts.md section 2.5): ACR's own, and
+# the ARM ones accepted while azureADAuthenticationAsArmPolicy is enabled (the default).
+DEFAULT_AUDIENCES = (
+    "https://containerregistry.azure.net",
+    "https://management.azure.com",
+    "https://management.core.windows.net",
+)
+# "the token used by az acr login is valid for 3 hours" (container-registry-authentication.md).
+THREE_HOURS = 3 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """Everything an `Emulator` is built from; every field has a working default.
+
+    `login_server` is the registry's host[:port] (the `service` in challenges and tokens);
+    None means whatever Host the request was sent to. `default_roles` are what a principal
+    with no `Emulator.grant` gets; None means full data-plane access in the chosen mode.
+    """
+
+    login_server: str | None = None
+    resource_id: str = DEFAULT_RESOURCE_ID
+    location: str = "eastus"
+    require_auth: bool = True
+    admin_enabled: bool = True
+    admin_username: str = "emulator"
+    admin_password: str | None = None
+    anonymous_pull: bool = False
+    abac: bool = False
+    default_roles: tuple[str, ...] | None = None
+    accepted_audiences: tuple[str, ...] = DEFAULT_AUDIENCES
+    access_token_lifetime: float = THREE_HOURS
+    refresh_token_lifetime: float = THREE_HOURS
+    now: datetime | None = None
+    frozen_clock: bool = False
+    require_blobs: bool = True
+    throttle: ThrottleConfig | None = None
+    faults: Faults = field(default_factory=Faults)
+    webhooks: tuple[Webhook, ...] = ()
+    webhook_verify: str | bool = True

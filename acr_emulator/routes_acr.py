@@ -1,0 +1,251 @@
+"""ACR's own API under /acr/v1: catalog, repository, tag and manifest attributes.
+
+Shapes, statuses and scopes: acr-facts.md sections 1.2-1.7 and 2.1. Items with
+`listEnabled=false` are left out of listings (docs/emulator.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from acr_emulator.auth import DELETE, METADATA_READ, METADATA_WRITE, Scope
+from acr_emulator.content import is_digest
+from acr_emulator.errors import manifest_unknown
+from acr_emulator.http import Request, Response, Route, route
+from acr_emulator.listing import (
+    collect,
+    continuation,
+    encode_last,
+    link_header,
+    order_of,
+    page_size,
+)
+from acr_emulator.store import Repository, ticks
+from acr_emulator.wire import manifest_attributes, repository_attributes, tag_attributes
+
+if TYPE_CHECKING:
+    from acr_emulator.emulator import Emulator
+
+NAME = r"(?P<name>[^_].*?)"
+
+
+def _scope(name: str, action: str) -> Scope:
+    return Scope("repository", name, (action,))
+
+
+def build(emu: Emulator) -> list[Route]:
+    registry = emu.registry
+
+    async def catalog(req: Request) -> Response:
+        emu.authorize(req, Scope("registry", "catalog", ("*",)))
+        n = page_size(req)
+        with registry.lock:
+            names = [(name,) for name in registry.catalog()]
+            last = req.arg("last")
+
+            def visible(key: tuple[Any, ...]) -> str | None:
+                repo = registry.repositories.get(key[0])
+                return key[0] if repo is not None and repo.attributes.list_enabled else None
+
+            items, more = collect(names, (last,) if last else None, n, visible)
+        headers = []
+        if more is not None:
+            headers.append(
+                link_header(
+                    "/acr/v1/_catalog",
+                    [("last", more[0]), ("n", str(n)), ("orderby", req.arg("orderby") or "")],
+                )
+            )
+        return Response.json({"repositories": items}, headers=headers)
+
+    async def get_repository(req: Request) -> Response:
+        name = req.params["name"]
+        emu.authorize(req, _scope(name, METADATA_READ))
+        repo = registry.repository(name)
+        return Response.json(repository_attributes(emu.service(req), repo))
+
+    async def patch_repository(req: Request) -> Response:
+        name = req.params["name"]
+        emu.authorize(req, _scope(name, METADATA_WRITE))
+        patch = req.json()
+        with registry.lock:
+            repo = registry.repository(name)
+            repo.attributes.update(patch)
+        return Response.json(repository_attributes(emu.service(req), repo))
+
+    async def delete_repository(req: Request) -> Response:
+        name = req.params["name"]
+        emu.authorize(req, _scope(name, DELETE))
+        deleted = registry.delete_repository(name)
+        emu.publish_deletes(req, deleted)
+        return Response.json(
+            {
+                "manifestsDeleted": [d.digest for d in deleted],
+                "tagsDeleted": sorted(t for d in deleted for t in d.tags),
+            },
+            202,
+        )
+
+    async def list_tags(req: Request) -> Response:
+        name = req.params["name"]
+        emu.authorize(req, _scope(name, METADATA_READ))
+        n, order, digest = page_size(req), order_of(req), req.arg("digest")
+        with registry.lock:
+            repo = registry.repository(name)
+            keys = repo.ordered("tags", order)
+
+            def lookup(last: str) -> tuple[Any, ...] | None:
+                tag = repo.tags.get(last)
+                return None if tag is None else _time_key(order, tag.updated, last)
+
+            def visible(key: tuple[Any, ...]) -> dict[str, Any] | None:
+                tag = repo.tags[key[-1]]
+                if not tag.attributes.list_enabled or (digest and tag.digest != digest):
+                    return None
+                return tag_attributes(tag)
+
+            after = continuation(order, req.arg("last"), lookup)
+            items, more = collect(keys, after, n, visible)
+        return _listing(req, repo, "_tags", "tags", items, more, n, order, emu)
+
+    async def get_tag(req: Request) -> Response:
+        name, tag_name = req.params["name"], req.params["tag"]
+        emu.authorize(req, _scope(name, METADATA_READ))
+        repo = registry.repository(name)
+        tag = registry.tag(repo, tag_name)
+        return _tag_response(emu, req, repo, tag_name, tag)
+
+    async def patch_tag(req: Request) -> Response:
+        name, tag_name = req.params["name"], req.params["tag"]
+        emu.authorize(req, _scope(name, METADATA_WRITE))
+        patch = req.json()
+        with registry.lock:
+            repo = registry.repository(name)
+            tag = registry.tag(repo, tag_name)
+            tag.attributes.update(patch)
+            repo.touch()
+        return _tag_response(emu, req, repo, tag_name, tag)
+
+    async def delete_tag(req: Request) -> Response:
+        name, tag_name = req.params["name"], req.params["tag"]
+        emu.authorize(req, _scope(name, DELETE))
+        tag = registry.delete_tag(name, tag_name, emu.now())
+        # No event: ACR fires none for untagging (container-registry-webhook-reference.md).
+        return Response.empty(202, [("x-ms-int-docker-content-digest", tag.digest)])
+
+    async def list_manifests(req: Request) -> Response:
+        name = req.params["name"]
+        emu.authorize(req, _scope(name, METADATA_READ))
+        n, order = page_size(req), order_of(req)
+        with registry.lock:
+            repo = registry.repository(name)
+            keys = repo.ordered("manifests", order)
+
+            def lookup(last: str) -> tuple[Any, ...] | None:
+                manifest = repo.manifests.get(last)
+                return None if manifest is None else _time_key(order, manifest.updated, last)
+
+            def visible(key: tuple[Any, ...]) -> dict[str, Any] | None:
+                manifest = repo.manifests[key[-1]]
+                if not manifest.attributes.list_enabled:
+                    return None
+                return manifest_attributes(manifest)
+
+            after = continuation(order, req.arg("last"), lookup)
+            items, more = collect(keys, after, n, visible)
+        return _listing(req, repo, "_manifests", "manifests", items, more, n, order, emu)
+
+    async def get_manifest(req: Request) -> Response:
+        name, digest = req.params["name"], req.params["digest"]
+        if not is_digest(digest):
+            from acr_emulator.emulator import not_found_text
+
+            return not_found_text()
+        emu.authorize(req, _scope(name, METADATA_READ))
+        repo = registry.repository(name)
+        manifest = repo.manifests.get(digest)
+        if manifest is None:
+            raise manifest_unknown(digest)
+        return _manifest_response(emu, req, repo, manifest)
+
+    async def patch_manifest(req: Request) -> Response:
+        name, digest = req.params["name"], req.params["digest"]
+        if not is_digest(digest):
+            from acr_emulator.emulator import not_found_text
+
+            return not_found_text()
+        emu.authorize(req, _scope(name, METADATA_WRITE))
+        patch = req.json()
+        with registry.lock:
+            repo = registry.repository(name)
+            manifest = repo.manifests.get(digest)
+            if manifest is None:
+                raise manifest_unknown(digest)
+            # PATCH does not move lastUpdateTime (acr-facts.md section 1.7).
+            manifest.attributes.update(patch)
+            repo.touch()
+        return _manifest_response(emu, req, repo, manifest)
+
+    return [
+        route("/acr/v1/_catalog", r"/acr/v1/_catalog", {"GET": catalog}),
+        route(
+            "/acr/v1/{name}/_tags/{tag}",
+            rf"/acr/v1/{NAME}/_tags/(?P<tag>[^/]+)",
+            {"GET": get_tag, "PATCH": patch_tag, "DELETE": delete_tag},
+        ),
+        route("/acr/v1/{name}/_tags", rf"/acr/v1/{NAME}/_tags", {"GET": list_tags}),
+        route(
+            "/acr/v1/{name}/_manifests/{digest}",
+            rf"/acr/v1/{NAME}/_manifests/(?P<digest>[^/]+)",
+            {"GET": get_manifest, "PATCH": patch_manifest},
+        ),
+        route("/acr/v1/{name}/_manifests", rf"/acr/v1/{NAME}/_manifests", {"GET": list_manifests}),
+        route(
+            "/acr/v1/{name}",
+            rf"/acr/v1/{NAME}",
+            {"GET": get_repository, "PATCH": patch_repository, "DELETE": delete_repository},
+        ),
+    ]
+
+
+def _time_key(order: str, when: Any, name: str) -> tuple[Any, ...]:
+    if order == "timeasc":
+        return (ticks(when), name)
+    return (-ticks(when), name)
+
+
+def _listing(
+    req: Request,
+    repo: Repository,
+    suffix: str,
+    field: str,
+    items: list[dict[str, Any]],
+    more: tuple[Any, ...] | None,
+    n: int,
+    order: str,
+    emu: Emulator,
+) -> Response:
+    headers = []
+    if more is not None:
+        path = f"/acr/v1/{quote(repo.name, safe='')}/{suffix}"
+        params = [("last", encode_last(order, more)), ("n", str(n)), ("orderby", order)]
+        if req.arg("digest"):
+            params.append(("digest", req.arg("digest") or ""))
+        headers.append(link_header(path, params))
+    body = {"registry": emu.service(req), "imageName": repo.name, field: items}
+    return Response.json(body, headers=headers)
+
+
+def _tag_response(emu: Emulator, req: Request, repo: Repository, name: str, tag: Any) -> Response:
+    body = {"registry": emu.service(req), "imageName": repo.name, "tag": tag_attributes(tag)}
+    return Response.json(body)
+
+
+def _manifest_response(emu: Emulator, req: Request, repo: Repository, manifest: Any) -> Response:
+    body = {
+        "registry": emu.service(req),
+        "imageName": repo.name,
+        "manifest": manifest_attributes(manifest),
+    }
+    return Response.json(body)

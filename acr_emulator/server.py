@@ -1,0 +1,139 @@
+"""Serving an emulator over HTTPS (a CA and certificate made at start-up) or HTTP, on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trustme
+import uvicorn
+
+if TYPE_CHECKING:
+    from acr_emulator.emulator import Emulator
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """Where a served emulator listens; `ca_file` is None over plain HTTP."""
+
+    url: str
+    host: str
+    port: int
+    ca_file: str | None
+    admin_username: str
+    admin_password: str
+
+    @property
+    def login_server(self) -> str:
+        return self.url.split("://", 1)[1]
+
+
+def make_certificates(directory: Path, host: str) -> tuple[str, str]:
+    """A fresh CA (`ca.pem`) and a server certificate for loopback (`server.pem`)."""
+    ca = trustme.CA(organization_name="acr_emulator")
+    names = sorted({host, "127.0.0.1", "localhost", "::1"})
+    cert = ca.issue_cert(*names)
+    ca_file = directory / "ca.pem"
+    server_file = directory / "server.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(server_file))
+    return str(ca_file), str(server_file)
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    emu: Emulator,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: bool = True,
+    log_level: str = "critical",
+) -> AsyncIterator[ServerInfo]:
+    """Run uvicorn in the current event loop until the block exits."""
+    if host not in LOOPBACK:
+        raise ValueError(f"the emulator only listens on loopback, not {host!r}")
+    with tempfile.TemporaryDirectory(prefix="acr-emulator-") as tmp:
+        ca_file = server_file = None
+        if tls:
+            ca_file, server_file = make_certificates(Path(tmp), host)
+        config = uvicorn.Config(
+            emu.app,
+            host=host,
+            port=port,
+            ssl_certfile=server_file,
+            ssl_keyfile=server_file,
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            loop="asyncio",
+            timeout_keep_alive=30,
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the emulator's server stopped during start-up")
+            await asyncio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        info = ServerInfo(
+            url=f"{'https' if tls else 'http'}://{shown}:{bound}",
+            host=host,
+            port=bound,
+            ca_file=ca_file,
+            admin_username=emu.config.admin_username,
+            admin_password=emu.admin_password,
+        )
+        try:
+            yield info
+        finally:
+            server.should_exit = True
+            await task
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    emu: Emulator, *, host: str = "127.0.0.1", port: int = 0, tls: bool = True
+) -> Iterator[ServerInfo]:
+    """Serve from a daemon thread with its own event loop (for synchronous callers)."""
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    result: dict[str, object] = {}
+
+    async def main() -> None:
+        nonlocal stop, loop
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            async with serve(emu, host=host, port=port, tls=tls) as info:
+                result["info"] = info
+                ready.set()
+                await stop.wait()
+        except BaseException as exc:
+            result["error"] = exc
+            ready.set()
+            raise
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    ready.wait(timeout=30)
+    if "info" not in result:
+        raise RuntimeError(f"the emulator did not start: {result.get('error')!r}")
+    try:
+        info = result["info"]
+        assert isinstance(info, ServerInfo)
+        yield info
+    finally:
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)

@@ -1,0 +1,463 @@
+"""The registry's state and the rules ACR applies when it changes.
+
+Repositories hold manifests (content-addressed, real sha256 of the stored bytes) and tags;
+locks (`changeableAttributes`) live at all three levels. Every rule here is an ACR behaviour
+from acr-facts.md section 3; where that file says UNCERTAIN the choice is the one safest for a
+cleaner, listed in docs/emulator.md. Listing orders are cached per repository and rebuilt only
+after a change, so paging through a large repository costs a bisect per page, not a sort.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from acr_emulator.content import Child, ParsedManifest, platform_of_config
+from acr_emulator.errors import (
+    RegistryError,
+    disallowed,
+    invalid,
+    manifest_unknown,
+    name_unknown,
+    tag_unknown,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+ATTRIBUTE_KEYS = {
+    "deleteEnabled": "delete_enabled",
+    "writeEnabled": "write_enabled",
+    "readEnabled": "read_enabled",
+    "listEnabled": "list_enabled",
+}
+
+
+@dataclass(slots=True)
+class Attributes:
+    """ACR's `changeableAttributes`: four independent switches."""
+
+    delete_enabled: bool = True
+    write_enabled: bool = True
+    read_enabled: bool = True
+    list_enabled: bool = True
+
+    @property
+    def deletable(self) -> bool:
+        # writeEnabled=false denies delete as well as push (acr-facts.md section 3).
+        return self.delete_enabled and self.write_enabled
+
+    def to_wire(self) -> dict[str, bool]:
+        return {
+            "deleteEnabled": self.delete_enabled,
+            "writeEnabled": self.write_enabled,
+            "readEnabled": self.read_enabled,
+            "listEnabled": self.list_enabled,
+        }
+
+    def update(self, patch: Any) -> None:
+        """Apply a partial `changeableAttributes` object; unknown keys are rejected."""
+        if not isinstance(patch, dict):
+            raise invalid("BAD_REQUEST", "the body must be a JSON object of changeable attributes")
+        changes: dict[str, bool] = {}
+        for key, value in patch.items():
+            if key not in ATTRIBUTE_KEYS:
+                raise invalid(
+                    "BAD_REQUEST",
+                    f"unknown attribute {key!r}; expected one of {', '.join(ATTRIBUTE_KEYS)}",
+                )
+            if not isinstance(value, bool):
+                raise invalid("BAD_REQUEST", f"attribute {key!r} must be true or false")
+            changes[ATTRIBUTE_KEYS[key]] = value
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    @classmethod
+    def from_wire(cls, value: Any) -> Attributes:
+        attributes = cls()
+        if value is not None:
+            attributes.update(value)
+        return attributes
+
+
+@dataclass(slots=True)
+class Manifest:
+    digest: str
+    body: bytes
+    media_type: str
+    created: datetime
+    updated: datetime
+    config_media_type: str | None = None
+    architecture: str | None = None
+    os: str | None = None
+    image_size: int = 0
+    children: tuple[Child, ...] = ()
+    subject: str | None = None
+    artifact_type: str | None = None
+    annotations: dict[str, str] | None = None
+    attributes: Attributes = field(default_factory=Attributes)
+    tags: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Tag:
+    name: str
+    digest: str
+    created: datetime
+    updated: datetime
+    attributes: Attributes = field(default_factory=Attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """A manifest that a delete removed, for the ImageDeleted event and the response."""
+
+    repository: str
+    digest: str
+    media_type: str
+    tags: tuple[str, ...]
+
+
+def ticks(when: datetime) -> int:
+    """Microseconds since the epoch: an exact, sortable key for a timestamp."""
+    return (when - _EPOCH) // _MICROSECOND
+
+
+class Repository:
+    """One repository: manifests by digest, tags by name, referrers by subject digest."""
+
+    def __init__(self, name: str, now: datetime) -> None:
+        self.name = name
+        self.created = now
+        self.updated = now
+        self.attributes = Attributes()
+        self.manifests: dict[str, Manifest] = {}
+        self.tags: dict[str, Tag] = {}
+        self.referrers: dict[str, set[str]] = {}
+        self._version = 0
+        self._cache: dict[str, tuple[int, list[Any]]] = {}
+
+    def touch(self, now: datetime | None = None) -> None:
+        self._version += 1
+        if now is not None:
+            self.updated = max(self.updated, now)
+
+    def ordered(self, kind: str, order: str) -> list[tuple[Any, ...]]:
+        """Sort keys for `kind` ("tags"/"manifests") in `order` ("", "timeasc", "timedesc")."""
+        key = f"{kind}:{order}"
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        items: Iterable[Tag | Manifest] = (
+            self.tags.values() if kind == "tags" else self.manifests.values()
+        )
+        keys: list[tuple[Any, ...]]
+        if order == "timeasc":
+            keys = sorted((ticks(i.updated), _key(i)) for i in items)
+        elif order == "timedesc":
+            keys = sorted((-ticks(i.updated), _key(i)) for i in items)
+        else:
+            keys = sorted((_key(i),) for i in items)
+        self._cache[key] = (self._version, keys)
+        return keys
+
+
+def _key(item: Tag | Manifest) -> str:
+    return item.name if isinstance(item, Tag) else item.digest
+
+
+class Registry:
+    """All repositories and blobs; every mutation holds one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.repositories: dict[str, Repository] = {}
+        self.blobs: dict[str, bytes] = {}
+        self.repo_blobs: dict[str, set[str]] = {}
+        self._catalog_version = 0
+        self._catalog_cache: tuple[int, list[str]] = (-1, [])
+
+    # ---- lookups -------------------------------------------------------------------------
+
+    def repository(self, name: str) -> Repository:
+        repo = self.repositories.get(name)
+        if repo is None:
+            raise name_unknown(name)
+        return repo
+
+    def catalog(self) -> list[str]:
+        version, names = self._catalog_cache
+        if version != self._catalog_version:
+            names = sorted(self.repositories)
+            self._catalog_cache = (self._catalog_version, names)
+        return names
+
+    def resolve(self, repo: Repository, reference: str) -> tuple[Manifest, Tag | None]:
+        """The manifest a tag or digest names (MANIFEST_UNKNOWN when there is none)."""
+        if reference.startswith("sha256:"):
+            manifest = repo.manifests.get(reference)
+            if manifest is None:
+                raise manifest_unknown(reference)
+            return manifest, None
+        tag = repo.tags.get(reference)
+        if tag is None:
+            raise manifest_unknown(reference)
+        return repo.manifests[tag.digest], tag
+
+    def tag(self, repo: Repository, name: str) -> Tag:
+        tag = repo.tags.get(name)
+        if tag is None:
+            raise tag_unknown(name)
+        return tag
+
+    # ---- writes --------------------------------------------------------------------------
+
+    def put_manifest(
+        self,
+        name: str,
+        body: bytes,
+        digest: str,
+        parsed: ParsedManifest,
+        tag: str | None,
+        now: datetime,
+        *,
+        require_references: bool = True,
+    ) -> Manifest:
+        """Store a pushed manifest, optionally tagging it; ACR's push rules apply."""
+        with self.lock:
+            repo = self.repositories.get(name)
+            if repo is not None:
+                if not repo.attributes.write_enabled:
+                    raise disallowed()
+                existing_tag = repo.tags.get(tag) if tag else None
+                if existing_tag is not None and not existing_tag.attributes.write_enabled:
+                    raise disallowed()
+            if require_references:
+                self._check_references(name, repo, parsed)
+            if repo is None:
+                repo = Repository(name, now)
+                self.repositories[name] = repo
+                self._catalog_version += 1
+            manifest = repo.manifests.get(digest)
+            if manifest is None:
+                manifest = self._new_manifest(digest, body, parsed, now)
+                repo.manifests[digest] = manifest
+                if manifest.subject is not None:
+                    repo.referrers.setdefault(manifest.subject, set()).add(digest)
+            if tag is not None:
+                self._point_tag(repo, tag, manifest, now)
+            repo.touch(now)
+            return manifest
+
+    def _check_references(self, name: str, repo: Repository | None, parsed: ParsedManifest) -> None:
+        linked = self.repo_blobs.get(name, set())
+        for blob in parsed.blob_digests:
+            if blob not in linked:
+                raise invalid(
+                    "MANIFEST_BLOB_UNKNOWN", f"blob unknown to registry: {blob}", {"digest": blob}
+                )
+        for child in parsed.children:
+            if repo is None or child.digest not in repo.manifests:
+                raise invalid(
+                    "MANIFEST_BLOB_UNKNOWN",
+                    f"manifest unknown to registry: {child.digest}",
+                    {"digest": child.digest},
+                )
+
+    def _new_manifest(
+        self, digest: str, body: bytes, parsed: ParsedManifest, now: datetime
+    ) -> Manifest:
+        architecture = os_name = None
+        if parsed.config_digest is not None and parsed.config_digest in self.blobs:
+            architecture, os_name = platform_of_config(self.blobs[parsed.config_digest])
+        return Manifest(
+            digest=digest,
+            body=body,
+            media_type=parsed.media_type,
+            created=now,
+            updated=now,
+            config_media_type=parsed.config_media_type,
+            architecture=architecture,
+            os=os_name,
+            image_size=parsed.blobs_size if not parsed.children else len(body),
+            children=parsed.children,
+            subject=parsed.subject,
+            artifact_type=parsed.artifact_type,
+            annotations=parsed.annotations or None,
+        )
+
+    def _point_tag(self, repo: Repository, name: str, manifest: Manifest, now: datetime) -> None:
+        # Moving a tag keeps its createdTime and moves its lastUpdateTime (acr-facts.md 1.4);
+        # the manifest it now names counts as updated (it was just pushed under that tag).
+        tag = repo.tags.get(name)
+        if tag is None:
+            repo.tags[name] = Tag(name, manifest.digest, now, now)
+        else:
+            if tag.digest != manifest.digest:
+                old = repo.manifests.get(tag.digest)
+                if old is not None:
+                    old.tags.discard(name)
+                tag.digest = manifest.digest
+            tag.updated = now
+        manifest.tags.add(name)
+        manifest.updated = max(manifest.updated, now)
+
+    def add_manifest(self, name: str, manifest: Manifest, now: datetime) -> Repository:
+        """Bulk seeding: insert a ready-made manifest without push checks."""
+        repo = self.repositories.get(name)
+        if repo is None:
+            repo = Repository(name, now)
+            self.repositories[name] = repo
+            self._catalog_version += 1
+        repo.manifests[manifest.digest] = manifest
+        if manifest.subject is not None:
+            repo.referrers.setdefault(manifest.subject, set()).add(manifest.digest)
+        repo.created = min(repo.created, manifest.created)
+        repo.touch(manifest.updated)
+        return repo
+
+    def add_tag(self, repo: Repository, tag: Tag) -> None:
+        """Bulk seeding: point a tag without push checks."""
+        old = repo.tags.get(tag.name)
+        if old is not None and old.digest in repo.manifests:
+            repo.manifests[old.digest].tags.discard(tag.name)
+        repo.tags[tag.name] = tag
+        repo.manifests[tag.digest].tags.add(tag.name)
+        repo.touch(tag.updated)
+
+    # ---- deletes -------------------------------------------------------------------------
+
+    def delete_tag(self, name: str, tag_name: str, now: datetime) -> Tag:
+        """Untag: the manifest stays (acr-facts.md section 3)."""
+        with self.lock:
+            repo = self.repository(name)
+            tag = self.tag(repo, tag_name)
+            if not repo.attributes.write_enabled or not tag.attributes.deletable:
+                raise disallowed()
+            del repo.tags[tag_name]
+            manifest = repo.manifests.get(tag.digest)
+            if manifest is not None:
+                manifest.tags.discard(tag_name)
+            repo.touch(now)
+            return tag
+
+    def delete_manifest(self, name: str, digest: str, now: datetime) -> list[Deleted]:
+        """Delete by digest: its tags and referrers go with it; an index's children stay."""
+        with self.lock:
+            repo = self.repository(name)
+            manifest = repo.manifests.get(digest)
+            if manifest is None:
+                raise manifest_unknown(digest)
+            doomed = list(self._with_referrers(repo, manifest))
+            if not repo.attributes.write_enabled or not all(
+                self._manifest_deletable(repo, m) for m in doomed
+            ):
+                raise disallowed()
+            deleted = [self._remove_manifest(repo, m) for m in doomed]
+            repo.touch(now)
+            self._drop_if_empty(repo)
+            return deleted
+
+    def delete_repository(self, name: str) -> list[Deleted]:
+        with self.lock:
+            repo = self.repository(name)
+            if not repo.attributes.deletable or not all(
+                self._manifest_deletable(repo, m) for m in repo.manifests.values()
+            ):
+                raise disallowed()
+            deleted = [
+                Deleted(name, m.digest, m.media_type, tuple(sorted(m.tags)))
+                for m in repo.manifests.values()
+            ]
+            del self.repositories[name]
+            self._catalog_version += 1
+            return deleted
+
+    def _manifest_deletable(self, repo: Repository, manifest: Manifest) -> bool:
+        # UNCERTAIN in ACR whether a locked tag blocks deleting its manifest; we say it does,
+        # the safe choice for a cleaner (docs/emulator.md).
+        return manifest.attributes.deletable and all(
+            repo.tags[t].attributes.deletable for t in manifest.tags
+        )
+
+    def _with_referrers(self, repo: Repository, manifest: Manifest) -> Iterator[Manifest]:
+        seen: set[str] = set()
+        stack = [manifest]
+        while stack:
+            current = stack.pop()
+            if current.digest in seen:
+                continue
+            seen.add(current.digest)
+            yield current
+            for referrer in sorted(repo.referrers.get(current.digest, ())):
+                if referrer in repo.manifests:
+                    stack.append(repo.manifests[referrer])
+
+    def _remove_manifest(self, repo: Repository, manifest: Manifest) -> Deleted:
+        del repo.manifests[manifest.digest]
+        for tag in manifest.tags:
+            repo.tags.pop(tag, None)
+        if manifest.subject is not None:
+            siblings = repo.referrers.get(manifest.subject)
+            if siblings is not None:
+                siblings.discard(manifest.digest)
+                if not siblings:
+                    del repo.referrers[manifest.subject]
+        return Deleted(
+            repo.name, manifest.digest, manifest.media_type, tuple(sorted(manifest.tags))
+        )
+
+    def _drop_if_empty(self, repo: Repository) -> None:
+        # A repository disappears with its last manifest (acr-facts.md section 1.3).
+        if not repo.manifests:
+            del self.repositories[repo.name]
+            self._catalog_version += 1
+
+    # ---- blobs ---------------------------------------------------------------------------
+
+    def put_blob(self, name: str, digest: str, data: bytes) -> None:
+        with self.lock:
+            self.blobs[digest] = data
+            self.repo_blobs.setdefault(name, set()).add(digest)
+
+    def blob(self, name: str, digest: str) -> bytes | None:
+        if digest not in self.repo_blobs.get(name, ()):
+            return None
+        return self.blobs.get(digest)
+
+    def mount_blob(self, name: str, digest: str, source: str) -> bool:
+        with self.lock:
+            if digest not in self.repo_blobs.get(source, ()) or digest not in self.blobs:
+                return False
+            self.repo_blobs.setdefault(name, set()).add(digest)
+            return True
+
+    def delete_blob(self, name: str, digest: str) -> bool:
+        with self.lock:
+            linked = self.repo_blobs.get(name)
+            if linked is None or digest not in linked:
+                return False
+            linked.discard(digest)
+            return True
+
+
+def page(keys: list[tuple[Any, ...]], after: tuple[Any, ...] | None, n: int) -> list[Any]:
+    """Up to `n` sort keys strictly after `after` (a bisect into the cached order)."""
+    start = 0 if after is None else bisect.bisect_right(keys, after)
+    return keys[start : start + n]
+
+
+__all__ = [
+    "Attributes",
+    "Deleted",
+    "Manifest",
+    "Registry",
+    "RegistryError",
+    "Repository",
+    "Tag",
+    "page",
+    "ticks",
+]
