@@ -1,0 +1,164 @@
+"""`run_cleanup` over `AcrClient` against the emulator in-process: the registry's final state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from acr_core.client import AcrClient
+from acr_core.executor import ExecutionLimits, Outcome
+from acr_core.plan import Plan
+from acr_core.policy import load_policy
+from acr_core.report import RunReport, Status
+from acr_core.service import run_cleanup
+from acr_emulator import Emulator, EmulatorConfig, ThrottleConfig
+from scripts.oci_push import BasicTokenAuth
+from tests.e2e.registry import (
+    API_AFTER,
+    API_BEFORE,
+    FIXTURE,
+    NOW,
+    POLICY,
+    digests,
+    state,
+    tag_locked,
+)
+
+BASE_URL = "https://acr.test"
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    # Seeded layers exist by digest only; re-tagging a seeded manifest must not need them.
+    return EmulatorConfig(now=NOW, require_blobs=False)
+
+
+@pytest.fixture
+def seeded(emulator: Emulator) -> Emulator:
+    emulator.seed(FIXTURE)
+    return emulator
+
+
+@pytest.fixture
+async def client(seeded: Emulator) -> AsyncIterator[AcrClient]:
+    transport = httpx.ASGITransport(app=seeded.app)
+    async with AcrClient(
+        BASE_URL,
+        username=seeded.config.admin_username,
+        password=seeded.admin_password,
+        transport=transport,
+    ) as acr:
+        yield acr
+
+
+async def cleanup(client: AcrClient, **kwargs: object) -> RunReport:
+    return await run_cleanup(client, load_policy(POLICY), now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_apply_reaches_the_state_the_policy_describes(seeded, client):
+    """Old images go; kept multi-arch children, kept signatures, locked images stay."""
+    assert state(seeded, "services/api") == API_BEFORE
+    blocked_before = digests(seeded, "services/blocked")
+    other_before = digests(seeded, "other/thing")
+
+    report = await cleanup(client, dry_run=False)
+
+    assert state(seeded, "services/api") == API_AFTER
+    assert tag_locked(seeded, "services/api", "v1.0.0")
+    assert digests(seeded, "services/blocked") == blocked_before
+    assert digests(seeded, "other/thing") == other_before
+    assert report.status is Status.BLOCKED
+    assert report.totals.failed == 0
+    assert report.totals.deleted == 7  # 1.0's signature is a cascade, not a deletion
+
+
+async def test_dry_run_changes_nothing(seeded, client):
+    """The same run with dry_run=True leaves every manifest, tag and lock as it was."""
+    before = {r: state(seeded, r) for r in ("services/api", "services/blocked", "other/thing")}
+    report = await cleanup(client, dry_run=True)
+    after = {r: state(seeded, r) for r in ("services/api", "services/blocked", "other/thing")}
+    assert after == before
+    assert not tag_locked(seeded, "services/api", "v1.0.0")
+    assert report.totals.planned_deletions == 7 + 11
+    assert seeded.counters.count(method="DELETE") == 0
+    assert seeded.counters.count(method="PATCH") == 0
+
+
+async def test_an_image_tagged_between_plan_and_apply_survives(seeded, client):
+    """CI tags 1.0 as `prod` after the plan: the apply skips it, and it keeps its signature."""
+
+    async def retag_then_confirm(plan: Plan) -> bool:
+        auth = BasicTokenAuth(seeded.config.admin_username, seeded.admin_password)
+        transport = httpx.ASGITransport(app=seeded.app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=auth) as ci:
+            accept = "application/vnd.oci.image.manifest.v1+json"
+            got = await ci.get("/v2/services/api/manifests/1.0", headers={"Accept": accept})
+            got.raise_for_status()
+            put = await ci.put(
+                "/v2/services/api/manifests/prod",
+                content=got.content,
+                headers={"Content-Type": got.headers["content-type"]},
+            )
+            put.raise_for_status()
+        return True
+
+    report = await cleanup(client, dry_run=False, confirm=retag_then_confirm)
+
+    assert state(seeded, "services/api") == API_AFTER | {"1.0+prod", "1.0+prod.sig"}
+    [skipped] = [
+        r
+        for p in report.plan.repositories
+        for r in report.results(p)
+        if r.outcome is Outcome.SKIPPED_CHANGED
+    ]
+    assert skipped.action.tags == ("1.0",)
+    assert "re-planned next run" in skipped.detail
+
+
+async def test_only_the_named_repository_is_touched(seeded, client):
+    """`repositories=[...]` limits the run to those repositories."""
+    blocked_before = digests(seeded, "services/blocked")
+    report = await cleanup(client, dry_run=False, repositories=["services/api"])
+    assert state(seeded, "services/api") == API_AFTER
+    assert digests(seeded, "services/blocked") == blocked_before
+    assert report.status is Status.DONE
+
+
+class TestThrottled:
+    @pytest.fixture
+    def emulator_config(self) -> EmulatorConfig:
+        # 1200 writes a minute with one second of burst: 20 deletes at once, then 429s.
+        return EmulatorConfig(now=NOW, throttle=ThrottleConfig(60_000, 1_200))
+
+    async def test_a_throttled_sweep_fails_nothing(self, seeded, client):
+        """Against a registry that answers 429, every deletion still succeeds."""
+        fixture = {
+            "repositories": [
+                {
+                    "name": "bulk/images",
+                    "manifests": [
+                        {"id": f"i{i}", "tags": [f"t{i}"], "pushed": f"2026-04-01T00:{i:02d}:00Z"}
+                        for i in range(45)
+                    ],
+                }
+            ]
+        }
+        seeded.seed(fixture)
+        policy = {
+            "version": 1,
+            "rules": [{"name": "bulk", "repositories": ["bulk/**"], "keepLatest": 5}],
+            "safety": {"maxDeletesPerRepository": None, "maxDeleteFraction": None},
+        }
+        report = await run_cleanup(
+            client,
+            load_policy(policy),
+            now=NOW,
+            dry_run=False,
+            limits=ExecutionLimits(max_concurrency=32),
+        )
+        assert report.totals.failed == 0
+        assert report.totals.deleted == 40
+        assert len(digests(seeded, "bulk/images")) == 5
+        assert report.requests.throttled > 0
