@@ -73,6 +73,11 @@ def glob_to_regex(glob: str, kind: NameKind) -> str:
             out.append("[^/]")
         elif char in allowed:
             out.append(re.escape(char))
+        elif kind is NameKind.REPOSITORY and char.isupper():
+            raise PatternError(
+                f"{glob!r}: ACR repository names are lowercase, so {char!r} never matches; "
+                "write the pattern in lowercase"
+            )
         else:
             raise PatternError(
                 f"{glob!r}: {char!r} can never appear in a {kind.value} name; a glob may contain "
