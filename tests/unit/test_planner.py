@@ -549,7 +549,7 @@ def _many_old_images(count: int, untagged: int = 0) -> RepoBuilder:
 
 
 def test_safety_max_deletes_blocks_but_still_lists_the_deletions() -> None:
-    """Over maxDeletesPerRepository the plan is blocked, names the setting, and lists what it would do."""
+    """Over maxDeletesPerRepository the plan is blocked, names the setting, lists its deletions."""
     b = _many_old_images(6)
     policy = policy_for(
         {"keepLatest": 1}, {"maxDeletesPerRepository": 4, "maxDeleteFraction": None}
@@ -562,7 +562,7 @@ def test_safety_max_deletes_blocks_but_still_lists_the_deletions() -> None:
 
 
 def test_safety_max_delete_fraction_counts_cascaded_referrers() -> None:
-    """maxDeleteFraction compares the manifests removed, referrers included, with the repository's."""
+    """maxDeleteFraction compares manifests removed, referrers included, with the repository's."""
     b = _many_old_images(2)
     b.referrer("sig", "t1")
     policy = policy_for({"keepLatest": 1}, {"maxDeleteFraction": 0.5})
@@ -643,7 +643,7 @@ def test_applying_the_plan_reaches_a_state_the_next_run_keeps() -> None:
 
 
 def test_needs_inspection_says_which_manifests_the_gatherer_must_read() -> None:
-    """Indexes, untagged manifests and non-image manifests need reading; tagged plain images do not."""
+    """Indexes, untagged and non-image manifests need reading; tagged plain images do not."""
     b = RepoBuilder()
     b.image("plain", "1")
     b.image("untagged")
@@ -664,7 +664,7 @@ def test_attached_subject_reads_the_referrers_tag_schema() -> None:
 
 
 def test_planning_twenty_thousand_manifests_is_linear_enough() -> None:
-    """A 20,000-manifest repository with indexes and referrers plans in one pass (sanity, no timing)."""
+    """A 20,000-manifest repository with indexes and referrers plans fine (sanity, no timing)."""
     b = RepoBuilder()
     for i in range(4000):
         b.image(f"a{i}", age=days(3 + i % 50))
