@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 import time
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -43,8 +44,9 @@ from acr_core.events import (
     make_envelope,
     read_image_pushed,
 )
-from acr_core.executor import ExecutionLimits
+from acr_core.executor import ExecutionLimits, Outcome
 from acr_core.report import RunReport
+from acr_core.retry import RetryPolicy
 from acr_core.service import run_cleanup
 from acr_core.settings import Settings, SettingsError, load_settings
 
@@ -63,8 +65,9 @@ class Shell:
 
     settings: Settings | SettingsError
     credential: AsyncTokenCredential | None = None  # None: managed identity, per run
-    verify: str | bool = True  # CA bundle for a local emulator; True in Azure
+    verify: ssl.SSLContext | bool = True  # trusts a local emulator's CA; True in Azure
     now: Callable[[], datetime] | None = None  # the registry's "now"; None: the wall clock
+    retry: RetryPolicy | None = None  # None: the client's default policy
     coalescer: Coalescer = field(default_factory=lambda: Coalescer())
 
 
@@ -72,8 +75,9 @@ def configure(
     env: Mapping[str, str],
     *,
     credential: AsyncTokenCredential | None = None,
-    verify: str | bool = True,
+    verify: ssl.SSLContext | bool = True,
     now: Callable[[], datetime] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Shell:
     """(Re)read the settings from `env` and set the edges; returns the new shell.
 
@@ -85,7 +89,7 @@ def configure(
         settings: Settings | SettingsError = load_settings(env, app_root=APP_ROOT)
     except SettingsError as exc:
         settings = exc
-    _shell = Shell(settings, credential=credential, verify=verify, now=now)
+    _shell = Shell(settings, credential=credential, verify=verify, now=now, retry=retry)
     return _shell
 
 
@@ -345,6 +349,7 @@ async def _client(shell: Shell, settings: Settings) -> AsyncIterator[AcrClient]:
             credential,
             audience=settings.token_audience,
             verify=shell.verify,
+            retry=shell.retry,
         ) as client:
             yield client
     finally:
@@ -376,6 +381,15 @@ async def _clean(
             limits=limits,
         )
     _log_summary("acr-cleanup run", run_summary(report, repository, trigger, cause))
+    failures = [o for o in report.outcomes if o.outcome is Outcome.FAILED]
+    if failures:
+        log.error(
+            "acr-cleanup run over %s: %d of %d actions failed; the first: %s",
+            repository,
+            len(failures),
+            len(report.outcomes),
+            failures[0].detail,
+        )
     for issue in report.issues:
         if issue.transient:
             raise _RetryableRun(f"{repository}: {issue.detail}")
