@@ -278,7 +278,10 @@ async def _run(options: Options) -> int:
         )
         return EXIT_FAILED
     except AcrError as exc:
-        _error(str(exc))
+        hint = ""
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            hint = ". If the registry's certificate comes from a private CA, pass --ca-file"
+        _error(f"{exc}{hint}")
         return EXIT_FAILED
     finally:
         if credential is not None:

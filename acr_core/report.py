@@ -324,15 +324,23 @@ def _summary(report: RunReport) -> str:
             f"{t.locked} locked, {t.kept} kept, {t.skipped} skipped, {t.failed} failed"
         )
     else:
+        held = [r for r in report.plan.repositories if r.blocked]
+        deletions = t.planned_deletions - sum(len(r.deletions) for r in held)
+        size = t.bytes_planned - sum(a.size_in_bytes for r in held for a in r.deletions)
         done = (
-            f"would delete {t.planned_deletions} ({_bytes(t.bytes_planned)}), "
-            f"would lock {t.planned_locks}, {t.kept} kept"
+            f"would delete {deletions} ({_bytes(size)}), would lock {t.planned_locks}, "
+            f"{t.kept} kept"
         )
-    blocked = sum(1 for r in report.plan.repositories if r.blocked)
+    held_back = [r for r in report.plan.repositories if r.blocked]
+    blocked = len(held_back)
+    withheld = sum(len(r.deletions) for r in held_back)
     failed = sum(1 for i in report.issues if i.status is Status.FAILED)
     extra = "".join(
         [
-            f"; {blocked} repositor{'y' if blocked == 1 else 'ies'} blocked" if blocked else "",
+            f"; {blocked} repositor{'y' if blocked == 1 else 'ies'} blocked "
+            f"({withheld} deletion(s) held back)"
+            if blocked
+            else "",
             f"; {failed} repositor{'y' if failed == 1 else 'ies'} failed" if failed else "",
         ]
     )

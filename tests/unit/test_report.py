@@ -133,5 +133,12 @@ def test_table_shows_each_action_its_reason_and_the_summary():
     assert "11th newest; keepLatest is 10 (ACR removes 1 referrer(s) with it)" in text
     assert "matches keepTags 'latest'" in text
     assert "BLOCKED: over the limit" in text
-    assert "would delete 3 (2.4 KiB), would lock 1, 1 kept" in text
+    assert "would delete 0 (0 B), would lock 1, 1 kept" in text
+    assert "1 repository blocked (3 deletion(s) held back)" in text
     assert "Status: blocked" in text
+
+
+def test_table_summary_of_an_unblocked_dry_run_counts_bytes():
+    """A dry run's summary says how much would be deleted, in bytes the manifests listed."""
+    text = render_table(_report(_plan()))
+    assert "would delete 3 (2.4 KiB), would lock 1, 1 kept. Status: done." in text

@@ -1,0 +1,261 @@
+"""`acr-cleanup` against the emulator over real HTTPS: exit codes, output, final state."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import acr_core
+from acr_core.cli import EXIT_BLOCKED, EXIT_DONE, EXIT_FAILED, EXIT_USAGE, main
+from acr_emulator import Emulator, EmulatorConfig, ServerInfo
+from tests.e2e.registry import API_AFTER, API_BEFORE, FIXTURE, NOW, POLICY, digests, state
+
+SCHEMA = json.loads((Path(acr_core.__file__).parent / "report.schema.json").read_text())
+ALL = ("services/api", "services/blocked", "other/thing")
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(now=NOW)
+
+
+@pytest.fixture
+def server(emulator: Emulator, emulator_server: ServerInfo) -> ServerInfo:
+    emulator.seed(FIXTURE)
+    return emulator_server
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(POLICY))
+    return path
+
+
+def cli(server: ServerInfo, policy: Path, *args: str, password: str | None = None) -> int:
+    """Run the CLI in this process with the admin user's credentials in the environment."""
+    command, *rest = args
+    argv = [
+        command,
+        "--registry",
+        server.login_server,
+        "--ca-file",
+        str(server.ca_file),
+        "--policy",
+        str(policy),
+        "--now",
+        NOW.isoformat(),
+        *rest,
+    ]
+    environ = {
+        "ACR_USERNAME": server.admin_username,
+        "ACR_PASSWORD": server.admin_password if password is None else password,
+    }
+    return main(argv, environ=environ)
+
+
+def everything(emulator: Emulator) -> dict[str, frozenset[str]]:
+    return {repository: state(emulator, repository) for repository in ALL}
+
+
+def test_plan_prints_schema_valid_json_and_changes_nothing(emulator, server, policy_file, capsys):
+    """`plan --output json` exits 3 (one repository is blocked) and deletes nothing."""
+    before = everything(emulator)
+    code = cli(server, policy_file, "plan", "--output", "json")
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    jsonschema.validate(report, SCHEMA)
+    assert code == EXIT_BLOCKED
+    assert report["dryRun"] is True
+    assert report["status"] == "blocked"
+    assert everything(emulator) == before
+    api = next(r for r in report["repositories"] if r["repository"] == "services/api")
+    assert api["counts"]["plannedDeletions"] == 7
+    assert all(a["outcome"] == "planned" for a in api["actions"])
+
+
+def test_apply_yes_cleans_and_exits_blocked(emulator, server, policy_file, capsys):
+    """`apply --yes` reaches the policy's state, leaves the blocked repository, and exits 3."""
+    blocked = digests(emulator, "services/blocked")
+    code = cli(server, policy_file, "apply", "--yes")
+    out = capsys.readouterr().out
+    assert code == EXIT_BLOCKED
+    assert state(emulator, "services/api") == API_AFTER
+    assert digests(emulator, "services/blocked") == blocked
+    assert "BLOCKED: " in out
+    assert "Status: blocked" in out
+
+
+def test_apply_one_repository_exits_done(emulator, server, policy_file, capsys):
+    """With `--repository` naming only an unblocked repository the run exits 0."""
+    code = cli(server, policy_file, "apply", "--yes", "--repository", "services/api")
+    assert code == EXIT_DONE
+    assert state(emulator, "services/api") == API_AFTER
+
+
+def test_apply_without_yes_off_a_terminal_refuses(emulator, server, policy_file, capsys):
+    """Without --yes and with stdin not a terminal, apply exits 2 before touching anything."""
+    before = everything(emulator)
+    code = cli(server, policy_file, "apply")
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert "--yes" in err
+    assert everything(emulator) == before
+    assert emulator.counters.total == 0
+
+
+def test_a_wrong_password_is_one_line_without_the_secret(emulator, server, policy_file, capsys):
+    """Refused credentials exit 1 with one error line, no traceback, and no password."""
+    code = cli(server, policy_file, "plan", password="not-the-password")
+    captured = capsys.readouterr()
+    assert code == EXIT_FAILED
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("acr-cleanup: error: ")
+    assert "Traceback" not in captured.err
+    assert "not-the-password" not in captured.err + captured.out
+    assert state(emulator, "services/api") == API_BEFORE
+
+
+def test_anonymous_apply_is_a_usage_error(server, policy_file, capsys):
+    """--anonymous only plans: asking it to apply exits 2 with the reason."""
+    code = cli(server, policy_file, "apply", "--yes", "--anonymous")
+    assert code == EXIT_USAGE
+    assert "--anonymous" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--now", "2026-06-01T12:00:00"), "needs a time zone"),
+        (("--now", "yesterday"), "is not ISO 8601"),
+        (("--max-concurrency", "0"), "--max-concurrency"),
+    ],
+)
+def test_bad_flags_exit_2_naming_the_flag(server, policy_file, capsys, args, message):
+    """A malformed flag value exits 2 with a line naming the flag."""
+    assert cli(server, policy_file, "plan", *args) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_validate_lists_every_problem(tmp_path, capsys):
+    """`validate` prints each mistake in a policy on its own line and exits 2."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "rules": [
+                    {"name": "a", "repositories": ["x"], "keepLatest": -1},
+                    {"name": "b", "repositories": ["y"], "minAge": "soon"},
+                ],
+            }
+        )
+    )
+    code = main(["validate", str(bad)])
+    out = capsys.readouterr().out
+    assert code == EXIT_USAGE
+    assert "keepLatest" in out
+    assert "minAge" in out
+    assert "2 error(s)" in out
+
+
+def test_validate_accepts_a_good_policy(policy_file, capsys):
+    """A valid policy exits 0 and names its rules."""
+    assert main(["validate", "--policy", str(policy_file)]) == EXIT_DONE
+    assert "valid, 2 rule(s): api, blocked" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_same_cli(emulator, server, policy_file):
+    """`python -m acr_core plan` is the CLI: it exits 0 for one unblocked repository."""
+    environ = {
+        **os.environ,
+        "ACR_USERNAME": server.admin_username,
+        "ACR_PASSWORD": server.admin_password,
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "acr_core",
+            "plan",
+            "--registry",
+            server.url,
+            "--ca-file",
+            str(server.ca_file),
+            "--policy",
+            str(policy_file),
+            "--repository",
+            "services/api",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == EXIT_DONE, result.stderr
+    assert json.loads(result.stdout)["totals"]["plannedDeletions"] == 7
+    assert state(emulator, "services/api") == API_BEFORE
+
+
+def _apply_on_a_terminal(server: ServerInfo, policy: Path, answer: bytes) -> tuple[int, str]:
+    """Run `python -m acr_core apply` with a pseudo-terminal as stdin, answering the prompt."""
+    controller, terminal = pty.openpty()
+    environ = {
+        **os.environ,
+        "ACR_USERNAME": server.admin_username,
+        "ACR_PASSWORD": server.admin_password,
+    }
+    os.write(controller, answer)
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "acr_core",
+                "apply",
+                "--registry",
+                server.url,
+                "--ca-file",
+                str(server.ca_file),
+                "--policy",
+                str(policy),
+                "--repository",
+                "services/api",
+            ],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            env=environ,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    return result.returncode, result.stderr
+
+
+def test_declining_the_prompt_changes_nothing(emulator, server, policy_file):
+    """On a terminal, apply shows the plan and asks; answering no exits 1 with nothing changed."""
+    code, err = _apply_on_a_terminal(server, policy_file, b"n\n")
+    assert code == EXIT_FAILED
+    assert "Delete 7 manifest(s) and lock 1 tag(s)" in err
+    assert "cancelled; nothing was changed" in err
+    assert state(emulator, "services/api") == API_BEFORE
+
+
+def test_confirming_the_prompt_applies(emulator, server, policy_file):
+    """Answering yes at the prompt applies the plan."""
+    code, err = _apply_on_a_terminal(server, policy_file, b"y\n")
+    assert code == EXIT_DONE, err
+    assert state(emulator, "services/api") == API_AFTER
