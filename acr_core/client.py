@@ -36,7 +36,13 @@ from acr_core.models import (
     RepositoryProperties,
     TagProperties,
 )
-from acr_core.retry import ClientStats, RetryingTransport, RetryPolicy, ThrottleListener
+from acr_core.retry import (
+    CONNECTION_ERRORS,
+    ClientStats,
+    RetryingTransport,
+    RetryPolicy,
+    ThrottleListener,
+)
 
 OrderBy = Literal["timedesc", "timeasc"] | None
 
@@ -75,6 +81,8 @@ class AcrClient:
         self._base = _endpoint_url(endpoint)
         self.stats = ClientStats()
         self._listeners: list[ThrottleListener] = []
+        if isinstance(verify, str):  # a CA bundle path; httpx 0.28 wants an SSLContext
+            verify = ssl.create_default_context(cafile=verify)
         inner = transport or httpx.AsyncHTTPTransport(verify=verify)
         self._auth = AcrAuth(
             self._base,
@@ -282,9 +290,8 @@ class AcrClient:
         """Send one request; any error status becomes an `AcrError` (after retries)."""
         try:
             response = await self._http.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            request = exc.request if _has_request(exc) else self._http.build_request(method, url)
-            raise error_from_transport(exc, request) from None
+        except CONNECTION_ERRORS as exc:
+            raise error_from_transport(exc, self._http.build_request(method, url)) from None
         if not response.is_success:
             raise error_from_response(response)
         return response
@@ -331,14 +338,6 @@ def _endpoint_url(endpoint: str) -> httpx.URL:
     if url.scheme == "http" and url.host not in ("127.0.0.1", "::1", "localhost"):
         raise ValueError(f"endpoint {endpoint!r} uses plain http; tokens are only sent over https")
     return url.copy_with(path="/", query=None, fragment=None)
-
-
-def _has_request(exc: httpx.TransportError) -> bool:
-    try:
-        exc.request  # noqa: B018 - raises RuntimeError when httpx did not attach it
-    except RuntimeError:
-        return False
-    return True
 
 
 def _repo(repository: str) -> str:

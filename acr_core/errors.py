@@ -211,7 +211,7 @@ def _classify(
     return AcrResponseError, ""
 
 
-def error_from_transport(exc: httpx.TransportError, request: httpx.Request) -> AcrConnectionError:
+def error_from_transport(exc: Exception, request: httpx.Request) -> AcrConnectionError:
     """The exception for a transport failure that outlasted the retries."""
     reason = type(exc).__name__
     detail = scrub(str(exc))

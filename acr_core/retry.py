@@ -24,6 +24,9 @@ from acr_core._wire import parse_retry_after
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 506, 507, 508, 509, 510, 511})
 
+# httpx's transport errors, and the socket errors an in-process (ASGI) transport lets through.
+CONNECTION_ERRORS = (httpx.TransportError, ConnectionError)
+
 ThrottleListener = Callable[[float | None], None]
 
 
@@ -111,7 +114,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             self._count(request)
             try:
                 response = await self._inner.handle_async_request(request)
-            except httpx.TransportError:
+            except CONNECTION_ERRORS:
                 self._stats.connection_errors += 1
                 delay = policy.backoff(attempt, self._rng)
                 if not self._may_retry(retryable, attempt, deadline, delay):
