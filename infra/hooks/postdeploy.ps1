@@ -6,6 +6,7 @@ if ($env:DEPLOY_EVENT_SUBSCRIPTION -eq 'true') {
     exit 0
 }
 
+$retrySeconds = if ($env:POSTDEPLOY_RETRY_SECONDS) { [int]$env:POSTDEPLOY_RETRY_SECONDS } else { 60 }
 azd env set DEPLOY_EVENT_SUBSCRIPTION true
 for ($attempt = 1; $attempt -le 3; $attempt++) {
     azd provision --no-prompt
@@ -14,8 +15,8 @@ for ($attempt = 1; $attempt -le 3; $attempt++) {
         exit 0
     }
     if ($attempt -lt 3) {
-        Write-Warning 'postdeploy: Event Grid cannot reach the function yet; retrying in 60 s.'
-        Start-Sleep -Seconds 60
+        Write-Warning "postdeploy: Event Grid cannot reach the function yet; retrying in $retrySeconds s."
+        Start-Sleep -Seconds $retrySeconds
     }
 }
 azd env set DEPLOY_EVENT_SUBSCRIPTION false

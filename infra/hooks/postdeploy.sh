@@ -13,9 +13,10 @@ if [ "${DEPLOY_EVENT_SUBSCRIPTION:-false}" = "true" ]; then
   exit 0
 fi
 
+# The host indexes the functions shortly after publishing, so the first try can come too early.
+retry_seconds="${POSTDEPLOY_RETRY_SECONDS:-60}"
 azd env set DEPLOY_EVENT_SUBSCRIPTION true
 attempt=1
-# The host indexes the functions shortly after publishing; a few minutes is the usual worst case.
 until azd provision --no-prompt; do
   if [ "$attempt" -ge 3 ]; then
     azd env set DEPLOY_EVENT_SUBSCRIPTION false
@@ -23,8 +24,8 @@ until azd provision --no-prompt; do
     echo "postdeploy: on_image_pushed is listed in the portal, then run: azd hooks run postdeploy" >&2
     exit 1
   fi
-  echo "postdeploy: Event Grid cannot reach the function yet; retrying in 60 s." >&2
-  sleep 60
+  echo "postdeploy: Event Grid cannot reach the function yet; retrying in ${retry_seconds} s." >&2
+  sleep "$retry_seconds"
   attempt=$((attempt + 1))
 done
 echo "postdeploy: Event Grid subscription created; pushes now trigger on_image_pushed."
