@@ -104,12 +104,28 @@ class RunReport:
     durations: Durations = field(default_factory=Durations)
     requests: RequestStats = field(default_factory=RequestStats)
     cancelled: bool = False
+    _by_repository: dict[str, tuple[ActionOutcome, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        if self.outcomes and len(self.outcomes) != len(self.plan.actions):
+            raise ValueError("a report needs one outcome per action of its plan, or none")
+        start = 0
+        for repository in self.plan.repositories:
+            end = start + len(repository.actions)
+            if self.outcomes:
+                self._by_repository[repository.repository] = self.outcomes[start:end]
+            start = end
 
     def results(self, repository: RepositoryPlan) -> Iterator[ActionOutcome]:
         """Each action of `repository` with what happened to it."""
-        by_action = dict(zip(self.plan.actions, self.outcomes, strict=False))
+        done = self._by_repository.get(repository.repository)
+        if done is not None:
+            yield from done
+            return
         for action in repository.actions:
-            yield by_action.get(action) or ActionOutcome(action, Outcome.PLANNED)
+            yield ActionOutcome(action, Outcome.PLANNED)
 
     def counts(self, repository: RepositoryPlan) -> Counts:
         counts = Counts(

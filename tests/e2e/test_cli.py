@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -13,7 +14,8 @@ import jsonschema
 import pytest
 
 import acr_core
-from acr_core.cli import EXIT_BLOCKED, EXIT_DONE, EXIT_FAILED, EXIT_USAGE, main
+from acr_core.cli import EXIT_BLOCKED, EXIT_DONE, EXIT_FAILED, EXIT_USAGE, _progress, main
+from acr_core.service import ProgressEvent
 from acr_emulator import Emulator, EmulatorConfig, ServerInfo
 from tests.e2e.registry import API_AFTER, API_BEFORE, FIXTURE, NOW, POLICY, digests, state
 
@@ -259,3 +261,19 @@ def test_confirming_the_prompt_applies(emulator, server, policy_file):
     code, err = _apply_on_a_terminal(server, policy_file, b"y\n")
     assert code == EXIT_DONE, err
     assert state(emulator, "services/api") == API_AFTER
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_shown_on_a_terminal_only():
+    """Progress lines go to a terminal and end with a newline; a pipe gets nothing."""
+    assert _progress(io.StringIO()) is None
+    terminal = _Terminal()
+    show = _progress(terminal)
+    assert show is not None
+    show(ProgressEvent("gather", 2, 2, "services/api"))
+    show(ProgressEvent("apply", 7, 7, "services/api"))
+    assert terminal.getvalue() == "\r2/2 repositories read\n\r7/7 actions applied\n"
