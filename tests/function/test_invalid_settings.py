@@ -1,0 +1,50 @@
+"""Invalid app settings: every invocation logs one error naming the setting; nothing is deleted."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from scripts.func_objects import Out, event_from_json, queue_message, timer
+from tests.function.conftest import Registry
+
+DAY = timedelta(days=1)
+
+# (setting, bad value or "<unset>")
+BAD_SETTINGS = [
+    ("ACR_RESOURCE_ID", "<unset>"),
+    ("ACR_LOGIN_SERVER", "https://myregistry.azurecr.io"),
+    ("CLEANUP_POLICY", '{"version": 1, "rules": [{"repositories": ["apps/**"], "keepLast": 2}]}'),
+    ("CLEANUP_DRY_RUN", "no"),
+    ("CLEANUP_MAX_CONCURRENCY", "many"),
+]
+
+
+@pytest.mark.parametrize(("setting", "value"), BAD_SETTINGS)
+async def test_each_invocation_names_the_bad_setting(
+    registry: Registry, configure: Any, app_log: Any, setting: str, value: str
+) -> None:
+    """All three functions do nothing but log one error naming the setting, every time."""
+    for age, tag in ((9, "v1"), (8, "v2"), (7, "v3"), (6, "v4")):
+        await registry.push("apps/web", tag, age=age * DAY)
+    event = registry.pushed_events()[-1]
+    app = configure(**{setting: value})
+    before = registry.state()
+    out = Out()
+
+    for _ in range(2):
+        await app.on_image_pushed(event_from_json(event))
+        await app.sweep_schedule(timer(), out)
+        await app.sweep_repository(queue_message(app.sweep_message("apps/web")))
+
+    assert registry.state() == before
+    assert out.value is None
+    lines = app_log()
+    assert len(lines) == 6
+    assert all(line.levelno == logging.ERROR for line in lines)
+    assert all(setting in line.getMessage() for line in lines)
+    functions = [line.getMessage().split()[1] for line in lines]
+    assert functions == ["on_image_pushed", "sweep_schedule", "sweep_repository"] * 2
