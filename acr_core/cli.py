@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.client import AcrClient
@@ -113,8 +114,16 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
     limits.add_argument("--reads-per-minute", type=float, metavar="N", help="read budget")
 
 
-def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    credential: AsyncTokenCredential | None = None,
+) -> int:
+    """Run the command line; returns the exit code.
+
+    `environ` replaces `os.environ`; `credential` replaces `DefaultAzureCredential` (tests).
+    """
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage error or the help
@@ -131,7 +140,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         _error(str(exc))
         return EXIT_USAGE
     try:
-        return asyncio.run(_run(options))
+        return asyncio.run(_run(options, credential))
     except KeyboardInterrupt:
         _error("interrupted; what was done is done, and the next run picks up the rest")
         return EXIT_INTERRUPTED
@@ -246,12 +255,15 @@ def _error(message: str) -> None:
     sys.stderr.write(f"acr-cleanup: error: {message}\n")
 
 
-async def _run(options: Options) -> int:
-    credential = None
+async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
+    credential: AsyncTokenCredential | None = None
     if not options.anonymous and options.username is None:
-        from azure.identity.aio import DefaultAzureCredential
+        if given is None:
+            from azure.identity.aio import DefaultAzureCredential
 
-        credential = DefaultAzureCredential()
+            credential = DefaultAzureCredential()
+        else:
+            credential = given
     try:
         async with AcrClient(
             options.endpoint,
@@ -284,7 +296,7 @@ async def _run(options: Options) -> int:
         _error(f"{exc}{hint}")
         return EXIT_FAILED
     finally:
-        if credential is not None:
+        if credential is not None and credential is not given:
             await credential.close()
     sys.stdout.write(report.to_json() + "\n" if options.output == "json" else render_table(report))
     sys.stdout.flush()

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from azure.core.credentials import AccessToken
+from azure.identity import CredentialUnavailableError
 
 import acr_core
 from acr_core.cli import EXIT_BLOCKED, EXIT_DONE, EXIT_FAILED, EXIT_USAGE, _progress, main
 from acr_core.service import ProgressEvent
 from acr_emulator import Emulator, EmulatorConfig, ServerInfo
+from acr_emulator.testing import AsyncFakeCredential
 from tests.e2e.registry import API_AFTER, API_BEFORE, FIXTURE, NOW, POLICY, digests, state
 
 SCHEMA = json.loads((Path(acr_core.__file__).parent / "report.schema.json").read_text())
@@ -277,3 +280,39 @@ def test_progress_is_shown_on_a_terminal_only():
     show(ProgressEvent("gather", 2, 2, "services/api"))
     show(ProgressEvent("apply", 7, 7, "services/api"))
     assert terminal.getvalue() == "\r2/2 repositories read\n\r7/7 actions applied\n"
+
+
+def _plan_with(server: ServerInfo, policy: Path, credential: object) -> int:
+    argv = [
+        "plan",
+        "--registry",
+        server.url,
+        "--ca-file",
+        str(server.ca_file),
+        "--policy",
+        str(policy),
+        "--repository",
+        "services/api",
+    ]
+    return main(argv, environ={}, credential=credential)  # type: ignore[arg-type]
+
+
+def test_azure_ad_sign_in_is_the_default(emulator, server, policy_file, capsys):
+    """Without Basic credentials the CLI signs in with an Azure AD credential and plans."""
+    assert _plan_with(server, policy_file, AsyncFakeCredential()) == EXIT_DONE
+    assert "would delete 7" in capsys.readouterr().out
+    assert emulator.counters.count(endpoint="/oauth2/exchange") >= 1
+
+
+class _SignedOut(AsyncFakeCredential):
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        raise CredentialUnavailableError("no credential in this environment")
+
+
+def test_no_azure_ad_credential_is_one_line_with_what_to_do(server, policy_file, capsys):
+    """When no Azure AD credential is available the CLI says how to sign in, in one line."""
+    assert _plan_with(server, policy_file, _SignedOut()) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "az login" in err
+    assert "--username" in err
