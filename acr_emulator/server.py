@@ -73,8 +73,12 @@ async def serve(
             log_level=log_level,
             access_log=False,
             lifespan="on",
+            interface="asgi3",
+            proxy_headers=False,
             loop="asyncio",
             timeout_keep_alive=30,
+            # Clients that leave keep-alive connections open must not hold up shutdown.
+            timeout_graceful_shutdown=1,
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
