@@ -26,7 +26,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.client import AcrClient
 from acr_core.errors import AcrError
-from acr_core.executor import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
+from acr_core.executor import DEFAULT_MAX_CONCURRENCY, ExecutionLimits, Outcome
 from acr_core.plan import Plan
 from acr_core.policy import Policy, PolicyError, load_policy
 from acr_core.report import RunReport, Status, render_table
@@ -303,7 +303,25 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     if report.cancelled:
         _error("cancelled; nothing was changed")
         return EXIT_FAILED
+    if report.status is Status.FAILED:
+        _error(_failure_line(report))
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def _failure_line(report: RunReport) -> str:
+    """One line for the log of a failed run, whatever `--output` is."""
+    unread = [i for i in report.issues if i.status is Status.FAILED]
+    failed = [
+        result
+        for repository in report.plan.repositories
+        for result in report.results(repository)
+        if result.outcome is Outcome.FAILED
+    ]
+    first = unread[0].detail if unread else failed[0].detail if failed else "see the report"
+    return (
+        f"{len(unread)} repositor{'y' if len(unread) == 1 else 'ies'} could not be read and "
+        f"{len(failed)} action(s) failed; the first: {first}"
+    )
 
 
 def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[bool]]:

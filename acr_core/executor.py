@@ -25,6 +25,7 @@ from acr_core.errors import (
     AcrError,
     DisallowedOperationError,
     NotFoundError,
+    PermissionDeniedError,
     ThrottledError,
 )
 from acr_core.models import (
@@ -288,6 +289,7 @@ class Executor:
         self._snapshots = snapshots
         self._repository_checks: dict[str, asyncio.Task[str | None]] = {}
         self._on_done = on_done
+        self._denied: dict[tuple[str, ActionKind], str] = {}
 
     async def apply(self, plan: Plan) -> tuple[ActionOutcome, ...]:
         """Apply every action, dependencies first; returns one outcome per action, in order."""
@@ -354,6 +356,11 @@ class Executor:
         return tuple(results[i] for i in range(len(actions)))
 
     async def _run(self, action: Action) -> ActionOutcome:
+        # A permission the identity lacks in a repository is lacking for every action of the
+        # same kind there: fail those without sending a request each.
+        denied = self._denied.get((action.repository, action.kind))
+        if denied is not None:
+            return ActionOutcome(action, Outcome.FAILED, f"not attempted: {denied}")
         for _ in range(THROTTLE_ROUNDS):
             try:
                 if action.kind is ActionKind.LOCK_TAG:
@@ -362,6 +369,9 @@ class Executor:
             except ThrottledError as exc:
                 self._governor.throttled(exc.retry_after)
                 last = str(exc)
+            except PermissionDeniedError as exc:
+                self._denied[(action.repository, action.kind)] = str(exc)
+                return ActionOutcome(action, Outcome.FAILED, str(exc))
             except AcrError as exc:
                 return ActionOutcome(action, Outcome.FAILED, str(exc))
         return ActionOutcome(action, Outcome.FAILED, f"still throttled after retrying: {last}")

@@ -48,6 +48,19 @@ def _error(
     return cls(status=status, code=code, message=code.lower(), method=method, url=path)
 
 
+def _denied(method: str, path: str, scope: str) -> PermissionDeniedError:
+    error = PermissionDeniedError(
+        status=401,
+        code="UNAUTHORIZED",
+        message="authentication required",
+        method=method,
+        url=path,
+        hint=f"The identity is not allowed: {scope}",
+    )
+    error.scope = scope
+    return error
+
+
 class FakeRegistry:
     def __init__(self, login_server: str = "fake.test") -> None:
         self.login_server = login_server
@@ -64,6 +77,8 @@ class FakeRegistry:
         self.peak = 0
         self._listeners: list[ThrottleListener] = []
         self.forbidden: set[str] = set()  # repositories this identity may not read
+        self.undeletable: set[str] = set()  # repositories this identity may not delete in
+        self.delete_attempts = 0
 
     # --- building state ---------------------------------------------------------------------
 
@@ -172,16 +187,7 @@ class FakeRegistry:
     async def get_repository_properties(self, repository: str) -> RepositoryProperties:
         await self._request("GET", f"/acr/v1/{repository}")
         if repository in self.forbidden:
-            denied = PermissionDeniedError(
-                status=401,
-                code="UNAUTHORIZED",
-                message="authentication required",
-                method="GET",
-                url=f"/acr/v1/{repository}",
-                hint=f"'metadata_read' on repository '{repository}' needs AcrPull",
-            )
-            denied.scope = f"repository:{repository}:metadata_read"
-            raise denied
+            raise _denied("GET", f"/acr/v1/{repository}", f"repository:{repository}:metadata_read")
         if repository not in self.repositories:
             raise _error(NotFoundError, 404, "NAME_UNKNOWN", "GET", f"/acr/v1/{repository}")
         return RepositoryProperties(
@@ -234,6 +240,9 @@ class FakeRegistry:
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         path = f"/v2/{repository}/manifests/{digest}"
         await self._request("DELETE", path)
+        self.delete_attempts += 1
+        if repository in self.undeletable:
+            raise _denied("DELETE", path, f"repository:{repository}:delete")
         if (repository, digest) not in self.manifests:
             return False
         manifest = self._manifest(repository, digest)

@@ -227,6 +227,18 @@ async def test_a_lock_on_a_tag_that_vanished_is_skipped():
     assert CHANGED in outcome.detail
 
 
+async def test_a_missing_delete_permission_is_asked_once_per_repository():
+    """After one 401 insufficient_scope on delete, the repository's other deletions fail unsent."""
+    registry = FakeRegistry()
+    registry.undeletable.add(REPO)
+    digests = [registry.push(REPO, f"m{i}") for i in range(5)]
+    plan = plan_of(*(delete(d) for d in digests))
+    outcomes = await run(registry, plan, limits=ExecutionLimits(max_concurrency=1))
+    assert set(outcomes.values()) == {Outcome.FAILED}
+    assert registry.delete_attempts == 1
+    assert registry.digests(REPO) == set(digests)
+
+
 # --- the limiter -----------------------------------------------------------------------------
 
 
