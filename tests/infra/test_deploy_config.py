@@ -240,3 +240,43 @@ def test_package_holds_nothing_else() -> None:
     for directory in (".venv", ".venv-checkov", ".tools", "acr_emulator", "tests", "infra"):
         if (ROOT / directory).exists():
             assert directory in pruned, directory
+
+
+# -- docs/deploy.md ------------------------------------------------------------------------------
+
+
+def _deploy_doc() -> str:
+    return (ROOT / "docs" / "deploy.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "## Deploy with `azd up`",
+        "## Deploy with `az deployment group create`",
+        "## Why two passes",
+        "## Check the deployment",
+        "## From dry run to enforcing",
+        "## Roll back",
+        "## Permissions, and why",
+    ],
+)
+def test_deploy_doc_covers(heading: str) -> None:
+    """docs/deploy.md has a section for each step a user goes through."""
+    assert f"\n{heading}\n" in _deploy_doc()
+
+
+def test_deploy_doc_parameter_table_matches_the_templates(templates: Templates) -> None:
+    """The doc's parameter table names every main.bicep parameter, with the azd variable that
+    main.parameters.json really maps to it."""
+    section = _deploy_doc().split("\n## Parameters\n", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, str | None] = {}
+    for row in re.findall(r"^\| (.+?) \| (.+?) \|", section, flags=re.M):
+        variable = re.fullmatch(r"`([A-Z_]+)`", row[1])
+        for name in re.findall(r"`(\w+)`", row[0]):
+            documented[name] = variable.group(1) if variable else None
+    assert set(templates["main.bicep"].params) - set(documented) == set()
+    for name, text in _parameters().items():
+        match = AZD_VALUE_RE.fullmatch(text)
+        assert match is not None
+        assert documented[name] == match.group("name"), name
