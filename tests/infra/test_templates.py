@@ -325,6 +325,22 @@ def test_bindings_use_the_identity_based_connection(
         assert f"{connection}__credential" in settings
 
 
+def test_binding_expressions_name_settings_the_bicep_sets(
+    templates: Templates, registered_functions: dict[str, list[dict[str, object]]]
+) -> None:
+    """Every %SETTING% in a binding (the timer's schedule) resolves to a setting the Bicep sets."""
+    referenced = {
+        name
+        for bindings in registered_functions.values()
+        for binding in bindings
+        for value in binding.values()
+        if isinstance(value, str)
+        for name in PERCENT_SETTING_RE.findall(value)
+    }
+    assert "CLEANUP_SCHEDULE" in referenced
+    assert referenced - set(_app_settings(templates)) == set()
+
+
 def test_registry_settings_come_from_the_registry(templates: Templates) -> None:
     """ACR_LOGIN_SERVER and ACR_RESOURCE_ID are the existing registry's loginServer and id."""
     settings = _app_settings(templates)
