@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,7 +159,7 @@ class EventBus:
         self.deliveries: list[Delivery] = []
         self.published: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._verify = verify
+        self._verify: str | bool | ssl.SSLContext = verify
         self._client: httpx.AsyncClient | None = None
 
     def subscribe(self, callback: Subscriber, schema: Schema = "eventgrid") -> Callable[[], None]:
@@ -204,7 +205,10 @@ class EventBus:
 
     async def _deliver(self, hook: Webhook, event: dict[str, Any]) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(verify=self._verify, timeout=30.0, trust_env=False)
+            verify = self._verify
+            if isinstance(verify, str):
+                verify = ssl.create_default_context(cafile=verify)
+            self._client = httpx.AsyncClient(verify=verify, timeout=30.0, trust_env=False)
         if hook.schema == "cloudevents":
             body = json.dumps(to_cloudevent(event)).encode()
             headers = {"content-type": "application/cloudevents+json; charset=utf-8"}
