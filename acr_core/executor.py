@@ -352,7 +352,12 @@ class Executor:
                 finish(index, await self._run(actions[index]))
 
         if len(results) < len(actions):
-            await asyncio.gather(*(worker() for _ in range(workers)))
+            tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
         return tuple(results[i] for i in range(len(actions)))
 
     async def _run(self, action: Action) -> ActionOutcome:
