@@ -115,8 +115,10 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
   tags: allTags
 }
 
+// Module deployment names carry the token: several environments may deploy into the registry's
+// resource group, and a deployment with the same name would replace another's record.
 module monitoring 'modules/monitoring.bicep' = {
-  name: 'acrclean-monitoring'
+  name: 'acrclean-monitoring-${resourceToken}'
   params: {
     location: appLocation
     tags: allTags
@@ -127,7 +129,7 @@ module monitoring 'modules/monitoring.bicep' = {
 }
 
 module storage 'modules/storage.bicep' = {
-  name: 'acrclean-storage'
+  name: 'acrclean-storage-${resourceToken}'
   params: {
     location: appLocation
     tags: allTags
@@ -140,7 +142,7 @@ module storage 'modules/storage.bicep' = {
 }
 
 module registryAccess 'modules/registry-access.bicep' = {
-  name: 'acrclean-registry-access'
+  name: 'acrclean-registry-access-${resourceToken}'
   scope: resourceGroup(registryGroup)
   params: {
     registryName: registryName
@@ -153,7 +155,7 @@ module registryAccess 'modules/registry-access.bicep' = {
 // The outputs used below make this module wait for the storage, monitoring and registry modules,
 // role assignments included: the app never starts without the access it needs.
 module functionApp 'modules/function-app.bicep' = {
-  name: 'acrclean-function-app'
+  name: 'acrclean-function-app-${resourceToken}'
   params: {
     location: appLocation
     tags: allTags
@@ -180,7 +182,7 @@ module functionApp 'modules/function-app.bicep' = {
 }
 
 module eventTopic 'modules/event-topic.bicep' = {
-  name: 'acrclean-event-topic'
+  name: 'acrclean-event-topic-${resourceToken}'
   scope: resourceGroup(registryGroup)
   params: {
     registryName: registryName
@@ -191,7 +193,7 @@ module eventTopic 'modules/event-topic.bicep' = {
 }
 
 module deadLetterAccess 'modules/dead-letter-access.bicep' = {
-  name: 'acrclean-dead-letter-access'
+  name: 'acrclean-dead-letter-access-${resourceToken}'
   params: {
     storageAccountName: storage.outputs.storageAccountName
     containerName: deadLetterContainerName
@@ -200,7 +202,7 @@ module deadLetterAccess 'modules/dead-letter-access.bicep' = {
 }
 
 module eventSubscription 'modules/event-subscription.bicep' = if (deployEventSubscription) {
-  name: 'acrclean-event-subscription'
+  name: 'acrclean-event-subscription-${resourceToken}'
   scope: resourceGroup(registryGroup)
   params: {
     topicName: eventTopic.outputs.topicName
