@@ -132,7 +132,16 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 for listener in list(self._listeners):
                     listener(retry_after)
             if status not in _RETRY_STATUSES:
-                return response
+                try:
+                    return await _buffered(response, request)
+                except CONNECTION_ERRORS:
+                    # The connection died mid-body (a 200 that never completed).
+                    self._stats.connection_errors += 1
+                    delay = policy.backoff(attempt, self._rng)
+                    if not self._may_retry(retryable, attempt, deadline, delay):
+                        raise
+                    await self._wait(delay)
+                    continue
             delay = retry_after if retry_after is not None else policy.backoff(attempt, self._rng)
             if not self._may_retry(retryable, attempt, deadline, delay):
                 return response
@@ -155,3 +164,24 @@ class RetryingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+async def _buffered(response: httpx.Response, request: httpx.Request) -> httpx.Response:
+    """The response with its body read here, so a connection lost mid-body can be retried.
+
+    ACR's bodies are small JSON documents and manifests (4 MiB at most, acr-facts.md section 4).
+    The raw bytes are kept: decoding stays with the client, as for any response.
+    """
+    if response.is_stream_consumed:  # already in memory (in-process transports)
+        return response
+    try:
+        raw = b"".join([part async for part in response.aiter_raw()])
+    finally:
+        await response.aclose()
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=raw,
+        request=request,
+        extensions=response.extensions,
+    )
