@@ -316,3 +316,29 @@ def test_no_azure_ad_credential_is_one_line_with_what_to_do(server, policy_file,
     assert err.count("\n") == 1
     assert "az login" in err
     assert "--username" in err
+
+
+class TestAnonymous:
+    @pytest.fixture
+    def emulator_config(self) -> EmulatorConfig:
+        return EmulatorConfig(now=NOW, anonymous_pull=True)
+
+    def test_anonymous_plan_reads_without_credentials(self, emulator, server, policy_file, capsys):
+        """On an anonymous-pull registry `plan --anonymous` works with no credentials at all."""
+        argv = [
+            "plan",
+            "--anonymous",
+            "--registry",
+            server.url,
+            "--ca-file",
+            str(server.ca_file),
+            "--policy",
+            str(policy_file),
+            "--now",
+            NOW.isoformat(),
+            "--repository",
+            "services/api",
+        ]
+        assert main(argv, environ={}) == EXIT_DONE
+        assert "would delete 7" in capsys.readouterr().out
+        assert state(emulator, "services/api") == API_BEFORE
