@@ -8,6 +8,8 @@ if ($env:DEPLOY_EVENT_SUBSCRIPTION -eq 'true') {
 
 $retrySeconds = if ($env:POSTDEPLOY_RETRY_SECONDS) { [int]$env:POSTDEPLOY_RETRY_SECONDS } else { 60 }
 azd env set DEPLOY_EVENT_SUBSCRIPTION true
+# The nested provision must not inherit the old value azd handed this hook.
+$env:DEPLOY_EVENT_SUBSCRIPTION = 'true'
 for ($attempt = 1; $attempt -le 3; $attempt++) {
     azd provision --no-prompt
     if ($LASTEXITCODE -eq 0) {

@@ -16,6 +16,9 @@ fi
 # The host indexes the functions shortly after publishing, so the first try can come too early.
 retry_seconds="${POSTDEPLOY_RETRY_SECONDS:-60}"
 azd env set DEPLOY_EVENT_SUBSCRIPTION true
+# azd handed this hook its environment values as process variables; the nested provision must
+# not inherit the old value.
+export DEPLOY_EVENT_SUBSCRIPTION=true
 attempt=1
 until azd provision --no-prompt; do
   if [ "$attempt" -ge 3 ]; then

@@ -111,15 +111,18 @@ def test_postdeploy_hook_scripts_exist(platform: str) -> None:
 # -- the postdeploy hook, run against a fake azd -------------------------------------------------
 
 FAKE_AZD = """#!/bin/sh
-# Records each call; `provision` fails while the counter file says so.
-echo "$*" >> "$AZD_LOG"
+# Records each call; `provision` also records the flag it would deploy with, and fails while
+# the counter file says so.
 if [ "$1" = "provision" ]; then
+  echo "$* (DEPLOY_EVENT_SUBSCRIPTION=$DEPLOY_EVENT_SUBSCRIPTION)" >> "$AZD_LOG"
   left=$(cat "$AZD_FAILURES")
   if [ "$left" -gt 0 ]; then
     echo $((left - 1)) > "$AZD_FAILURES"
     exit 1
   fi
+  exit 0
 fi
+echo "$*" >> "$AZD_LOG"
 exit 0
 """
 
@@ -156,7 +159,10 @@ def test_hook_runs_the_second_pass_once(tmp_path: Path) -> None:
     """After the first deploy, the hook turns the subscription flag on and provisions again."""
     code, calls = _run_hook(tmp_path, flag="false", failures=0)
     assert code == 0
-    assert calls == ["env set DEPLOY_EVENT_SUBSCRIPTION true", "provision --no-prompt"]
+    assert calls == [
+        "env set DEPLOY_EVENT_SUBSCRIPTION true",
+        "provision --no-prompt (DEPLOY_EVENT_SUBSCRIPTION=true)",
+    ]
 
 
 def test_hook_does_nothing_when_the_subscription_is_deployed(tmp_path: Path) -> None:
@@ -170,7 +176,7 @@ def test_hook_retries_while_the_function_is_not_indexed(tmp_path: Path) -> None:
     """A provision that fails (endpoint not found yet) is retried."""
     code, calls = _run_hook(tmp_path, flag="false", failures=2)
     assert code == 0
-    assert calls.count("provision --no-prompt") == 3
+    assert calls.count("provision --no-prompt (DEPLOY_EVENT_SUBSCRIPTION=true)") == 3
 
 
 def test_hook_gives_up_and_resets_the_flag(tmp_path: Path) -> None:
@@ -178,7 +184,7 @@ def test_hook_gives_up_and_resets_the_flag(tmp_path: Path) -> None:
     `azd up` provisions without the subscription and the hook tries again."""
     code, calls = _run_hook(tmp_path, flag="false", failures=5)
     assert code == 1
-    assert calls.count("provision --no-prompt") == 3
+    assert calls.count("provision --no-prompt (DEPLOY_EVENT_SUBSCRIPTION=true)") == 3
     assert calls[-1] == "env set DEPLOY_EVENT_SUBSCRIPTION false"
 
 
