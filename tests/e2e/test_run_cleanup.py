@@ -117,6 +117,28 @@ async def test_an_image_tagged_between_plan_and_apply_survives(seeded, client):
     assert "re-planned next run" in skipped.detail
 
 
+async def test_an_image_deleted_by_someone_else_counts_as_gone(seeded, client):
+    """Another cleaner deletes 1.1 after the plan: the apply records it as already gone."""
+
+    async def delete_then_confirm(plan: Plan) -> bool:
+        [digest] = [a.digest for a in plan.actions if a.tags == ("1.1",)]
+        auth = BasicTokenAuth(seeded.config.admin_username, seeded.admin_password)
+        transport = httpx.ASGITransport(app=seeded.app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=auth) as other:
+            gone = await other.delete(f"/v2/services/api/manifests/{digest}")
+            gone.raise_for_status()
+        return True
+
+    report = await cleanup(client, dry_run=False, confirm=delete_then_confirm)
+
+    assert state(seeded, "services/api") == API_AFTER
+    outcomes = {
+        r.action.tags: r.outcome for p in report.plan.repositories for r in report.results(p)
+    }
+    assert outcomes[("1.1",)] is Outcome.ALREADY_GONE
+    assert report.totals.failed == 0
+
+
 async def test_only_the_named_repository_is_touched(seeded, client):
     """`repositories=[...]` limits the run to those repositories."""
     blocked_before = digests(seeded, "services/blocked")
