@@ -68,6 +68,7 @@ class Shell:
     verify: ssl.SSLContext | bool = True  # trusts a local emulator's CA; True in Azure
     now: Callable[[], datetime] | None = None  # the registry's "now"; None: the wall clock
     retry: RetryPolicy | None = None  # None: the client's default policy
+    on_report: Callable[[str, RunReport], None] | None = None  # sees (trigger, report) per run
     coalescer: Coalescer = field(default_factory=lambda: Coalescer())
 
 
@@ -78,18 +79,26 @@ def configure(
     verify: ssl.SSLContext | bool = True,
     now: Callable[[], datetime] | None = None,
     retry: RetryPolicy | None = None,
+    on_report: Callable[[str, RunReport], None] | None = None,
 ) -> Shell:
     """(Re)read the settings from `env` and set the edges; returns the new shell.
 
     Azure runs this once at import with `os.environ`. Tests and `scripts/demo.py` call it to
-    point the handlers at a local emulator.
+    point the handlers at a local emulator; `on_report` lets the demo show each run's plan.
     """
     global _shell
     try:
         settings: Settings | SettingsError = load_settings(env, app_root=APP_ROOT)
     except SettingsError as exc:
         settings = exc
-    _shell = Shell(settings, credential=credential, verify=verify, now=now, retry=retry)
+    _shell = Shell(
+        settings,
+        credential=credential,
+        verify=verify,
+        now=now,
+        retry=retry,
+        on_report=on_report,
+    )
     return _shell
 
 
@@ -381,6 +390,8 @@ async def _clean(
             limits=limits,
         )
     _log_summary("acr-cleanup run", run_summary(report, repository, trigger, cause))
+    if shell.on_report is not None:
+        shell.on_report(trigger, report)
     failures = [o for o in report.outcomes if o.outcome is Outcome.FAILED]
     if failures:
         log.error(

@@ -20,6 +20,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -82,7 +83,7 @@ async def push_blob(client: httpx.AsyncClient, repository: str, data: bytes) -> 
 async def push_manifest(
     client: httpx.AsyncClient, repository: str, reference: str, manifest: dict[str, object]
 ) -> Pushed:
-    """PUT a manifest by tag or (reference=None-equivalent) by its own digest."""
+    """PUT a manifest by tag, or by its own digest when `reference` is empty."""
     raw = json.dumps(manifest, separators=(",", ":")).encode()
     media_type = str(manifest["mediaType"])
     digest = digest_of(raw)
@@ -154,3 +155,26 @@ async def push_multi_arch(
         ],
     }
     return await push_manifest(client, repository, tag, index), children
+
+
+async def push_referrer(
+    client: httpx.AsyncClient, repository: str, subject: Pushed, *, artifact_type: str, label: str
+) -> Pushed:
+    """Attach an artifact (a signature, an SBOM) to `subject` by digest, as cosign/notation do."""
+    empty = b"{}"
+    await push_blob(client, repository, empty)
+    payload = f"{artifact_type} for {subject.digest} ({label})".encode()
+    blob = await push_blob(client, repository, payload)
+    manifest: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": OCI_EMPTY, "digest": digest_of(empty), "size": len(empty)},
+        "layers": [{"mediaType": artifact_type, "digest": blob.digest, "size": len(payload)}],
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": subject.digest,
+            "size": subject.size,
+        },
+    }
+    return await push_manifest(client, repository, "", manifest)

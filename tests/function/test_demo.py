@@ -1,0 +1,34 @@
+"""`make demo` runs end to end, tells the story it promises, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_runs_and_reports_what_changed() -> None:
+    """The demo exits 0 and reports deletions, locks, the ignored forgery, untouched base images."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())  # wrapping depends on the terminal width
+    assert "\033[" not in out  # NO_COLOR is honoured
+    assert "ImagePushed shop/web:v1.3.0" in out
+    assert "folded into the run" in out  # the multi-arch burst was coalesced
+    assert "is not the configured ACR_RESOURCE_ID" in out  # the forged event was ignored
+    assert "base/python no rule: untouched" in out
+    assert "v1.2.0, v1.3.0" in out  # both unlocked releases got locked
+    assert "manifests deleted" in out
+    assert "nothing is left running" in out
