@@ -90,7 +90,12 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="only this repository (repeatable; default: every repository the policy covers)",
     )
-    sub.add_argument("--output", choices=("table", "json"), default="table")
+    sub.add_argument(
+        "--output",
+        choices=("table", "json"),
+        default="table",
+        help="a table for people (default) or the JSON report of docs/cli.md",
+    )
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
     sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
     auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")

@@ -141,6 +141,10 @@ def test_anonymous_apply_is_a_usage_error(server, policy_file, capsys):
         (("--now", "2026-06-01T12:00:00"), "needs a time zone"),
         (("--now", "yesterday"), "is not ISO 8601"),
         (("--max-concurrency", "0"), "--max-concurrency"),
+        (("--registry", "http://registry.example"), "use https"),
+        (("--registry", "https://registry.example/v2/"), "without a path"),
+        (("--ca-file", "/nonexistent/ca.pem"), "--ca-file /nonexistent/ca.pem"),
+        (("--username", "someone", "--anonymous"), "--anonymous cannot be combined"),
     ],
 )
 def test_bad_flags_exit_2_naming_the_flag(server, policy_file, capsys, args, message):
