@@ -63,6 +63,7 @@ def worlds(draw: Any) -> World:  # hypothesis.DrawFn; Any keeps mypy from pinnin
     b = RepoBuilder(attributes=ChangeableAttributes(write_enabled=not repo_locked))
     keys: list[str] = []
     free_tags = list(TAG_POOL)
+    used_signatures: set[str] = set()  # a tag names one digest
     count = draw(st.integers(1, 14))
     for i in range(count):
         key = f"m{i}"
@@ -96,7 +97,9 @@ def worlds(draw: Any) -> World:  # hypothesis.DrawFn; Any keeps mypy from pinnin
             b.referrer(key, subject, age=age or timedelta(days=9), locked=locked)
         elif kind == "signature" and keys:
             subject = draw(st.sampled_from([*keys, "gone"]))
-            b.image(key, signature_tag(b.digest(subject)), age=age, locked=locked)
+            tag = signature_tag(b.digest(subject))
+            b.image(key, *([tag] if tag not in used_signatures else []), age=age, locked=locked)
+            used_signatures.add(tag)
         else:
             b.image(
                 key, *tags, age=age, locked=locked, locked_tags=locked_tags, inspected=inspected
