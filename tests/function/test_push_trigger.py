@@ -219,3 +219,34 @@ async def test_transient_registry_failure_raises_for_a_retry(
     registry.emulator.faults = Faults()
     assert registry.state() == before
     assert any("will retry" in r.getMessage() for r in app_log(logging.WARNING))
+
+
+async def test_logs_carry_no_token(
+    registry: Registry, app: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing any logger records during a run contains an AAD or ACR token (JWTs start eyJ)."""
+    caplog.set_level(logging.DEBUG)
+    await seed_history(registry)
+    await registry.push("apps/web", "v5", age=timedelta(0))
+
+    await app.on_image_pushed(event_from_json(registry.pushed_events()[0]))
+
+    assert registry.tags("apps/web") == {"v3", "v4", "v5"}  # the run did authenticate
+    texts = [r.getMessage() + repr(r.__dict__.get("args")) for r in caplog.records]
+    assert texts
+    assert not [t for t in texts if "eyJ" in t]
+
+
+async def test_summary_fields_are_record_attributes(
+    registry: Registry, app: ModuleType, app_log: Any
+) -> None:
+    """The summary's fields ride on the log record too, for OpenTelemetry custom dimensions."""
+    await seed_history(registry)
+    await registry.push("apps/web", "v5", age=timedelta(0))
+
+    await app.on_image_pushed(event_from_json(registry.pushed_events()[0]))
+
+    (record,) = [r for r in app_log() if r.getMessage().startswith("acr-cleanup run ")]
+    assert record.__dict__["acr_cleanup_repository"] == "apps/web"
+    assert record.__dict__["acr_cleanup_deleted"] == 2
+    assert record.__dict__["acr_cleanup_trigger"] == "push"
