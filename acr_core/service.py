@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -119,37 +128,25 @@ async def run_cleanup(
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
     now = now or started_at
-    clock = time.monotonic()
     governor = Governor(limits)
     before = _request_stats(client.stats)
-    # The client keeps its listeners for its life; a run's governor is only heard during the run.
-    listening = True
-
-    def on_throttle(retry_after: float | None) -> None:
-        if listening:
-            governor.throttled(retry_after)
-
-    client.add_throttle_listener(on_throttle)
-    try:
+    began = time.monotonic()
+    with _listening(client, governor):
         names, issues = await _select(client, policy, repositories)
         snapshots, failed = await _gather_all(client, governor, names, progress)
         gathered = time.monotonic()
-        the_plan = planner.plan(
-            [snapshots[name] for name in sorted(snapshots)], policy, now, protect=protect
-        )
+        ordered = [snapshots[name] for name in sorted(snapshots)]
+        the_plan = planner.plan(ordered, policy, now, protect=protect)
         planned = time.monotonic()
-        cancelled = False
         outcomes: tuple[ActionOutcome, ...] = ()
+        cancelled = False
         if not dry_run and the_plan.actions:
             cancelled = confirm is not None and not await confirm(the_plan)
             if not cancelled:
-                executor = Executor(
-                    client, governor, snapshots, on_done=_apply_progress(the_plan, progress)
-                )
+                on_done = _apply_progress(the_plan, progress)
+                executor = Executor(client, governor, snapshots, on_done=on_done)
                 outcomes = await executor.apply(the_plan)
         applied = time.monotonic()
-    finally:
-        listening = False
     after = _request_stats(client.stats)
     return RunReport(
         registry=client.login_server,
@@ -160,10 +157,10 @@ async def run_cleanup(
         outcomes=outcomes,
         issues=tuple(sorted([*issues, *failed], key=lambda i: i.repository)),
         durations=Durations(
-            gather=gathered - clock,
+            gather=gathered - began,
             plan=planned - gathered,
             apply=applied - planned,
-            total=applied - clock,
+            total=applied - began,
         ),
         requests=RequestStats(
             requests=after.requests - before.requests,
@@ -172,6 +169,23 @@ async def run_cleanup(
         ),
         cancelled=cancelled,
     )
+
+
+@contextmanager
+def _listening(client: RegistryClient, governor: Governor) -> Iterator[None]:
+    """Feed the client's 429s to the run's limiters while the run lasts (the client keeps
+    its listeners for its whole life, so the listener goes quiet afterwards)."""
+    active = True
+
+    def on_throttle(retry_after: float | None) -> None:
+        if active:
+            governor.throttled(retry_after)
+
+    client.add_throttle_listener(on_throttle)
+    try:
+        yield
+    finally:
+        active = False
 
 
 async def gather_repository(
