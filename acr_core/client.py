@@ -200,11 +200,11 @@ class AcrClient:
                 f"delete_manifest needs a digest like 'sha256:<hex>', got {digest!r}; ACR deletes "
                 "manifests only by digest (resolve a tag with get_tag_properties first)"
             )
-        return await self._delete(f"/v2/{repository_path(repository)}/manifests/{segment(digest)}")
+        return await self._delete(f"{_v2(repository)}/manifests/{segment(digest)}")
 
     async def get_manifest(self, repository: str, tag_or_digest: str) -> ManifestContent:
         """The raw manifest, its media type, and its digest verified against the bytes."""
-        path = f"/v2/{repository_path(repository)}/manifests/{segment(tag_or_digest)}"
+        path = f"{_v2(repository)}/manifests/{segment(tag_or_digest)}"
         response = await self._send("GET", path, headers={"Accept": MANIFEST_ACCEPT})
         expected = tag_or_digest if is_digest(tag_or_digest) else None
         header = response.headers.get("docker-content-digest")
@@ -227,7 +227,7 @@ class AcrClient:
         the result is filtered here too.
         """
         params = {"artifactType": artifact_type} if artifact_type else {}
-        path = f"/v2/{repository_path(repository)}/referrers/{segment(digest)}"
+        path = f"{_v2(repository)}/referrers/{segment(digest)}"
         found: list[Descriptor] = []
         async for body in self._pages(path, params):
             found.extend(_decode.descriptor(item) for item in _list(body, "manifests"))
@@ -305,23 +305,20 @@ class AcrClient:
 
     async def _pages(self, path: str, params: dict[str, str]) -> AsyncIterator[Any]:
         """Each page's JSON body, following `Link: <...>; rel="next"` verbatim until absent."""
-        url: str | None = path
         seen: set[str] = set()
-        first = True
-        while url is not None:
-            response = await self._send("GET", url, params=params if first else None)
-            first = False
-            body = _json(response)
-            yield body
-            url = parse_next_link(response.headers.get("link"))
-            if url is not None:
-                absolute = str(self._base.join(url))
-                if absolute in seen:
-                    raise InvalidResponseError(f"GET {path}: the Link header repeats {url!r}")
-                seen.add(absolute)
-                url = absolute
-                if httpx.URL(url).netloc != self._base.netloc:
-                    raise InvalidResponseError(f"GET {path}: the Link header leaves the registry")
+        response = await self._send("GET", path, params=params)
+        while True:
+            yield _json(response)
+            link = parse_next_link(response.headers.get("link"))
+            if link is None:
+                return
+            url = self._base.join(link)
+            if url.netloc != self._base.netloc or str(url) in seen:
+                raise InvalidResponseError(
+                    f"GET {path}: the Link header {link!r} leaves the registry or repeats a page"
+                )
+            seen.add(str(url))
+            response = await self._send("GET", str(url))
 
 
 def _endpoint_url(endpoint: str) -> httpx.URL:
@@ -341,9 +338,17 @@ def _endpoint_url(endpoint: str) -> httpx.URL:
 
 
 def _repo(repository: str) -> str:
+    return f"/acr/v1/{_name(repository)}"
+
+
+def _v2(repository: str) -> str:
+    return f"/v2/{_name(repository)}"
+
+
+def _name(repository: str) -> str:
     if not repository or repository.startswith("/") or repository.endswith("/"):
         raise ValueError(f"repository name {repository!r} is not valid")
-    return f"/acr/v1/{repository_path(repository)}"
+    return repository_path(repository)
 
 
 def _page_size(results_per_page: int) -> int:

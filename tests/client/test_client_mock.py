@@ -440,3 +440,23 @@ async def test_delete_manifest_by_tag_is_refused_locally() -> None:
         with pytest.raises(ValueError, match="only by digest"):
             await client.delete_manifest("app", "latest")
     assert fake.log == []
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        '<https://elsewhere.example/acr/v1/_catalog?last=a>; rel="next"',
+        '</acr/v1/_catalog?n=1000>; rel="next"',
+    ],
+)
+async def test_link_that_leaves_or_loops_is_refused(link: str) -> None:
+    """A Link pointing off the registry, or back to a page already read, stops the listing."""
+    fake = FakeAcr()
+    fake.routes[("GET", "/acr/v1/_catalog")] = lambda r: httpx.Response(
+        200, json={"repositories": ["a"]}, headers={"Link": link}
+    )
+    async with client_for(fake) as client:
+        with pytest.raises(InvalidResponseError, match="Link header"):
+            [n async for n in client.list_repository_names()]
+    assert all(r.url.host == "fake.azurecr.io" for r in fake.log)
+    assert fake.calls["GET /acr/v1/_catalog"] <= 2
