@@ -293,72 +293,21 @@ class Executor:
 
     async def apply(self, plan: Plan) -> tuple[ActionOutcome, ...]:
         """Apply every action, dependencies first; returns one outcome per action, in order."""
-        actions = plan.actions
-        blocked = {r.repository: r.blocked for r in plan.repositories if r.blocked}
-        deleting: dict[Key, int] = {
-            (a.repository, a.digest): i
-            for i, a in enumerate(actions)
-            if a.kind is ActionKind.DELETE_MANIFEST and a.repository not in blocked
-        }
-        results: dict[int, ActionOutcome] = {}
-        dependents: dict[int, list[int]] = {}
-        waiting: dict[int, int] = {}
-        queue: asyncio.Queue[int | None] = asyncio.Queue()
-        workers = min(self._governor.limits.max_concurrency, max(1, len(actions)))
-
-        def finish(index: int, outcome: ActionOutcome) -> None:
-            results[index] = outcome
-            if self._on_done is not None:
-                self._on_done(outcome)
-            for child in dependents.pop(index, []):
-                if child in results:
-                    continue
-                if outcome.deleted:
-                    waiting[child] -= 1
-                    if waiting[child] == 0:
-                        queue.put_nowait(child)
-                else:
-                    finish(child, _not_after(actions[child], outcome.action.digest, "did not"))
-            if len(results) == len(actions):
-                for _ in range(workers):
-                    queue.put_nowait(None)
-
-        for i, action in enumerate(actions):
-            if action.kind is ActionKind.DELETE_MANIFEST and action.repository in blocked:
-                reason = blocked[action.repository] or "blocked"
-                finish(i, ActionOutcome(action, Outcome.SKIPPED_BLOCKED, reason))
-                continue
-            parents = [deleting.get((action.repository, d)) for d in action.after]
-            unmet = [
-                d
-                for d, p in zip(action.after, parents, strict=True)
-                if p is None or (p in results and not results[p].deleted)
-            ]
-            if unmet:
-                finish(i, _not_after(action, unmet[0], "will not"))
-                continue
-            waiting[i] = len(parents)
-            for parent in parents:
-                assert parent is not None
-                dependents.setdefault(parent, []).append(i)
-        for i, count in waiting.items():
-            if count == 0 and i not in results:
-                queue.put_nowait(i)
-        for i in _in_cycles({i: n for i, n in waiting.items() if i not in results}, dependents):
-            finish(i, ActionOutcome(actions[i], Outcome.FAILED, "the plan orders it in a cycle"))
+        workers = min(self._governor.limits.max_concurrency, max(1, len(plan.actions)))
+        schedule = _Schedule(plan, workers, self._on_done)
 
         async def worker() -> None:
-            while (index := await queue.get()) is not None:
-                finish(index, await self._run(actions[index]))
+            while (index := await schedule.next()) is not None:
+                schedule.finish(index, await self._run(schedule.actions[index]))
 
-        if len(results) < len(actions):
+        if not schedule.complete:
             tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
             try:
                 await asyncio.gather(*tasks)
             finally:
                 for task in tasks:
                     task.cancel()
-        return tuple(results[i] for i in range(len(actions)))
+        return schedule.outcomes()
 
     async def _run(self, action: Action) -> ActionOutcome:
         # A permission the identity lacks in a repository is lacking for every action of the
@@ -464,6 +413,83 @@ class Executor:
             if not properties.attributes.deletable:
                 return f"tag {tag} was locked"
         return None
+
+
+class _Schedule:
+    """Which actions may start: a deletion waits for every deletion in its `after` to succeed,
+    and is skipped when one of them does not. Skips decided up front (blocked repositories,
+    dependencies the plan does not delete, cycles) are recorded before anything runs."""
+
+    def __init__(
+        self, plan: Plan, workers: int, on_done: Callable[[ActionOutcome], None] | None
+    ) -> None:
+        self.actions = plan.actions
+        self._workers = workers
+        self._on_done = on_done
+        self._results: dict[int, ActionOutcome] = {}
+        self._dependents: dict[int, list[int]] = {}
+        self._waiting: dict[int, int] = {}
+        self._ready: asyncio.Queue[int | None] = asyncio.Queue()
+        blocked = {r.repository: r.blocked for r in plan.repositories if r.blocked}
+        deleting: dict[Key, int] = {
+            (a.repository, a.digest): i
+            for i, a in enumerate(self.actions)
+            if a.kind is ActionKind.DELETE_MANIFEST and a.repository not in blocked
+        }
+        for i, action in enumerate(self.actions):
+            if action.kind is ActionKind.DELETE_MANIFEST and action.repository in blocked:
+                reason = blocked[action.repository] or "blocked"
+                self.finish(i, ActionOutcome(action, Outcome.SKIPPED_BLOCKED, reason))
+            else:
+                self._wait(i, [deleting.get((action.repository, d)) for d in action.after])
+        for i, count in self._waiting.items():
+            if count == 0 and i not in self._results:
+                self._ready.put_nowait(i)
+        pending = {i: n for i, n in self._waiting.items() if i not in self._results}
+        for i in _in_cycles(pending, self._dependents):
+            failed = ActionOutcome(self.actions[i], Outcome.FAILED, "the plan orders it in a cycle")
+            self.finish(i, failed)
+
+    def _wait(self, index: int, parents: list[int | None]) -> None:
+        action = self.actions[index]
+        for digest, parent in zip(action.after, parents, strict=True):
+            if parent is None or (parent in self._results and not self._results[parent].deleted):
+                self.finish(index, _not_after(action, digest, "will not"))
+                return
+        self._waiting[index] = len(parents)
+        for parent in parents:
+            assert parent is not None
+            self._dependents.setdefault(parent, []).append(index)
+
+    @property
+    def complete(self) -> bool:
+        return len(self._results) == len(self.actions)
+
+    async def next(self) -> int | None:
+        """The next action to run, or None when there is nothing left for this worker."""
+        return await self._ready.get()
+
+    def finish(self, index: int, outcome: ActionOutcome) -> None:
+        self._results[index] = outcome
+        if self._on_done is not None:
+            self._on_done(outcome)
+        for child in self._dependents.pop(index, []):
+            if child in self._results:
+                continue
+            if outcome.deleted:
+                self._waiting[child] -= 1
+                if self._waiting[child] == 0:
+                    self._ready.put_nowait(child)
+            else:
+                self.finish(
+                    child, _not_after(self.actions[child], outcome.action.digest, "did not")
+                )
+        if self.complete:
+            for _ in range(self._workers):
+                self._ready.put_nowait(None)
+
+    def outcomes(self) -> tuple[ActionOutcome, ...]:
+        return tuple(self._results[i] for i in range(len(self.actions)))
 
 
 def _not_after(action: Action, digest: str, verb: str) -> ActionOutcome:
