@@ -35,6 +35,7 @@ from acr_emulator.http import (
     read_request,
     send_response,
 )
+from acr_emulator.server import ServerInfo
 from acr_emulator.store import Deleted, Registry
 from acr_emulator.throttle import Throttle
 
@@ -110,18 +111,23 @@ class Emulator:
 
     @asynccontextmanager
     async def serve(
-        self, *, host: str = "127.0.0.1", port: int = 0, tls: bool = True
-    ) -> AsyncIterator[Any]:
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = True,
+        log_level: str = "critical",
+    ) -> AsyncIterator[ServerInfo]:
         """Serve over HTTPS (or HTTP) on loopback in this event loop; yields `url`, `ca_file`."""
         from acr_emulator.server import serve
 
-        async with serve(self, host=host, port=port, tls=tls) as server:
+        async with serve(self, host=host, port=port, tls=tls, log_level=log_level) as server:
             yield server
 
     @contextmanager
     def serve_in_thread(
         self, *, host: str = "127.0.0.1", port: int = 0, tls: bool = True
-    ) -> Iterator[Any]:
+    ) -> Iterator[ServerInfo]:
         """Serve from a background thread, for synchronous clients and sync tests."""
         from acr_emulator.server import serve_in_thread
 

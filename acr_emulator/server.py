@@ -7,7 +7,7 @@ import contextlib
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handling: the caller decides when to stop.
+
+    uvicorn re-raises a captured SIGTERM after shutting down, which would kill the process
+    before our temporary certificate directory is removed.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
     """Where a served emulator listens; `ca_file` is None over plain HTTP."""
@@ -30,10 +42,16 @@ class ServerInfo:
     ca_file: str | None
     admin_username: str
     admin_password: str
+    task: asyncio.Task[None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def login_server(self) -> str:
         return self.url.split("://", 1)[1]
+
+    async def wait(self) -> None:
+        """Return when the server stops by itself (uvicorn exits on SIGINT/SIGTERM)."""
+        if self.task is not None:
+            await asyncio.shield(self.task)
 
 
 def make_certificates(directory: Path, host: str) -> tuple[str, str]:
@@ -80,7 +98,7 @@ async def serve(
             # Clients that leave keep-alive connections open must not hold up shutdown.
             timeout_graceful_shutdown=1,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():
@@ -96,6 +114,7 @@ async def serve(
             ca_file=ca_file,
             admin_username=emu.config.admin_username,
             admin_password=emu.admin_password,
+            task=task,
         )
         try:
             yield info
