@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -260,3 +261,31 @@ def test_transport_errors_keep_the_url_redacted() -> None:
     request = httpx.Request("GET", "https://r.io/acr/v1/_catalog?last=secret&n=1")
     error = error_from_transport(httpx.ConnectError("refused"), request)
     assert str(error) == "GET https://r.io/acr/v1/_catalog?last=***&n=***: ConnectError: refused"
+
+
+async def test_tokens_never_reach_logs_or_errors_over_https(
+    emulator: Emulator, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Across exchange, token grants and a permission error, no token shows in logs or errors."""
+    caplog.set_level(logging.DEBUG)
+    emulator.seed(fixture(2))
+    emulator.grant(DEFAULT_OID, "AcrPull")
+    credential = AsyncFakeCredential()
+    digest = sorted(emulator.registry.repositories["app"].manifests)[0]
+    async with connect(credential) as client:
+        await client.get_manifest("app", digest)
+        with pytest.raises(PermissionDeniedError) as caught:
+            await client.delete_manifest("app", digest)
+        auth = client._auth  # the cached tokens, read to know what must not leak
+        secrets = [t.value for t in auth._tokens.values()]
+        secrets.append(auth._refresh.value if auth._refresh else "")
+        texts = [caplog.text, str(caught.value), repr(caught.value), repr(client), repr(auth)]
+    # The fake AAD token differs per call, but its header segment is fixed: look for that.
+    aad = (await credential.get_token("https://containerregistry.azure.net/.default")).token
+    secrets = [s for s in secrets if s]
+    assert len(secrets) >= 3
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+            assert secret.split(".")[1] not in text
+        assert aad.split(".")[0] + "." not in text
