@@ -7,15 +7,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from acr_core.executor import (
-    CHANGED,
-    AdaptiveLimiter,
-    ExecutionLimits,
-    Executor,
-    Governor,
-    Outcome,
-    TokenBucket,
-)
+from acr_core.executor import CHANGED, ExecutionLimits, Executor, Governor, Outcome
+from acr_core.limiter import AdaptiveLimiter, TokenBucket
 from acr_core.models import ChangeableAttributes, RepositorySnapshot
 from acr_core.plan import Action, ActionKind, Plan, RepositoryPlan
 from tests.unit.fake_registry import LOCKED, FakeRegistry, later
