@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
-import pytest
-
 from acr_core.executor import CHANGED, ExecutionLimits, Executor, Governor, Outcome
-from acr_core.limiter import AdaptiveLimiter, TokenBucket
 from acr_core.models import ChangeableAttributes, RepositorySnapshot
 from acr_core.plan import Action, ActionKind, Plan, RepositoryPlan
 from tests.unit.fake_registry import LOCKED, FakeRegistry, later
@@ -230,77 +226,3 @@ async def test_a_missing_delete_permission_is_asked_once_per_repository():
     assert set(outcomes.values()) == {Outcome.FAILED}
     assert registry.delete_attempts == 1
     assert registry.digests(REPO) == set(digests)
-
-
-# --- the limiter -----------------------------------------------------------------------------
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-async def test_limiter_grows_to_its_cap_while_requests_succeed():
-    """Without 429s the limit climbs to `max_concurrency` and no further."""
-    limiter = AdaptiveLimiter(8, initial=1)
-    for _ in range(50):
-        async with limiter.slot():
-            pass
-    assert limiter.limit == 8
-
-
-async def test_limiter_halves_once_per_burst_of_429s():
-    """A burst of throttled responses halves the limit once, not once per response."""
-    time = FakeTime()
-    limiter = AdaptiveLimiter(32, initial=16, clock=time.clock, decrease_interval=1.0)
-    for _ in range(10):
-        limiter.throttled(0.0)
-    assert limiter.limit == 8
-    time.now += 2.0
-    limiter.throttled(0.0)
-    assert limiter.limit == 4
-
-
-async def test_limiter_holds_new_requests_for_retry_after():
-    """After a 429 with Retry-After: 7, the next request starts no sooner than 7 s later."""
-    time = FakeTime()
-    limiter = AdaptiveLimiter(4, clock=time.clock, sleep=time.sleep)
-    limiter.throttled(7.0)
-    async with limiter.slot():
-        started = time.now
-    assert started >= 7.0
-
-
-async def test_limiter_grows_slowly_after_the_first_429():
-    """After a throttle the limit grows by about one per round of successes, not per success."""
-    time = FakeTime()
-    limiter = AdaptiveLimiter(32, initial=16, clock=time.clock, sleep=time.sleep)
-    limiter.throttled(0.0)
-    for _ in range(16):
-        async with limiter.slot():
-            pass
-    assert limiter.limit == 9
-
-
-async def test_token_bucket_paces_writes_to_the_budget():
-    """A 120-per-minute budget lets 2 requests through per second after a one-second burst."""
-    time = FakeTime()
-    bucket = TokenBucket(120, clock=time.clock, sleep=time.sleep)
-    for _ in range(12):
-        await bucket.take()
-    assert time.now == pytest.approx(5.0)
-
-
-def test_limits_reject_nonsense():
-    """Zero concurrency or a non-positive budget is refused with the field named."""
-    with pytest.raises(ValueError, match="max_concurrency"):
-        ExecutionLimits(max_concurrency=0)
-    with pytest.raises(ValueError, match="writes_per_minute"):
-        ExecutionLimits(writes_per_minute=0)
