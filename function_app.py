@@ -64,12 +64,13 @@ class Shell:
     tests and the demo replace through `configure` (credential, TLS trust, clock)."""
 
     settings: Settings | SettingsError
-    credential: AsyncTokenCredential | None = None  # None: managed identity, per run
+    credential: AsyncTokenCredential | None = None  # None: the managed identity
     verify: ssl.SSLContext | bool = True  # trusts a local emulator's CA; True in Azure
     now: Callable[[], datetime] | None = None  # the registry's "now"; None: the wall clock
     retry: RetryPolicy | None = None  # None: the client's default policy
     on_report: Callable[[str, RunReport], None] | None = None  # sees (trigger, report) per run
     coalescer: Coalescer = field(default_factory=lambda: Coalescer())
+    managed: tuple[asyncio.AbstractEventLoop, AsyncTokenCredential] | None = None
 
 
 def configure(
@@ -133,11 +134,19 @@ class Coalescer:
         previous = self._running.get(repository)
         if previous is not None:
             self._waiting[repository] = batch
-            await asyncio.wait([previous])
-            del self._waiting[repository]
+            try:
+                await asyncio.wait([previous])
+            except BaseException:
+                batch.done.cancel()  # cancelled while waiting: joiners must not wait forever
+                raise
+            finally:
+                del self._waiting[repository]
         self._running[repository] = batch.done
         try:
             await run(frozenset(batch.digests))
+        except asyncio.CancelledError:
+            batch.done.cancel()
+            raise
         except BaseException as exc:
             batch.done.set_exception(exc)
             raise
@@ -340,30 +349,38 @@ def _envelope(event: func.EventGridEvent | func.CloudEvent) -> Envelope | Ignore
 
 
 def _credential(shell: Shell, settings: Settings) -> AsyncTokenCredential:
+    """The injected credential, or this event loop's managed-identity credential.
+
+    Kept for the life of the worker's loop so azure-identity's token cache spares a call to
+    the identity endpoint on every run; a new loop (as in tests) gets a new credential, since
+    its HTTP session is bound to the loop that created it.
+    """
     if shell.credential is not None:
         return shell.credential
-    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+    loop = asyncio.get_running_loop()
+    if shell.managed is None or shell.managed[0] is not loop:
+        from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
-    if settings.client_id is not None:
-        return ManagedIdentityCredential(client_id=settings.client_id)
-    return DefaultAzureCredential()
+        credential: AsyncTokenCredential = (
+            ManagedIdentityCredential(client_id=settings.client_id)
+            if settings.client_id is not None
+            else DefaultAzureCredential()
+        )
+        shell.managed = (loop, credential)
+    return shell.managed[1]
 
 
 @asynccontextmanager
 async def _client(shell: Shell, settings: Settings) -> AsyncIterator[AcrClient]:
-    credential = _credential(shell, settings)
-    try:
-        async with AcrClient(
-            settings.endpoint,
-            credential,
-            audience=settings.token_audience,
-            verify=shell.verify,
-            retry=shell.retry,
-        ) as client:
-            yield client
-    finally:
-        if credential is not shell.credential:
-            await credential.close()
+    """A client per run: its request statistics are then exactly the run's own."""
+    async with AcrClient(
+        settings.endpoint,
+        _credential(shell, settings),
+        audience=settings.token_audience,
+        verify=shell.verify,
+        retry=shell.retry,
+    ) as client:
+        yield client
 
 
 async def _clean(

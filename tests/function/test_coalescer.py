@@ -111,3 +111,51 @@ def test_sweep_messages_are_validated(body: bytes, expected: str | None) -> None
     assert read_sweep_message(body) == expected
     if expected is not None:
         assert read_sweep_message(sweep_message(expected).encode()) == expected
+
+
+async def test_cancelled_follow_up_releases_its_joiners() -> None:
+    """If the invocation holding the follow-up run is cancelled, those folded into it are too."""
+    coalescer = Coalescer()
+    recorder = Recorder()
+    run = recorder.for_repository("r")
+    first = asyncio.create_task(coalescer.submit("r", "sha256:1", run))
+    await recorder.started.wait()
+    holder = asyncio.create_task(coalescer.submit("r", "sha256:2", run))
+    await asyncio.sleep(0)
+    joiner = asyncio.create_task(coalescer.submit("r", "sha256:3", run))
+    await asyncio.sleep(0)
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(joiner, timeout=2)
+    recorder.release.set()
+    assert await first is True
+    assert await coalescer.submit("r", "sha256:4", run) is True  # nothing left stuck
+    assert [protect for _, protect in recorder.runs] == [
+        frozenset({"sha256:1"}),
+        frozenset({"sha256:4"}),
+    ]
+
+
+async def test_managed_identity_honours_azure_client_id() -> None:
+    """With AZURE_CLIENT_ID the function signs in as that user-assigned identity, once per loop."""
+    from azure.identity.aio import ManagedIdentityCredential
+
+    import function_app
+    from acr_core.settings import load_settings
+
+    settings = load_settings(
+        {
+            "ACR_LOGIN_SERVER": "myregistry.azurecr.io",
+            "ACR_RESOURCE_ID": "/subscriptions/s/resourceGroups/g/providers/"
+            "Microsoft.ContainerRegistry/registries/myregistry",
+            "CLEANUP_POLICY": '{"version": 1, "rules": [{"repositories": ["a"]}]}',
+            "AZURE_CLIENT_ID": "00000000-0000-0000-0000-0000000000aa",
+        }
+    )
+    shell = function_app.Shell(settings)
+    credential = function_app._credential(shell, settings)
+    try:
+        assert isinstance(credential, ManagedIdentityCredential)
+        assert function_app._credential(shell, settings) is credential
+    finally:
+        await credential.close()
