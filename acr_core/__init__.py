@@ -1,36 +1,58 @@
 """acr_core: the ACR cleanup library (client, auth, policy, planner, executor, CLI)."""
 
-from acr_core.client import AcrClient
-from acr_core.errors import (
-    AcrConnectionError,
-    AcrError,
-    AcrResponseError,
-    AuthenticationError,
-    DisallowedOperationError,
-    InvalidResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    ServerError,
-    ThrottledError,
-    UnsupportedOperationError,
-    is_transient,
-)
-from acr_core.retry import ClientStats, RetryPolicy
+from __future__ import annotations
 
-__all__ = [
-    "AcrClient",
-    "AcrConnectionError",
-    "AcrError",
-    "AcrResponseError",
-    "AuthenticationError",
-    "ClientStats",
-    "DisallowedOperationError",
-    "InvalidResponseError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RetryPolicy",
-    "ServerError",
-    "ThrottledError",
-    "UnsupportedOperationError",
-    "is_transient",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from acr_core.client import AcrClient
+    from acr_core.errors import (
+        AcrConnectionError,
+        AcrError,
+        AcrResponseError,
+        AuthenticationError,
+        DisallowedOperationError,
+        InvalidResponseError,
+        NotFoundError,
+        PermissionDeniedError,
+        ServerError,
+        ThrottledError,
+        UnsupportedOperationError,
+        is_transient,
+    )
+    from acr_core.retry import ClientStats, RetryPolicy
+
+# Loaded on first use, so that importing a pure module (acr_core.models, .planner, ...) does
+# not pull httpx in through this package (tests/unit/test_imports.py).
+_EXPORTS = {
+    "AcrClient": "acr_core.client",
+    "ClientStats": "acr_core.retry",
+    "RetryPolicy": "acr_core.retry",
+    **dict.fromkeys(
+        [
+            "AcrConnectionError",
+            "AcrError",
+            "AcrResponseError",
+            "AuthenticationError",
+            "DisallowedOperationError",
+            "InvalidResponseError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "ServerError",
+            "ThrottledError",
+            "UnsupportedOperationError",
+            "is_transient",
+        ],
+        "acr_core.errors",
+    ),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'acr_core' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -187,7 +187,7 @@ class _Parser:
         if not isinstance(name, str) or not name.strip():
             self.fail(f"{where}.name", "must be a non-empty string")
             name = where
-        else:
+        elif "name" in data:
             where = f"{where} ({name!r})"
         before = len(self.problems)
         self.unknown_fields(where, data, _RULE_FIELDS)

@@ -1,0 +1,134 @@
+"""The pattern and duration grammars (docs/policy.md, "Patterns" and "Durations")."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from acr_core.patterns import NameKind, PatternError, PatternSet, format_duration, parse_duration
+
+REPO = NameKind.REPOSITORY
+TAG = NameKind.TAG
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        ("api", "api", True),
+        ("api", "api2", False),
+        ("api", "team/api", False),
+        ("services/*", "services/api", True),
+        ("services/*", "services/api/v2", False),
+        ("services/*", "services", False),
+        ("services/**", "services/api/v2", True),
+        ("services/**", "services", False),
+        ("**/api", "a/b/api", True),
+        ("**/api", "api", False),
+        ("**", "anything/at/all", True),
+        ("team-?", "team-a", True),
+        ("team-?", "team-ab", False),
+        ("team?x", "team/x", False),
+        ("a.b", "axb", False),
+        ("regex:svc-[0-9]+", "svc-12", True),
+        ("regex:svc-[0-9]+", "svc-12-old", False),
+        ("regex:svc-[0-9]+", "my-svc-12", False),
+        ("regex:a|b", "ab", False),
+        ("regex:a|b", "b", True),
+    ],
+)
+def test_repository_patterns_match_whole_names(pattern: str, name: str, matches: bool) -> None:
+    """Globs and regexes match the whole repository name; `*` stops at `/`, `**` crosses it."""
+    assert PatternSet.compile([pattern], REPO).matches(name) is matches
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        ("v*", "v1.2.3", True),
+        ("v*", "dev", False),
+        ("v*.*.*", "v1.2.3", True),
+        ("v*.*.*", "v1.2", False),
+        ("latest", "Latest", False),
+        ("*-arm64", "1.0-arm64", True),
+        ("regex:pr-\\d+", "pr-17", True),
+        ("regex:hello", "say-hello-world", False),
+    ],
+)
+def test_tag_patterns_match_whole_tags_case_sensitively(
+    pattern: str, name: str, matches: bool
+) -> None:
+    """Tag patterns use the same grammar; matching is anchored and case-sensitive."""
+    assert PatternSet.compile([pattern], TAG).matches(name) is matches
+
+
+def test_a_set_matches_when_any_pattern_does_and_reports_which() -> None:
+    """A pattern set is an OR, and `first_match` names the first pattern that matched."""
+    patterns = PatternSet.compile(["latest", "v*", "regex:rel-.*"], TAG)
+    assert patterns.first_match("v2") == "v*"
+    assert patterns.first_match("rel-1") == "regex:rel-.*"
+    assert patterns.first_match("dev") is None
+    assert not PatternSet.compile([], TAG).matches("anything")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "kind", "message"),
+    [
+        ("", REPO, "empty pattern"),
+        ("a/***", REPO, "'***' is ambiguous"),
+        ("Team/*", REPO, "lowercase"),
+        ("v[0-9]*", TAG, "'[' can never appear in a tag name"),
+        ("a b", TAG, "' ' can never appear"),
+        ("repo:tag", REPO, "':' can never appear"),
+        ("regex:", TAG, "must be followed by a regular expression"),
+        ("regex:(unclosed", TAG, "not a valid regular expression"),
+    ],
+)
+def test_bad_patterns_are_rejected_with_what_is_allowed(
+    pattern: str, kind: NameKind, message: str
+) -> None:
+    """A pattern that cannot match anything, or is ambiguous, is an error that says why."""
+    with pytest.raises(PatternError, match=message.replace("[", r"\[").replace("*", r"\*")):
+        PatternSet.compile([pattern], kind)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0s", timedelta(0)),
+        ("90s", timedelta(seconds=90)),
+        ("30m", timedelta(minutes=30)),
+        ("1h", timedelta(hours=1)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+        ("36500d", timedelta(days=36500)),
+    ],
+)
+def test_durations_are_a_whole_number_and_one_unit(text: str, expected: timedelta) -> None:
+    """`s`, `m` (minutes), `h`, `d` and `w` with a whole number parse exactly."""
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "7", "d", "1.5h", "1h30m", "-1d", "+1d", "01d", "1 d", "1D", "1mo", "1y", "1M", "7days"],
+)
+def test_ambiguous_or_malformed_durations_are_rejected(text: str) -> None:
+    """Anything but one whole number and one known unit is an error naming the units."""
+    with pytest.raises(PatternError, match="whole number and one unit"):
+        parse_duration(text)
+
+
+def test_durations_longer_than_a_century_are_rejected() -> None:
+    """A duration beyond 100 years is refused rather than overflowing (acr purge #560)."""
+    with pytest.raises(PatternError, match="100 years"):
+        parse_duration("36501d")
+    with pytest.raises(PatternError, match="100 years"):
+        parse_duration("99999999999999999999w")
+
+
+@pytest.mark.parametrize("text", ["90s", "30m", "1h", "7d", "2w", "0s", "25h"])
+def test_format_duration_round_trips(text: str) -> None:
+    """Formatting a parsed duration gives a spelling that parses back to the same value."""
+    value = parse_duration(text)
+    assert parse_duration(format_duration(value)) == value
