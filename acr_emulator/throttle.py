@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # ReadOps / WriteOps per minute (acr-facts.md section 4, "minimum estimates" in the docs).
@@ -50,11 +51,11 @@ class ThrottleConfig:
 class Bucket:
     """A continuously refilling token bucket."""
 
-    def __init__(self, per_second: float, capacity: float) -> None:
+    def __init__(self, per_second: float, capacity: float, now: float) -> None:
         self.per_second = per_second
         self.capacity = max(capacity, 1.0)
         self.tokens = self.capacity
-        self.stamp = time.monotonic()
+        self.stamp = now
 
     def take(self, now: float) -> float:
         """Spend one token; return 0, or the seconds until one will be available."""
@@ -69,8 +70,11 @@ class Bucket:
 class Throttle:
     """Read and write buckets for the whole registry; `configure(None)` switches it off."""
 
-    def __init__(self, config: ThrottleConfig | None = None) -> None:
+    def __init__(
+        self, config: ThrottleConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self.config: ThrottleConfig | None = None
         self._buckets: dict[str, Bucket] = {}
         self.configure(config)
@@ -86,7 +90,8 @@ class Throttle:
                 ("write", config.write_per_minute),
             ):
                 per_second = per_minute / 60.0 * config.time_scale
-                self._buckets[kind] = Bucket(per_second, per_second * config.burst_seconds)
+                capacity = per_second * config.burst_seconds
+                self._buckets[kind] = Bucket(per_second, capacity, self._clock())
 
     def admit(self, kind: str) -> int | None:
         """None when admitted; otherwise the Retry-After seconds for a 429."""
@@ -94,5 +99,5 @@ class Throttle:
             bucket = self._buckets.get(kind)
             if bucket is None:
                 return None
-            wait = bucket.take(time.monotonic())
+            wait = bucket.take(self._clock())
         return None if wait == 0.0 else max(1, math.ceil(wait))
