@@ -67,7 +67,8 @@ def state(emulator, name="team/app"):
 
 async def test_catalog_pages_with_link_headers(emulator_client, auth):
     """Following Link headers with n=1 visits every repository once, in lexical order."""
-    seen, url, links = [], "/acr/v1/_catalog?n=1", []
+    seen, links = [], []
+    url: str | None = "/acr/v1/_catalog?n=1"
     while url:
         response = await emulator_client.get(url, headers=auth)
         seen += response.json()["repositories"]
@@ -102,7 +103,8 @@ async def test_a_bad_page_size_is_a_400_naming_n(emulator_client, auth):
 )
 async def test_tags_are_ordered_by_last_update_time(emulator_client, auth, orderby, expected):
     """orderby sorts tags by lastUpdateTime (ties by name) across pages."""
-    names, url = [], f"/acr/v1/team%2Fapp/_tags?n=1&orderby={orderby}"
+    names = []
+    url: str | None = f"/acr/v1/team%2Fapp/_tags?n=1&orderby={orderby}"
     while url:
         response = await emulator_client.get(url, headers=auth)
         names += [t["name"] for t in response.json()["tags"]]
