@@ -48,7 +48,23 @@ _EXPORTS = {
     ),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AcrClient",
+    "AcrConnectionError",
+    "AcrError",
+    "AcrResponseError",
+    "AuthenticationError",
+    "ClientStats",
+    "DisallowedOperationError",
+    "InvalidResponseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RetryPolicy",
+    "ServerError",
+    "ThrottledError",
+    "UnsupportedOperationError",
+    "is_transient",
+]
 
 
 def __getattr__(name: str) -> Any:
