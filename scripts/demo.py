@@ -32,7 +32,7 @@ import function_app  # noqa: E402
 from acr_core.report import RunReport  # noqa: E402
 from acr_emulator import Emulator, EmulatorConfig  # noqa: E402
 from acr_emulator.testing import AsyncFakeCredential  # noqa: E402
-from scripts.demo_registry import POLICY, fixture  # noqa: E402
+from scripts.demo_registry import demo_registry  # noqa: E402
 from scripts.demo_view import Screen, Snapshot, Tally  # noqa: E402
 from scripts.func_objects import Out, event_from_json, queue_message, timer  # noqa: E402
 from scripts.oci_push import (  # noqa: E402
@@ -104,6 +104,10 @@ class Demo:
         forged["topic"] = FOREIGN_REGISTRY
         await self.deliver([forged])
 
+        s.step("docker push payments/api:1.2.0  (a repository the generator made)")
+        await push_image(http, "payments/api", "1.2.0", label="1.2.0")
+        await self.deliver(self.take_events())
+
         s.step("docker push base/python:3.14  (no rule covers base/**)")
         await push_image(http, "base/python", "3.14", label="3.14")
         await self.deliver(self.take_events())
@@ -150,12 +154,13 @@ async def main() -> int:
     started = time.monotonic()
     emulator = Emulator(EmulatorConfig())
     screen.title()
-    emulator.seed(fixture(emulator.clock.now()))
+    registry = demo_registry(emulator.clock.now())
+    emulator.seed(registry.fixture)
     async with emulator.serve() as server:
         screen.intro(server.url, emulator.config.resource_id)
         before = Snapshot.of(emulator)
         screen.registry("The registry before", before)
-        screen.policy(POLICY)
+        screen.policy(registry.policy)
 
         demo = Demo(emulator, server, screen)
         context = ssl.create_default_context(cafile=server.ca_file)
@@ -163,7 +168,7 @@ async def main() -> int:
             {
                 "ACR_LOGIN_SERVER": server.login_server,
                 "ACR_RESOURCE_ID": emulator.config.resource_id,
-                "CLEANUP_POLICY": json.dumps(POLICY),
+                "CLEANUP_POLICY": json.dumps(registry.policy),
                 "CLEANUP_DRY_RUN": "false",
             },
             credential=cast(AsyncTokenCredential, AsyncFakeCredential()),
@@ -186,7 +191,7 @@ async def main() -> int:
             log.removeHandler(handler)
         after = Snapshot.of(emulator)
         screen.section("3. What changed")
-        screen.changes(before, after, demo.tally)
+        screen.changes(before, after, demo.tally, registry.ours, registry.generated)
         screen.summary_line(handler.summary)
         screen.closing(before, after, demo.tally, demo.pushed, time.monotonic() - started)
     return 0

@@ -1,5 +1,6 @@
 """The demo's registry and policy: a few months of a small team's history, in the emulator's
-seed format (docs/emulator.md, "Fixture format").
+seed format (docs/emulator.md, "Fixture format"), next to what the emulator's own generator
+makes of six other teams (`acr_emulator.generate`, profile "demo").
 
 - `shop/web`: multi-arch builds (amd64 + arm64 + a buildx attestation child) every few days,
   tagged `main-<n>`; releases tagged `vX.Y.Z` (the oldest already locked); `latest`; and old
@@ -13,8 +14,11 @@ seed format (docs/emulator.md, "Fixture format").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from acr_emulator.generate import generate
 
 DAY = timedelta(days=1)
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -22,29 +26,43 @@ SBOM = "application/spdx+json"
 ATTESTATION = "application/vnd.in-toto+json"
 RELEASE = r"regex:^v[0-9]+\.[0-9]+\.[0-9]+$"
 
-POLICY: dict[str, Any] = {
-    "version": 1,
-    "rules": [
-        {
-            "name": "services",
-            "description": "shop services: the 3 newest builds, every release (locked), latest",
-            "repositories": ["shop/*"],
-            "keepLatest": 3,
-            "keepTags": ["latest", RELEASE],
-            "lockTags": [RELEASE],
-            "minAge": "1d",
-            "untagged": {"olderThan": "7d"},
-        },
-        {
-            "name": "sandbox",
-            "description": "experiments: only the newest",
-            "repositories": ["sandbox/**"],
-            "keepLatest": 1,
-            "minAge": "1h",
-            "untagged": {"olderThan": "1d"},
-        },
-    ],
-}
+GENERATED_SEED = 7  # the generator is deterministic for a seed
+
+
+def policy(team_repositories: list[str]) -> dict[str, Any]:
+    """The demo's policy; `team_repositories` are the generated repositories' patterns."""
+    return {
+        "version": 1,
+        "rules": [
+            {
+                "name": "services",
+                "description": "shop services: the 3 newest builds, every release (locked), latest",
+                "repositories": ["shop/*"],
+                "keepLatest": 3,
+                "keepTags": ["latest", RELEASE],
+                "lockTags": [RELEASE],
+                "minAge": "1d",
+                "untagged": {"olderThan": "7d"},
+            },
+            {
+                "name": "sandbox",
+                "description": "experiments: only the newest",
+                "repositories": ["sandbox/**"],
+                "keepLatest": 1,
+                "minAge": "1h",
+                "untagged": {"olderThan": "1d"},
+            },
+            {
+                "name": "teams",
+                "description": "other teams: 5 newest versions, latest and main",
+                "repositories": team_repositories,
+                "keepLatest": 5,
+                "keepTags": ["latest", "main"],
+                "minAge": "1d",
+                "untagged": {"olderThan": "14d"},
+            },
+        ],
+    }
 
 
 def _when(now: datetime, days_ago: float) -> str:
@@ -89,8 +107,28 @@ def _image(
             "layers": 4, "tags": tags}  # fmt: skip
 
 
-def fixture(now: datetime) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class DemoRegistry:
+    fixture: dict[str, Any]  # what to seed
+    ours: tuple[str, ...]  # the hand-made repositories, told in detail
+    generated: tuple[str, ...]  # the generator's repositories, summarised together
+    policy: dict[str, Any]
+
+
+def demo_registry(now: datetime) -> DemoRegistry:
     """The registry as it stands before the demo's pushes, relative to `now`."""
+    ours = _story(now)["repositories"]
+    generated = generate("demo", seed=GENERATED_SEED, now=now)["repositories"]
+    teams = sorted({f"{r['name'].split('/')[0]}/**" for r in generated})
+    return DemoRegistry(
+        fixture={"repositories": [*ours, *generated]},
+        ours=tuple(r["name"] for r in ours),
+        generated=tuple(r["name"] for r in generated),
+        policy=policy(teams),
+    )
+
+
+def _story(now: datetime) -> dict[str, Any]:
     locked = {"deleteEnabled": False, "writeEnabled": False}
     web: list[dict[str, Any]] = []
     for n, days in enumerate((80, 74, 66, 59, 51, 44, 37, 30, 23, 16, 9, 4), start=101):

@@ -20,6 +20,7 @@ from acr_core.report import RunReport
 from acr_emulator import Emulator
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{6,}")
+_TAG_NAME = re.compile(r"'[^']*'")
 
 
 # --- what the registry holds --------------------------------------------------------------
@@ -224,7 +225,14 @@ class Screen:
 
     # -- the before/after
 
-    def changes(self, before: Snapshot, after: Snapshot, tally: Tally) -> None:
+    def changes(
+        self,
+        before: Snapshot,
+        after: Snapshot,
+        tally: Tally,
+        ours: tuple[str, ...],
+        generated: tuple[str, ...],
+    ) -> None:
         header = f"  {'repository':<16}{'images':>14}{'manifests':>14}{'tags':>11}{'size':>22}"
         self.print(self.dim(header))
         for name, old in before.repositories.items():
@@ -235,8 +243,10 @@ class Screen:
                 f"{_arrow(len(old.tags), len(new.tags)):>11}"
                 f"{_bytes(old.size) + ' → ' + _bytes(new.size):>22}"
             )
-        for name in before.repositories:
+        for name in ours:
             self._repository_story(name, tally)
+        if generated:
+            self._generated_story(generated, tally)
 
     def _repository_story(self, name: str, tally: Tally) -> None:
         self.print()
@@ -255,6 +265,22 @@ class Screen:
             self._item(self.yellow("■ locked "), len(locks), reason, tags)
         for reason, kept in _grouped_kept(tally.kept.get(name, ())):
             self._item(self.green("✓ kept   "), len(kept), reason, [_kept_label(k) for k in kept])
+
+    def _generated_story(self, names: tuple[str, ...], tally: Tally) -> None:
+        self.print()
+        rules = sorted({tally.rules[n] for n in names if n in tally.rules})
+        title = f"{len(names)} generated repositories"
+        self.print(f"  {self.bold(title)}  " + self.dim(f"rule {', '.join(rules)}"))
+        self.note(", ".join(names))
+        deleted = [a for n in names for a in tally.deleted.get(n, [])]
+        locked = [a for n in names for a in tally.locked.get(n, [])]
+        kept = tuple(k for n in names for k in tally.kept.get(n, ()))
+        for reason, actions in _grouped(deleted):
+            self._item(self.red("✗ deleted"), len(actions), reason, [])
+        if locked:
+            self._item(self.yellow("■ locked "), len(locked), "tag matches lockTags", [])
+        for reason, items in _grouped_kept(kept, mask_tags=True):
+            self._item(self.green("✓ kept   "), len(items), reason, [])
 
     def _item(self, verb: str, count: int, reason: str, labels: list[str]) -> None:
         named = sorted((label for label in labels if not label.startswith("sha256:")), key=_natural)
@@ -283,10 +309,16 @@ class Screen:
         self.print()
         self.print(self.cyan(rule))
         self.print(
-            "  " + self.red(f"{deleted} manifests deleted") + f" ({_bytes(freed)}), "
-            + self.yellow(f"{locked} release tags locked") + ", "
+            "  "
+            + self.red(f"{deleted} manifests deleted")
+            + f" ({_bytes(freed)}), "
+            + self.yellow(f"{locked} release tags locked")
+            + ", "
             + self.green(f"{kept} images left")
-            + f" (of {had}, plus {pushed} pushed during the demo)"
+        )
+        self.print(
+            f"  ({had} before, {pushed} pushed during the demo; "
+            "index children, signatures and SBOMs are not counted as images)"
         )  # fmt: skip
         self.print(
             f"  {tally.runs} runs, {tally.requests} registry requests, "
@@ -303,11 +335,14 @@ def _grouped(actions: list[Action]) -> list[tuple[str, list[Action]]]:
     return sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
 
 
-def _grouped_kept(kept: tuple[Kept, ...]) -> list[tuple[str, list[Kept]]]:
+def _grouped_kept(
+    kept: tuple[Kept, ...], *, mask_tags: bool = False
+) -> list[tuple[str, list[Kept]]]:
     groups: dict[str, list[Kept]] = defaultdict(list)
     for item in kept:
         first = item.reason.split("; ")[0]  # the deciding reason; the rest repeat it in kind
-        groups[_DIGEST.sub("…", first)].append(item)
+        reason = _DIGEST.sub("…", first)
+        groups[_TAG_NAME.sub("'…'", reason) if mask_tags else reason].append(item)
     return sorted(groups.items(), key=lambda entry: (-len(entry[1]), entry[0]))
 
 
