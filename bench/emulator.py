@@ -35,6 +35,11 @@ from bench.scenarios import OCI_MANIFEST, SeedImage
 # ReadOps / WriteOps per minute (acr-facts.md section 4; the emulator's presets).
 SKUS = {"Basic": (1_000, 100), "Standard": (3_000, 500), "Premium": (10_000, 2_000)}
 START_TIMEOUT = 60.0
+# The registry's ARM id: the topic of its events, which the function checks.
+RESOURCE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/bench"
+    "/providers/Microsoft.ContainerRegistry/registries/bench"
+)
 STATE_CONCURRENCY = 16
 # One repository's state is read through at most this many manifests (a bound, never reached).
 MAX_MANIFESTS = 1_000_000
@@ -103,7 +108,7 @@ class RunningEmulator:
         self.ca_file: str = info["ca_file"]
         self.admin_username: str = info["admin_username"]
         self.admin_password: str = info["admin_password"]
-        self.resource_id: str = info.get("resource_id") or _default_resource_id()
+        self.resource_id: str = info.get("resource_id") or RESOURCE_ID
         self._admin = httpx.Client(
             base_url=self.url, verify=ssl.create_default_context(cafile=self.ca_file), timeout=60
         )
@@ -165,12 +170,6 @@ class RunningEmulator:
                 self.process.wait()
 
 
-def _default_resource_id() -> str:
-    from acr_emulator.config import DEFAULT_RESOURCE_ID
-
-    return DEFAULT_RESOURCE_ID
-
-
 def _first_line(stream: IO[str], timeout: float) -> str:
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
@@ -184,7 +183,7 @@ def start(
     settings: EmulatorSettings, images: Sequence[SeedImage], *, webhook: str | None = None
 ) -> Iterator[RunningEmulator]:
     """A fresh emulator seeded with `images`, latency and throttle switched on, counters at 0."""
-    cmd = [sys.executable, "-m", "acr_emulator", "--port", "0"]
+    cmd = [sys.executable, "-m", "acr_emulator", "--port", "0", "--resource-id", RESOURCE_ID]
     if webhook is not None:
         cmd += ["--webhook", webhook]
     process = subprocess.Popen(
