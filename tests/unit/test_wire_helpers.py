@@ -1,11 +1,13 @@
-"""Table tests for the client's pure wire helpers: Link parsing, scopes, redaction, timestamps."""
+"""Table tests for the client's pure helpers: Link, scopes, redaction, times, errors, models."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 
+from acr_core import _decode
 from acr_core._wire import (
     is_digest,
     parse_datetime,
@@ -15,6 +17,19 @@ from acr_core._wire import (
     redact_url,
     repository_path,
 )
+from acr_core.errors import (
+    AcrResponseError,
+    AuthenticationError,
+    DisallowedOperationError,
+    InvalidResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    ThrottledError,
+    UnsupportedOperationError,
+    error_from_response,
+)
+from acr_core.models import OCI_INDEX
 
 D = "sha256:" + "a" * 64
 
@@ -152,3 +167,135 @@ def test_repository_path_keeps_slashes_and_quotes_the_rest() -> None:
     """Nested repository names keep their slashes in the URL path."""
     assert repository_path("team/app") == "team/app"
     assert repository_path("a b") == "a%20b"
+
+
+def _response(
+    status: int, body: object = None, *, text: str | None = None, **headers: str
+) -> httpx.Response:
+    request = httpx.Request("DELETE", "https://r.io/v2/app/manifests/x?api-version=2021-07-01")
+    if text is not None:
+        return httpx.Response(status, text=text, headers=headers, request=request)
+    return httpx.Response(status, json=body, headers=headers, request=request)
+
+
+def _errors(code: str, detail: object = None) -> dict[str, object]:
+    error: dict[str, object] = {"code": code, "message": f"{code.lower()} happened"}
+    if detail is not None:
+        error["detail"] = detail
+    return {"errors": [error]}
+
+
+CHALLENGE = 'Bearer realm="https://r.io/oauth2/token",service="r.io",scope="repository:app:delete"'
+
+
+@pytest.mark.parametrize(
+    ("response", "cls", "code"),
+    [
+        (
+            _response(404, _errors("MANIFEST_UNKNOWN", {"Tag": "x"})),
+            NotFoundError,
+            "MANIFEST_UNKNOWN",
+        ),
+        (_response(404, _errors("NAME_UNKNOWN", {})), NotFoundError, "NAME_UNKNOWN"),
+        (_response(404, text="404 page not found\n"), NotFoundError, None),
+        (
+            _response(405, _errors("REGISTRY_DISALLOWED_OPERATION", {})),
+            DisallowedOperationError,
+            "REGISTRY_DISALLOWED_OPERATION",
+        ),
+        (_response(405, _errors("UNSUPPORTED")), UnsupportedOperationError, "UNSUPPORTED"),
+        (
+            _response(
+                401,
+                _errors(
+                    "UNAUTHORIZED", [{"Type": "repository", "Name": "app", "Action": "delete"}]
+                ),
+                **{"WWW-Authenticate": CHALLENGE + ',error="insufficient_scope"'},
+            ),
+            PermissionDeniedError,
+            "UNAUTHORIZED",
+        ),
+        (
+            _response(401, _errors("UNAUTHORIZED"), **{"WWW-Authenticate": CHALLENGE}),
+            AuthenticationError,
+            "UNAUTHORIZED",
+        ),
+        (_response(429, {"errors": []}, **{"Retry-After": "3"}), ThrottledError, None),
+        (_response(503, text="<html>busy</html>"), ServerError, None),
+        (_response(400, {"error": {"code": "Other"}}), AcrResponseError, None),
+    ],
+)
+def test_error_from_response(
+    response: httpx.Response, cls: type[Exception], code: str | None
+) -> None:
+    """Each status and ACR code maps to its class, keeping the code and redacting the query."""
+    error = error_from_response(response)
+    assert type(error) is cls
+    assert error.code == code
+    assert error.method == "DELETE"
+    assert error.url == "https://r.io/v2/app/manifests/x?api-version=***"
+    assert str(error).startswith(
+        f"DELETE https://r.io/v2/app/manifests/x?api-version=*** -> {response.status_code}"
+    )
+
+
+def test_error_message_is_scrubbed_of_tokens() -> None:
+    """A server message that quotes a JWT does not carry it into the exception."""
+    token = "eyJhbGciOiJub25lIn0.eyJleHAiOjF9.c2ln"
+    error = error_from_response(
+        _response(401, {"errors": [{"code": "X", "message": f"bad {token}"}]})
+    )
+    assert token not in str(error)
+    assert "<redacted>" in error.message
+
+
+TAG = {"name": "v1", "digest": D, "createdTime": "2024-01-01T00:00:00.1234567Z"}
+
+
+@pytest.mark.parametrize(
+    ("item", "tags", "size", "media_type"),
+    [
+        ({"digest": D, "createdTime": "2024-01-01T00:00:00Z"}, (), None, None),
+        ({"digest": D, "tags": None, "imageSize": 5}, (), 5, None),
+        ({"digest": D, "tags": [], "mediaType": OCI_INDEX}, (), None, OCI_INDEX),
+        (
+            {"digest": D, "tags": ["a", "b"], "newField": {"x": 1}, "imageSize": True},
+            ("a", "b"),
+            None,
+            None,
+        ),
+    ],
+)
+def test_manifest_decoding_is_lenient(
+    item: dict[str, object], tags: tuple[str, ...], size: int | None, media_type: str | None
+) -> None:
+    """Missing, null or empty tags, unknown fields and odd types decode without loss or crash."""
+    manifest = _decode.manifest(item, "r.io", "app")
+    assert (manifest.tags, manifest.size_in_bytes, manifest.media_type) == (tags, size, media_type)
+    assert manifest.attributes.deletable
+
+
+def test_attributes_keep_quarantine_and_default_missing_switches_on() -> None:
+    """Quarantine state is kept, and a switch ACR leaves out reads as enabled."""
+    attributes = _decode.attributes(
+        {"writeEnabled": False, "quarantineState": "Passed", "quarantineDetails": "{}"}
+    )
+    assert not attributes.deletable
+    assert attributes.delete_enabled
+    assert attributes.quarantine_state == "Passed"
+    tag = _decode.tag({**TAG, "quarantineState": "Quarantined"}, "r.io", "app")
+    assert tag.attributes.quarantine_state == "Quarantined"
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"createdTime": "2024-01-01T00:00:00Z"}, "has no 'digest'"),
+        ({"digest": D, "createdTime": "last tuesday"}, "unreadable 'createdTime'"),
+        (["not", "an", "object"], "expected a JSON object"),
+    ],
+)
+def test_manifest_decoding_rejects_what_a_cleaner_cannot_use(item: object, message: str) -> None:
+    """A manifest without a digest or with an unreadable time is an error naming the field."""
+    with pytest.raises(InvalidResponseError, match=message):
+        _decode.manifest(item, "r.io", "app")
