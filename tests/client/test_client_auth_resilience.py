@@ -166,14 +166,15 @@ async def test_delete_by_tag_on_the_wire_is_unsupported(
 
 async def test_throttling_is_waited_out(emulator: Emulator, connect: Connect) -> None:
     """Deletes over the write budget get 429s, wait Retry-After, and all succeed in the end."""
-    emulator.seed(fixture(16))
-    # 60 writes a minute at time_scale 10: 10 per second, a burst of 10.
-    emulator.throttle.configure(ThrottleConfig(6000, 60, time_scale=10))
+    emulator.seed(fixture(8))
+    # 60 writes a minute with time running 20x: one write per 50 ms and no burst to spend, so
+    # back-to-back deletes are throttled however fast the machine is.
+    emulator.throttle.configure(ThrottleConfig(6000, 60, burst_seconds=0.05, time_scale=20))
     waited: list[float] = []
 
     async def scaled_sleep(seconds: float) -> None:
         waited.append(seconds)
-        await asyncio.sleep(seconds / 10)  # the emulator's time runs 10x faster
+        await asyncio.sleep(seconds / 20)
 
     heard: list[float | None] = []
     digests = sorted(emulator.registry.repositories["app"].manifests)
