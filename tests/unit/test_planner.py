@@ -681,3 +681,48 @@ def test_planning_twenty_thousand_manifests_is_linear_enough() -> None:
     (repo_plan,) = result.repositories
     assert len(repo_plan.deletions) == 3900 * 3 + sum(1 for i in range(4000) if 3 + i % 50 > 7)
     print(f"planned {len(snapshot.manifests)} manifests in {elapsed:.2f}s")
+
+
+def test_docs_example_keep_the_newest_five_builds_and_the_releases() -> None:
+    """docs/policy.md example 1: v1.0 protects build-3; five other newest builds stay."""
+    b = RepoBuilder()
+    for i in range(1, 10):
+        tags = (f"build-{i}", "v1.0") if i == 3 else (f"build-{i}",)
+        b.image(f"b{i}", *tags, age=days(10 - i))
+    b.image("untagged", age=days(30))
+    policy = policy_for({"keepLatest": 5, "keepTags": ["v*"]})
+    (repo_plan,) = plan([b.build()], policy, NOW).repositories
+    assert {b.keys[a.digest] for a in repo_plan.deletions} == {"b4", "b2", "b1"}
+
+
+@pytest.mark.parametrize(
+    ("arm_age", "deleted"),
+    [
+        (days(20), {"1.0", "amd64-1", "arm64-1"}),
+        (days(1), {"1.0", "amd64-1", "2.0", "amd64-2", "arm64-2"}),
+    ],
+)
+def test_docs_example_multi_platform_images(arm_age: timedelta, deleted: set[str]) -> None:
+    """docs/policy.md example 2: indexes compete, children follow, a tagged child is ranked."""
+    b = RepoBuilder("web")
+    b.image("amd64-2", age=days(3))
+    b.image("arm64-2", age=days(3))
+    b.index("2.0", ("amd64-2", "arm64-2"), "2.0", age=days(3))
+    b.referrer("sig", "2.0", age=days(3))
+    b.image("amd64-1", age=days(30))
+    b.image("arm64-1", "1.0-arm64", age=arm_age)
+    b.index("1.0", ("amd64-1", "arm64-1"), "1.0", age=days(30))
+    policy = load_policy(
+        {
+            "version": 1,
+            "rules": [{"repositories": ["web"], "keepLatest": 1, "untagged": {"olderThan": "7d"}}],
+            "safety": NO_SAFETY,
+        }
+    )
+    snapshot = b.build()
+    result = plan([snapshot], policy, NOW)
+    (repo_plan,) = result.repositories
+    assert {b.keys[a.digest] for a in repo_plan.deletions} == deleted
+    by_key = {b.keys[a.digest]: a for a in repo_plan.deletions}
+    assert by_key["amd64-1"].after == (b.digest("1.0"),)
+    assert plan([apply_to_snapshot(snapshot, result)], policy, NOW).actions == ()
