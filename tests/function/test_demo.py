@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_demo_runs_and_reports_what_changed() -> None:
     """The demo exits 0 and reports deletions, locks, the ignored forgery, untouched base images."""
     env = {**os.environ, "NO_COLOR": "1"}
