@@ -216,4 +216,6 @@ def error_from_transport(exc: Exception, request: httpx.Request) -> AcrConnectio
     reason = type(exc).__name__
     detail = scrub(str(exc))
     text = f"{reason}: {detail}" if detail else reason
+    if "CERTIFICATE_VERIFY_FAILED" in detail:
+        text += "; the registry's certificate is not trusted: pass verify=<CA bundle or SSLContext>"
     return AcrConnectionError(text, method=request.method, url=redact_url(request.url))

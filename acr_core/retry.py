@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -114,10 +115,10 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             self._count(request)
             try:
                 response = await self._inner.handle_async_request(request)
-            except CONNECTION_ERRORS:
+            except CONNECTION_ERRORS as exc:
                 self._stats.connection_errors += 1
                 delay = policy.backoff(attempt, self._rng)
-                if not self._may_retry(retryable, attempt, deadline, delay):
+                if _untrusted(exc) or not self._may_retry(retryable, attempt, deadline, delay):
                     raise
                 await self._wait(delay)
                 continue
@@ -164,6 +165,16 @@ class RetryingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """True when TLS verification failed: a wrong CA is not transient, so it is not retried."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 async def _buffered(response: httpx.Response, request: httpx.Request) -> httpx.Response:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from acr_core import (
+    AcrClient,
     AcrConnectionError,
     AuthenticationError,
     PermissionDeniedError,
@@ -18,7 +19,7 @@ from acr_core import (
     ThrottledError,
     UnsupportedOperationError,
 )
-from acr_emulator import Emulator, Faults, ThrottleConfig
+from acr_emulator import Emulator, Faults, ServerInfo, ThrottleConfig
 from acr_emulator.testing import DEFAULT_OID, AsyncFakeCredential
 from tests.client.conftest import Connect
 
@@ -290,3 +291,16 @@ async def test_tokens_never_reach_logs_or_errors_over_https(
             assert secret not in text
             assert secret.split(".")[1] not in text
         assert aad.split(".")[0] + "." not in text
+
+
+async def test_untrusted_certificate_fails_fast_with_advice(
+    emulator: Emulator, emulator_server: ServerInfo
+) -> None:
+    """An untrusted registry certificate fails at once, without retries, and says to pass verify."""
+    client = AcrClient(emulator_server.url, AsyncFakeCredential(), retry=no_wait())
+    async with client:
+        with pytest.raises(AcrConnectionError, match="verify=") as caught:
+            await client.get_repository_properties("app")
+        assert client.stats.retries == 0
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert emulator.counters.total == 0
