@@ -54,7 +54,8 @@ class RepositoryPlan:
     actions: tuple[Action, ...]
     kept: tuple[Kept, ...]
     # Set when a safety limit stops this repository's deletions: says which limit and which
-    # setting to change. Lock actions of a blocked repository are still applied.
+    # setting to change. The deletions stay listed, so the user sees what tripped the limit,
+    # but none of them is applied; lock actions of a blocked repository are still applied.
     blocked: str | None = None
 
     @property
