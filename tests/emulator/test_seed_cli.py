@@ -1,0 +1,194 @@
+"""Bulk seeding, the realistic-registry generator, and `python -m acr_emulator`."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from acr_emulator import Emulator
+from acr_emulator.cli import parser
+from acr_emulator.content import sha256_digest
+from acr_emulator.generate import generate
+from acr_emulator.seed import FixtureError
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def test_seeded_manifests_are_real_oci_json_under_their_sha256():
+    """Every seeded manifest's digest is the sha256 of its stored bytes."""
+    emu = Emulator()
+    emu.seed(generate("demo", now=NOW))
+    manifests = [m for r in emu.registry.repositories.values() for m in r.manifests.values()]
+    assert len(manifests) >= 240
+    assert all(sha256_digest(m.body) == m.digest for m in manifests)
+    assert all(json.loads(m.body)["schemaVersion"] == 2 for m in manifests)
+
+
+def test_a_fixture_builds_indexes_referrers_locks_and_times():
+    """Ids wire children and subjects; tags, locks and timestamps land as written."""
+    emu = Emulator()
+    emu.seed(
+        {
+            "repositories": [
+                {
+                    "name": "app",
+                    "attributes": {"deleteEnabled": False},
+                    "manifests": [
+                        {"id": "amd", "pushed": "2025-01-01T00:00:00Z"},
+                        {"id": "arm", "architecture": "arm64", "pushed": "2025-01-01T00:00:00Z"},
+                        {
+                            "id": "idx",
+                            "kind": "index",
+                            "pushed": "2025-01-02T00:00:00Z",
+                            "manifests": ["amd", "arm"],
+                            "tags": [
+                                {
+                                    "name": "1.0",
+                                    "attributes": {"writeEnabled": False},
+                                    "updated": "2025-03-01T00:00:00Z",
+                                }
+                            ],
+                        },
+                        {
+                            "id": "sig",
+                            "kind": "artifact",
+                            "subject": "idx",
+                            "artifactType": "application/x-sig",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+    repo = emu.registry.repositories["app"]
+    index = repo.manifests[repo.tags["1.0"].digest]
+    assert [c.architecture for c in index.children] == ["amd64", "arm64"]
+    assert index.created == datetime(2025, 1, 2, tzinfo=UTC)
+    assert index.updated == datetime(2025, 3, 1, tzinfo=UTC)
+    assert repo.tags["1.0"].attributes.write_enabled is False
+    assert repo.attributes.delete_enabled is False
+    [signature] = repo.referrers[index.digest]
+    assert repo.manifests[signature].artifact_type == "application/x-sig"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message"),
+    [
+        ({"repositories": {}}, "'repositories' must be a list"),
+        ({"repositories": [{"name": "Bad Name", "manifests": [{}]}]}, "repositories[0].name"),
+        (
+            {"repositories": [{"name": "a", "manifests": [{"kind": "index", "manifests": ["x"]}]}]},
+            "repositories[0].manifests[0]: unknown manifest reference 'x'",
+        ),
+        ({"repositories": [{"name": "a", "manifests": [{"kind": "blob"}]}]}, "kind must be one of"),
+    ],
+)
+def test_fixture_errors_name_the_place(fixture, message):
+    """A bad fixture raises FixtureError naming where and what."""
+    with pytest.raises(FixtureError) as error:
+        Emulator().seed(fixture)
+    assert message in str(error.value)
+
+
+def test_the_generator_makes_a_realistic_registry():
+    """Indexes with attestation children, signed images, locked tags, untagged leftovers, months."""
+    emu = Emulator()
+    emu.seed(generate("demo", now=NOW))
+    manifests = [m for r in emu.registry.repositories.values() for m in r.manifests.values()]
+    tags = [t for r in emu.registry.repositories.values() for t in r.tags.values()]
+    indexes = [m for m in manifests if m.children]
+    attestations = [c for m in indexes for c in m.children if c.architecture == "unknown"]
+    referrers = [m for m in manifests if m.subject]
+    children = {c.digest for m in indexes for c in m.children}
+    untagged_leftovers = [
+        m
+        for m in manifests
+        if not m.tags and not m.subject and not m.children and m.digest not in children
+    ]
+    locked = [t for t in tags if not t.attributes.write_enabled]
+    times = sorted(m.created for m in manifests)
+    assert indexes
+    assert attestations
+    assert {m.artifact_type for m in referrers} >= {
+        "application/vnd.dev.cosign.artifact.sig.v1+json"
+    }
+    assert locked
+    assert untagged_leftovers
+    assert times[-1] - times[0] > timedelta(days=120)
+    assert {t.name for t in tags} >= {"latest", "main"}
+
+
+def test_the_generator_is_deterministic_and_sized():
+    """The same seed gives the same registry; a number asks for that many manifests."""
+    first, second = Emulator(), Emulator()
+    first.seed(generate("5000", seed=3, now=NOW))
+    second.seed(generate("5000", seed=3, now=NOW))
+    digests = [sorted(r.manifests) for r in first.registry.repositories.values()]
+    assert digests == [sorted(r.manifests) for r in second.registry.repositories.values()]
+    assert 5000 <= sum(len(d) for d in digests) < 5100
+
+
+def test_help_documents_every_option():
+    """--help mentions every option the parser accepts, each with a help text."""
+    cli = parser()
+    text = cli.format_help()
+    for action in cli._actions:
+        for option in action.option_strings:
+            assert option in text
+        assert action.help
+
+
+def test_the_command_prints_one_json_line_then_serves(tmp_path):
+    """The command prints url, ca_file and admin credentials, then answers over HTTPS."""
+    fixture = tmp_path / "fixture.json"
+    fixture.write_text(
+        json.dumps({"repositories": [{"name": "seeded/app", "manifests": [{"tags": ["v1"]}]}]})
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "acr_emulator", "--port", "0", "--fixture", str(fixture)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = json.loads(process.stdout.readline())
+        context = ssl.create_default_context(cafile=line["ca_file"])
+        token = httpx.get(
+            f"{line['url']}/oauth2/token",
+            params={"service": line["url"].split("://")[1], "scope": "registry:catalog:*"},
+            auth=(line["admin_username"], line["admin_password"]),
+            verify=context,
+        ).json()["access_token"]
+        catalog = httpx.get(
+            f"{line['url']}/acr/v1/_catalog",
+            headers={"authorization": f"Bearer {token}"},
+            verify=context,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert set(line) == {"url", "ca_file", "admin_username", "admin_password"}
+    assert line["url"].startswith("https://127.0.0.1:")
+    assert catalog.json() == {"repositories": ["seeded/app"]}
+    assert process.returncode == 0
+
+
+def test_the_command_rejects_a_bad_profile():
+    """--generate nonsense exits 2 with a message naming the option."""
+    result = subprocess.run(
+        [sys.executable, "-m", "acr_emulator", "--port", "0", "--generate", "huge"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--generate" in result.stderr
+    assert result.stdout == ""
