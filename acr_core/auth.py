@@ -40,6 +40,9 @@ DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
 # (acr-facts.md section 2.4); a shorter guess only costs an early refresh.
 _OPAQUE_ACCESS_LIFETIME = 600.0
 _OPAQUE_REFRESH_LIFETIME = 3600.0
+# After a re-grant was refused for insufficient scope, how long before trying a new grant
+# again: role assignments take minutes to propagate (acr-facts.md section 6, UNCERTAIN).
+_REGRANT_INTERVAL = 60.0
 
 
 class AccessTokenLike(Protocol):
@@ -58,6 +61,7 @@ class _Token:
     value: str = field(repr=False)
     renew_at: float
     generation: int = 0
+    regranted_at: float | None = None  # set when issued after an insufficient_scope refusal
 
     def fresh(self, now: float) -> bool:
         return now < self.renew_at
@@ -179,11 +183,21 @@ class AcrAuth(httpx.Auth):
             cached = self._tokens.get(scope)
             if cached is not None and cached.value != refused and cached.fresh(self._clock()):
                 return cached.value
+            now = self._clock()
             if cached is not None and cached.value == refused:
+                recent = cached.regranted_at is not None and (
+                    now - cached.regranted_at < _REGRANT_INTERVAL
+                )
+                if regrant and recent:
+                    # The freshest grant there is was refused too: the caller gets the 401
+                    # (PermissionDeniedError) without more token traffic.
+                    return cached.value
                 del self._tokens[scope]
                 if regrant and self._refresh is not None:
                     self._drop_refresh(cached.generation)
             token = await self._fetch_access_token(scope)
+            if regrant:
+                token.regranted_at = now
             self._tokens[scope] = token
             return token.value
 

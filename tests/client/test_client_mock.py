@@ -460,3 +460,15 @@ async def test_link_that_leaves_or_loops_is_refused(link: str) -> None:
             [n async for n in client.list_repository_names()]
     assert all(r.url.host == "fake.azurecr.io" for r in fake.log)
     assert fake.calls["GET /acr/v1/_catalog"] <= 2
+
+
+async def test_repeated_permission_errors_stop_costing_token_requests() -> None:
+    """After a fresh grant was refused, more denied calls add no exchanges or token requests."""
+    fake = FakeAcr(denied={"repository:app:delete"})
+    async with client_for(fake) as client:
+        for _ in range(3):
+            with pytest.raises(PermissionDeniedError):
+                await client.delete_manifest("app", D)
+    assert fake.calls["exchange"] == 2  # the first grant, and one re-grant after the refusal
+    assert fake.calls["token"] == 2
+    assert fake.calls["401"] == 6  # two per call: the refusal and the one retry
