@@ -45,7 +45,7 @@ from acr_core.events import (
     read_image_pushed,
 )
 from acr_core.executor import ExecutionLimits, Outcome
-from acr_core.report import RunReport
+from acr_core.report import RunReport, Status
 from acr_core.retry import RetryPolicy
 from acr_core.service import run_cleanup
 from acr_core.settings import Settings, SettingsError, load_settings
@@ -412,16 +412,22 @@ async def _clean(
     failures = [o for o in report.outcomes if o.outcome is Outcome.FAILED]
     if failures:
         log.error(
-            "acr-cleanup run over %s: %d of %d actions failed; the first: %s",
-            repository,
+            "acr-cleanup: %d of %d actions on %s failed; the first: %s",
             len(failures),
             len(report.outcomes),
+            repository,
             failures[0].detail,
         )
+    for plan in report.plan.repositories:
+        if plan.blocked:
+            log.warning("acr-cleanup: %s is blocked: %s", plan.repository, plan.blocked)
     for issue in report.issues:
         if issue.transient:
             raise _RetryableRun(f"{repository}: {issue.detail}")
-        log.error("acr-cleanup run over %s failed: %s", repository, issue.detail)
+        if issue.status is Status.FAILED:
+            log.error("acr-cleanup: cleaning %s failed: %s", repository, issue.detail)
+        else:  # gone since the event, or no longer covered: nothing to clean
+            log.info("acr-cleanup: %s: %s", repository, issue.detail)
     return report
 
 

@@ -141,10 +141,10 @@ class _ScreenLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if message.startswith("acr-cleanup run "):
+        if message.startswith("acr-cleanup run {"):
             self.summary = self.summary or message
             return
-        if message.startswith("acr-cleanup sweep "):
+        if message.startswith("acr-cleanup sweep {"):
             return
         self.screen.log_line(record.levelname, message)
 

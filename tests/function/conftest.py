@@ -134,7 +134,7 @@ def summaries(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
     found = []
     for record in records:
         message = record.getMessage()
-        if message.startswith(prefix):
+        if message.startswith(prefix + "{"):
             summary: dict[str, Any] = json.loads(message[len(prefix) :])
             found.append(summary)
     return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 from datetime import timedelta
 from types import ModuleType
@@ -246,7 +247,47 @@ async def test_summary_fields_are_record_attributes(
 
     await app.on_image_pushed(event_from_json(registry.pushed_events()[0]))
 
-    (record,) = [r for r in app_log() if r.getMessage().startswith("acr-cleanup run ")]
+    (record,) = [r for r in app_log() if r.getMessage().startswith("acr-cleanup run {")]
     assert record.__dict__["acr_cleanup_repository"] == "apps/web"
     assert record.__dict__["acr_cleanup_deleted"] == 2
     assert record.__dict__["acr_cleanup_trigger"] == "push"
+
+
+async def test_repository_gone_before_delivery_is_not_an_error(
+    registry: Registry, app: ModuleType, app_log: Any
+) -> None:
+    """An event for a repository deleted before it was delivered is logged as info, not raised."""
+    await registry.push("apps/web", "v1", age=10 * DAY)
+    (event,) = registry.pushed_events()
+    response = await registry.http.delete("/acr/v1/apps/web")
+    assert response.status_code in (200, 202)
+    assert registry.digests("apps/web") == set()
+
+    await app.on_image_pushed(event_from_json(event))
+
+    assert app_log(logging.WARNING) == []
+    assert any("apps/web" in r.getMessage() for r in app_log())
+
+
+async def test_safety_limit_blocks_and_warns(
+    registry: Registry, configure: Any, app_log: Any
+) -> None:
+    """A plan over the policy's safety limit deletes nothing and warns, naming the limit."""
+    policy = {
+        "version": 1,
+        "rules": [{"repositories": ["apps/**"], "keepLatest": 1, "minAge": "1h"}],
+        "safety": {"maxDeletesPerRepository": 1},
+    }
+    app = configure(CLEANUP_POLICY=json.dumps(policy))
+    await seed_history(registry)
+    await registry.push("apps/web", "v5", age=timedelta(0))
+    before = registry.state()
+
+    await app.on_image_pushed(event_from_json(registry.pushed_events()[0]))
+
+    assert registry.state() == before
+    (warning,) = app_log(logging.WARNING)
+    assert "maxDeletesPerRepository" in warning.getMessage()
+    (summary,) = summaries(app_log())
+    assert summary["status"] == "blocked"
+    assert summary["blocked"] == 1
