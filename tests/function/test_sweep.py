@@ -49,7 +49,8 @@ async def test_timer_enqueues_one_message_per_covered_repository(
     assert out.value is not None
     assert sorted(json.loads(m)["repository"] for m in out.value) == ["apps/a", "apps/b"]
     assert registry.state() == before  # the timer itself deletes nothing
-    (line,) = [r.getMessage() for r in app_log() if r.getMessage().startswith("acr-cleanup sweep {")]
+    messages = [r.getMessage() for r in app_log()]
+    (line,) = [m for m in messages if m.startswith("acr-cleanup sweep {")]
     sweep = json.loads(line[len("acr-cleanup sweep ") :])
     assert sweep["enqueued"] == 2
     assert sweep["listed"] == 3
