@@ -35,11 +35,12 @@ import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from acr_core.models import (
     DOCKER_MANIFEST,
     IMAGE_CONFIG_MEDIA_TYPES,
+    INDEX_MEDIA_TYPES,
     OCI_MANIFEST,
     ManifestContent,
     ManifestProperties,
@@ -150,25 +151,24 @@ class _Graph:
         return graph
 
     def add_edges(self, manifest: ManifestProperties, content: ManifestContent | None) -> None:
-        digest, manifests = manifest.digest, self.manifests
-        if content is not None and content.subject is not None:
-            self.subject[digest] = content.subject
-            if content.subject in manifests and content.subject != digest:
-                self.referrers.setdefault(content.subject, []).append(digest)
-        if manifest.is_index or (content is not None and content.is_index):
-            listed = {r.digest for r in manifest.references}
-            if content is not None:
+        digest, media_type = manifest.digest, manifest.media_type
+        if content is None:
+            if media_type in INDEX_MEDIA_TYPES:
+                self.add_children(digest, {r.digest for r in manifest.references}, known=False)
+            elif media_type is None:
+                self.unknown_children.append(digest)  # it may be an index: children unknown
+            if needs_inspection(manifest):
+                self.unread.add(digest)
+        else:
+            subject = content.subject
+            if subject is not None:
+                self.subject[digest] = subject
+                if subject in self.manifests and subject != digest:
+                    self.referrers.setdefault(subject, []).append(digest)
+            if media_type in INDEX_MEDIA_TYPES or content.media_type in INDEX_MEDIA_TYPES:
+                listed = {r.digest for r in manifest.references}
                 listed.update(c.digest for c in content.children)
-            elif not listed:
-                self.unknown_children.append(digest)
-            present = tuple(sorted(c for c in listed if c in manifests and c != digest))
-            self.children[digest] = present
-            for child in present:
-                self.parents.setdefault(child, []).append(digest)
-        elif manifest.media_type is None and content is None:
-            self.unknown_children.append(digest)  # it may be an index whose children are unknown
-        if content is None and needs_inspection(manifest):
-            self.unread.add(digest)
+                self.add_children(digest, listed, known=True)
         tags = self.tags[digest]
         if not tags or not tags[0].startswith("sha256-"):
             return
@@ -181,9 +181,18 @@ class _Graph:
         if digest not in self.subject:
             # Tag-schema tags naming several subjects: anchored to the first in digest order.
             named = sorted(s for s in subjects if s is not None)[0]
-            if named in manifests and named != digest:
+            if named in self.manifests and named != digest:
                 self.attached_to[digest] = named
                 self.attached.setdefault(named, []).append(digest)
+
+    def add_children(self, digest: str, listed: set[str], *, known: bool) -> None:
+        if not listed and not known:
+            self.unknown_children.append(digest)
+        manifests = self.manifests
+        present = tuple(sorted(c for c in listed if c in manifests and c != digest))
+        self.children[digest] = present
+        for child in present:
+            self.parents.setdefault(child, []).append(digest)
 
     def subject_chain(self, digest: str) -> list[str]:
         """The subject, its subject, ...: every deletion that cascades to `digest`."""
@@ -216,6 +225,15 @@ class _RepositoryPlanner:
         self.rank: dict[str, int] = {}
         self.queue: deque[str] = deque()
         self.heap_members: frozenset[str] = frozenset()
+        older = format_duration(rule.untagged_older_than or timedelta(0))
+        self.untagged_reasons = [
+            (
+                f"{what}, not updated for more than {older}",
+                f"{what}, updated within untagged.olderThan ({older})",
+                f"{what}, and the rule has no untagged.olderThan",
+            )
+            for what in ("untagged", "its subject is gone and it")
+        ]
         self.beyond_keep_latest = (
             f"older than the {rule.keep_latest} newest unprotected tagged images (keepLatest)"
         )
@@ -239,8 +257,23 @@ class _RepositoryPlanner:
     # --- step 2: protection -------------------------------------------------------------
 
     def protect_statically(self) -> None:
-        graph = self.graph
+        graph, repo = self.graph, self.snapshot.attributes
+        repo_locked = not (repo.delete_enabled and repo.write_enabled)
+        young_after = self.now - self.rule.min_age
         for digest, manifest in graph.manifests.items():
+            attributes, updated = manifest.attributes, manifest.last_updated_on
+            if (
+                # The common case, decided without building a list of reasons.
+                not repo_locked
+                and attributes.delete_enabled
+                and attributes.write_enabled
+                and not graph.tags[digest]
+                and updated is not None
+                and manifest.created_on is not None
+                and updated <= young_after
+                and digest not in self.protect
+            ):
+                continue
             reasons = self.protection_reasons(manifest)
             if reasons:
                 self.protected[digest] = "; ".join(reasons)
@@ -307,10 +340,12 @@ class _RepositoryPlanner:
     def rank_by_age(self) -> None:
         # Newest lastUpdateTime first, then newest createdTime, then digest; manifests with a
         # missing timestamp are protected and never ranked.
+        # Only tagged manifests ever compete for keepLatest.
+        tags = self.graph.tags
         dated = [
             m
             for m in self.graph.manifests.values()
-            if m.last_updated_on is not None and m.created_on is not None
+            if tags[m.digest] and m.last_updated_on is not None and m.created_on is not None
         ]
         dated.sort(key=lambda m: m.digest)
         dated.sort(key=lambda m: (m.last_updated_on, m.created_on), reverse=True)
@@ -335,19 +370,18 @@ class _RepositoryPlanner:
             self.judge_untagged(digest)
 
     def judge_untagged(self, digest: str) -> None:
+        """Untagged images, and attachments whose subject is gone, go after untagged.olderThan."""
+        what = 0 if not self.graph.tags[digest] else 1
         older_than = self.rule.untagged_older_than
-        what = "untagged" if not self.graph.tags[digest] else "its subject is gone and it"
         if older_than is None:
-            self.kept_reason[digest] = f"{what}, and the rule has no untagged.olderThan"
+            self.kept_reason[digest] = self.untagged_reasons[what][2]
             return
         updated = self.graph.manifests[digest].last_updated_on
         assert updated is not None  # missing timestamps are protected
-        if self.now - updated > older_than:
-            self.delete(digest, f"{what}, not updated for more than {format_duration(older_than)}")
+        if updated < self.now - older_than:
+            self.delete(digest, self.untagged_reasons[what][0])
         else:
-            self.kept_reason[digest] = (
-                f"{what}, updated within untagged.olderThan ({format_duration(older_than)})"
-            )
+            self.kept_reason[digest] = self.untagged_reasons[what][1]
 
     def compete(self, digest: str, after: tuple[str, ...]) -> None:
         """Streaming top-N by rank: the heap holds the N best so far, worst on top."""
