@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes, for iteration")
     size.add_argument("--tiny", action="store_true", help="minimal sizes (the smoke test)")
+    size.add_argument(
+        "--issue-sizes",
+        action="store_true",
+        help="the sizes issue 7 names (2,000; 500 x 10; 200): about ten minutes",
+    )
     p.add_argument("--scenario", action="append", help="run only these scenarios (by name)")
     p.add_argument("--side", action="append", choices=SIDES, help="run only these sides")
     p.add_argument("--no-planning", action="store_true", help="skip the planner benchmark")
@@ -44,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--time-scale",
         type=float,
-        default=6.0,
-        help="throttle budgets are multiplied by this (default 6)",
+        default=3.0,
+        help="throttle budgets are multiplied by this (default 3)",
     )
     p.add_argument(
         "--burst-seconds",
@@ -93,13 +98,20 @@ def _planning(manifests: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    size_label = "tiny" if args.tiny else "quick" if args.quick else "full"
+    size_label = (
+        "tiny" if args.tiny else "quick" if args.quick else "issue" if args.issue_sizes else "full"
+    )
     results_dir = args.results or (RESULTS if size_label == "full" else RESULTS / size_label)
     doc = args.doc or (DOC if size_label == "full" else None)
     chart = args.chart or (CHART if doc == DOC else (doc.with_suffix(".png") if doc else None))
 
     if not args.report_only:
-        chosen = {"tiny": scenarios.tiny, "quick": scenarios.quick, "full": scenarios.full}
+        chosen = {
+            "tiny": scenarios.tiny,
+            "quick": scenarios.quick,
+            "full": scenarios.full,
+            "issue": scenarios.issue,
+        }
         todo = [s for s in chosen[size_label]() if not args.scenario or s.name in args.scenario]
         sides = tuple(args.side or SIDES)
         settings = emulator.EmulatorSettings(
@@ -143,9 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
         if not args.no_planning:
-            manifests = (
-                args.planning_manifests
-                or {"tiny": 2_000, "quick": 20_000, "full": 100_000}[size_label]
+            manifests = args.planning_manifests or {"tiny": 2_000, "quick": 20_000}.get(
+                size_label, 100_000
             )
             print(f"planning {manifests:,} manifests", file=sys.stderr, flush=True)
             _write(

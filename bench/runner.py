@@ -10,6 +10,7 @@ remain, so a fast wrong answer is reported as wrong.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -184,11 +185,14 @@ def run_scenario(scenario: Scenario, sides: tuple[str, ...], options: Options) -
     results: dict[str, Any] = {}
     for side in sides:
         print(f"  {scenario.name}: {side} ...", file=sys.stderr, flush=True)
+        load_before = os.getloadavg()[0]
         try:
             results[side] = run_side(scenario, side, options)
         except Exception as exc:
             results[side] = {"error": f"{type(exc).__name__}: {exc}"[:2000], "state_correct": False}
         r = results[side]
+        # Other work on the machine shows here; the sides run one after another.
+        r["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         print(
             f"  {scenario.name}: {side}: {r.get('wall_s', 0):.2f} s, deleted {r.get('deleted')}, "
             f"429s {r.get('throttled_429')}, correct {r.get('state_correct')}"
