@@ -90,6 +90,9 @@ def plan(
     Repositories no rule matches are left out of the plan: they are never touched.
     `protect` maps a repository to digests that must be kept whatever the policy says.
     """
+    if now.tzinfo is None:
+        # ACR's timestamps are UTC; comparing them with a naive time would raise mid-plan.
+        raise ValueError("plan() needs a timezone-aware `now`, such as datetime.now(UTC)")
     protect = protect or {}
     plans: list[RepositoryPlan] = []
     # Planning allocates several objects per manifest and makes no reference cycles, so CPython's

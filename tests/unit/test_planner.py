@@ -726,3 +726,11 @@ def test_docs_example_multi_platform_images(arm_age: timedelta, deleted: set[str
     by_key = {b.keys[a.digest]: a for a in repo_plan.deletions}
     assert by_key["amd64-1"].after == (b.digest("1.0"),)
     assert plan([apply_to_snapshot(snapshot, result)], policy, NOW).actions == ()
+
+
+def test_a_naive_now_is_refused_before_anything_is_planned() -> None:
+    """`now` without a timezone is an error, since ACR's timestamps are UTC."""
+    b = RepoBuilder()
+    b.image("a", "1")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        plan([b.build()], policy_for({"keepLatest": 0}), NOW.replace(tzinfo=None))

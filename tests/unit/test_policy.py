@@ -97,9 +97,10 @@ def test_the_first_matching_rule_governs() -> None:
 
 
 def test_the_example_policy_is_valid_for_the_loader_and_the_schema() -> None:
-    """examples/policy.json loads and validates against the published JSON Schema."""
+    """examples/policy.json loads, and it and the issue's example validate against the schema."""
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     jsonschema.Draft202012Validator(SCHEMA).validate(json.loads(EXAMPLE))
+    jsonschema.Draft202012Validator(SCHEMA).validate(ISSUE_EXAMPLE)
     policy = load_policy(EXAMPLE)
     assert [r.name for r in policy.rules] == ["base-images", "services", "ci-builds"]
     assert policy.rule_for("pr-12/web").name == "ci-builds"  # type: ignore[union-attr]
