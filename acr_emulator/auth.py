@@ -176,6 +176,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# Verified tokens remembered (signature checked once); cleared when full.
+_CACHE_SIZE = 4096
+
+
 class TokenError(ValueError):
     """A token that is malformed, forged, expired or for another registry."""
 
@@ -187,6 +191,7 @@ class TokenService:
         self._secret = secret or uuid.uuid4().bytes + uuid.uuid4().bytes
         # Tokens issued before this instant are refused (Emulator.revoke_tokens).
         self.not_before = 0.0
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, claims: dict[str, Any], lifetime: float) -> str:
         now = time.time()
@@ -206,6 +211,25 @@ class TokenService:
         return f"{header}.{payload}.{_b64(signature.digest())}"
 
     def verify(self, token: str, *, grant_type: str, audience: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            if len(self._verified) >= _CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = claims
+        now = time.time()
+        if claims.get("exp", 0) <= now:
+            raise TokenError("token has expired")
+        if claims.get("_issued", 0) < self.not_before:
+            raise TokenError("token has been revoked")
+        if claims.get("grant_type") != grant_type:
+            raise TokenError(f"expected a {grant_type} token")
+        if claims.get("aud") != audience:
+            raise TokenError(f"token is for {claims.get('aud')!r}, not {audience!r}")
+        return claims
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        """Check the signature and parse the claims (the costly part, cached by `verify`)."""
         try:
             header, payload, signature = token.split(".")
             expected = hmac.new(self._secret, f"{header}.{payload}".encode(), hashlib.sha256)
@@ -216,15 +240,6 @@ class TokenService:
             raise TokenError(f"malformed token: {exc}") from exc
         if not isinstance(claims, dict):
             raise TokenError("malformed token")
-        now = time.time()
-        if claims.get("exp", 0) <= now:
-            raise TokenError("token has expired")
-        if claims.get("_issued", 0) < self.not_before:
-            raise TokenError("token has been revoked")
-        if claims.get("grant_type") != grant_type:
-            raise TokenError(f"expected a {grant_type} token")
-        if claims.get("aud") != audience:
-            raise TokenError(f"token is for {claims.get('aud')!r}, not {audience!r}")
         return claims
 
 

@@ -356,3 +356,14 @@ async def test_a_revoked_principal_can_do_nothing(seeded, emulator, emulator_cli
     headers = await bearer(emulator_client, "p-none", "registry:catalog:*")
     response = await emulator_client.get("/acr/v1/_catalog", headers=headers)
     assert response.status_code == 401
+
+
+async def test_token_lifetimes_are_configurable(emulator_client):
+    """access_token_lifetime and refresh_token_lifetime set each token's exp - iat."""
+    emu = Emulator(EmulatorConfig(access_token_lifetime=5, refresh_token_lifetime=60))
+    transport = httpx.ASGITransport(app=emu.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://acr.test") as client:
+        refresh = await refresh_token(client)
+        access = await access_token(client, refresh, "registry:catalog:*")
+    assert claims(refresh)["exp"] - claims(refresh)["iat"] == 60
+    assert claims(access)["exp"] - claims(access)["iat"] == 5

@@ -192,3 +192,56 @@ def test_the_command_rejects_a_bad_profile():
     assert result.returncode == 2
     assert "--generate" in result.stderr
     assert result.stdout == ""
+
+
+def test_command_line_options_reach_the_emulator():
+    """Throttling, faults, webhooks, auth and clock options configure the emulator they build."""
+    from acr_emulator.cli import build
+
+    args = parser().parse_args(
+        [
+            "--sku",
+            "Premium",
+            "--time-scale",
+            "5",
+            "--burst-seconds",
+            "2",
+            "--latency-ms",
+            "20",
+            "--error-rate",
+            "0.1",
+            "--drop-rate",
+            "0.01",
+            "--webhook",
+            "http://127.0.0.1:9/eg",
+            "--cloudevents-webhook",
+            "http://[::1]:9/ce",
+            "--token-lifetime",
+            "30",
+            "--anonymous-pull",
+            "--abac",
+            "--no-admin",
+            "--now",
+            "2024-01-01T00:00:00Z",
+            "--frozen-clock",
+            "--login-server",
+            "myacr.azurecr.io",
+            "--generate",
+            "demo",
+        ]
+    )
+    emu = build(args)
+    config = emu.config
+    assert emu.throttle.config is not None
+    assert (emu.throttle.config.read_per_minute, emu.throttle.config.time_scale) == (10_000, 5)
+    assert (emu.faults.latency, emu.faults.error_rate, emu.faults.drop_rate) == (0.02, 0.1, 0.01)
+    assert [(w.url, w.schema) for w in config.webhooks] == [
+        ("http://127.0.0.1:9/eg", "eventgrid"),
+        ("http://[::1]:9/ce", "cloudevents"),
+    ]
+    assert (config.access_token_lifetime, config.anonymous_pull, config.abac) == (30, True, True)
+    assert config.admin_enabled is False
+    # Frozen, the clock moves only 1 µs per reading (seeding took some).
+    assert emu.clock.peek() - datetime(2024, 1, 1, tzinfo=UTC) < timedelta(seconds=1)
+    assert config.login_server == "myacr.azurecr.io"
+    assert len(emu.registry.repositories) == 6

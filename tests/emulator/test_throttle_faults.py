@@ -168,3 +168,13 @@ async def test_counters_count_by_endpoint_method_and_status(emulator, emulator_c
     assert snapshot["total"] == emulator.counters.total == 4
     await emulator_client.delete("/_emulator/counters")
     assert emulator.counters.total == 0
+
+
+async def test_injected_latency_delays_answers(emulator, emulator_client):
+    """latency=0.05 holds every data-plane answer back by at least 50 ms."""
+    import time
+
+    emulator.faults = Faults(latency=0.05)
+    started = time.perf_counter()
+    await emulator_client.get("/v2/")
+    assert time.perf_counter() - started >= 0.05
