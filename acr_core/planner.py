@@ -11,8 +11,8 @@ The semantics are written out for users in docs/policy.md; in short, per reposit
    artifacts are *anchored*: they live while any parent index (or their subject) lives.
 2. Protection, decided per manifest before anything else: locks (manifest, any of its tags, the
    repository), `keepTags`/`lockTags` matches, younger than `minAge`, missing timestamps, the
-   run's `protect` set. A protected referrer protects its subject, because ACR deletes referrers
-   with their subject.
+   run's `protect` set, a tag the tag listing does not confirm (its lock is unknown). A protected
+   referrer protects its subject, because ACR deletes referrers with their subject.
 3. Images are judged: protected ones are kept; tagged ones compete for `keepLatest`; untagged
    ones go when older than `untagged.olderThan`. A deletion takes down what it anchors: its
    referrers go with it (ACR cascades them: `Action.cascades`), and each child or attached
@@ -51,10 +51,10 @@ from acr_core.patterns import format_duration
 from acr_core.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
 from acr_core.policy import Policy, Rule, Safety
 
-# OCI distribution spec v1.1, "Referrers Tag Schema": `<alg>-<ref>`, the subject digest with `:`
-# replaced by `-`; cosign's legacy scheme appends `.sig`, `.att` or `.sbom` to the same form.
 _PARENT_DELETED = "its last parent index is deleted"
 _SUBJECT_DELETED = "its subject is deleted"
+# OCI distribution spec v1.1, "Referrers Tag Schema": `<alg>-<ref>`, the subject digest with `:`
+# replaced by `-`; cosign's legacy scheme appends `.sig`, `.att` or `.sbom` to the same form.
 _TAG_SCHEMA = re.compile(r"sha256-([0-9a-f]{64})(?:\.[A-Za-z0-9_-]+)?")
 
 
