@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
@@ -32,14 +33,14 @@ from acr_emulator.http import (
     Route,
     Send,
     match,
+    not_found,
     read_request,
     send_response,
 )
 from acr_emulator.server import ServerInfo
-from acr_emulator.store import Deleted, Registry
+from acr_emulator.store import Deleted, Manifest, Registry
 from acr_emulator.throttle import Throttle
 
-NOT_FOUND_TEXT = b"404 page not found\n"
 AUTH_MESSAGE = (
     "authentication required, visit https://aka.ms/acr/authorization for more information."
 )
@@ -99,8 +100,6 @@ class Emulator:
 
     def revoke_tokens(self) -> None:
         """Make every token issued so far invalid, as if they had all expired."""
-        import time
-
         self.tokens.not_before = time.time()
 
     def grants_of(self, principal: str | None) -> tuple[Grant, ...] | None:
@@ -181,7 +180,9 @@ class Emulator:
             headers=[("www-authenticate", "Bearer " + ",".join(parts))],
         )
 
-    def publish_push(self, req: Request, repository: str, manifest: Any, tag: str | None) -> None:
+    def publish_push(
+        self, req: Request, repository: str, manifest: Manifest, tag: str | None
+    ) -> None:
         self.events.publish(
             image_event(
                 "Microsoft.ContainerRegistry.ImagePushed",
@@ -256,7 +257,7 @@ class Emulator:
         found = match(self._routes, req.path)
         if found is None:
             self.counters.record("unmatched", req.method, 404)
-            await send_response(send, _not_found(), extra)
+            await send_response(send, not_found(), extra)
             return
         route, req.params = found
         admin = route.name.startswith("/_emulator")
@@ -332,14 +333,4 @@ class Emulator:
 
 
 def _error(exc: RegistryError) -> Response:
-    response = Response.json(exc.body(), exc.status, list(exc.headers))
-    return response
-
-
-def _not_found() -> Response:
-    # ACR's router-level 404: plain text, no challenge (acr-facts.md section 1.0).
-    return Response(404, NOT_FOUND_TEXT, [], "text/plain; charset=utf-8")
-
-
-def not_found_text() -> Response:
-    return _not_found()
+    return Response.json(exc.body(), exc.status, list(exc.headers))

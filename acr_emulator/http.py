@@ -113,6 +113,11 @@ async def send_response(
     await send({"type": "http.response.body", "body": b"" if head else response.body})
 
 
+def not_found() -> Response:
+    """ACR's router-level 404: plain text, no challenge (acr-facts.md section 1.0)."""
+    return Response(404, b"404 page not found\n", [], "text/plain; charset=utf-8")
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 

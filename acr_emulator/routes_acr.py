@@ -12,7 +12,7 @@ from urllib.parse import quote
 from acr_emulator.auth import DELETE, METADATA_READ, METADATA_WRITE, Scope
 from acr_emulator.content import is_digest
 from acr_emulator.errors import manifest_unknown
-from acr_emulator.http import Request, Response, Route, route
+from acr_emulator.http import Request, Response, Route, not_found, route
 from acr_emulator.listing import (
     collect,
     continuation,
@@ -159,9 +159,7 @@ def build(emu: Emulator) -> list[Route]:
     async def get_manifest(req: Request) -> Response:
         name, digest = req.params["name"], req.params["digest"]
         if not is_digest(digest):
-            from acr_emulator.emulator import not_found_text
-
-            return not_found_text()
+            return not_found()
         emu.authorize(req, _scope(name, METADATA_READ))
         repo = registry.repository(name)
         manifest = repo.manifests.get(digest)
@@ -172,9 +170,7 @@ def build(emu: Emulator) -> list[Route]:
     async def patch_manifest(req: Request) -> Response:
         name, digest = req.params["name"], req.params["digest"]
         if not is_digest(digest):
-            from acr_emulator.emulator import not_found_text
-
-            return not_found_text()
+            return not_found()
         emu.authorize(req, _scope(name, METADATA_WRITE))
         patch = req.json()
         with registry.lock:

@@ -14,6 +14,7 @@ from acr_emulator.clock import format_acr_time, parse_time
 from acr_emulator.errors import invalid
 from acr_emulator.faults import Faults
 from acr_emulator.http import Request, Response, Route, route
+from acr_emulator.seed import FixtureError
 from acr_emulator.throttle import ThrottleConfig
 
 if TYPE_CHECKING:
@@ -68,7 +69,10 @@ def build(emu: Emulator) -> list[Route]:
         return Response.json(None if config is None else asdict(config))
 
     async def seed(req: Request) -> Response:
-        emu.seed(_object(req))
+        try:
+            emu.seed(_object(req))
+        except FixtureError as exc:
+            raise invalid("BAD_REQUEST", str(exc)) from None
         return Response.json({"repositories": len(emu.registry.repositories)}, 201)
 
     async def events(req: Request) -> Response:

@@ -24,7 +24,6 @@ from acr_emulator.errors import (
     blob_unknown,
     disallowed,
     invalid,
-    name_unknown,
     unsupported,
 )
 from acr_emulator.http import Request, Response, Route, route
@@ -318,6 +317,3 @@ def _upload_progress(name: str, upload_id: str, size: int) -> Response:
         ("range", f"0-{max(size - 1, 0)}"),
     ]
     return Response.empty(202, headers)
-
-
-__all__ = ["build", "name_unknown"]
