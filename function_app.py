@@ -244,17 +244,19 @@ async def sweep_schedule(
     listed = 0
     cut_off = False
 
-    async def collect() -> None:
+    async def collect() -> bool:
         nonlocal listed
         async with _client(shell, settings) as client:
             async for name in client.list_repository_names():
                 listed += 1
                 if settings.policy.covers(name):
                     names.append(name)
+        return True
 
+    completed: object = False
     try:
         async with asyncio.timeout(settings.sweep_budget_seconds):
-            await _guarded("the sweep's repository listing", collect())
+            completed = await _guarded("the sweep's repository listing", collect())
     except TimeoutError:
         cut_off = True
     out.set([sweep_message(name) for name in names])
@@ -264,6 +266,7 @@ async def sweep_schedule(
         "listed": listed,
         "enqueued": len(names),
         "cutOff": cut_off,
+        "listingFailed": not cut_off and completed is not True,
         "durationSeconds": round(time.monotonic() - started, 3),
     }
     _log_summary("acr-cleanup sweep", summary)

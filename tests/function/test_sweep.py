@@ -216,3 +216,24 @@ async def test_sweep_fans_out_through_the_storage_queue(
     assert registry.tags("apps/a") == {"v3", "v4"}
     assert registry.tags("apps/b") == {"v3", "v4"}
     assert registry.tags("base/x") == {"v1", "v2", "v3", "v4"}
+
+
+async def test_sweep_without_catalog_permission_names_the_role(
+    registry: Registry, app: ModuleType, app_log: Any
+) -> None:
+    """An identity that may not list the catalog queues nothing and is told which role it lacks."""
+    from acr_emulator.testing import DEFAULT_OID
+
+    await three_repositories(registry)
+    registry.emulator.grant(DEFAULT_OID, "AcrDelete")
+    out = Out()
+
+    await app.sweep_schedule(timer(), out)
+
+    assert out.value == []
+    (error,) = app_log(logging.ERROR)
+    assert "will not be retried" in error.getMessage()
+    assert "AcrPull" in error.getMessage() or "Catalog" in error.getMessage()
+    messages = [r.getMessage() for r in app_log()]
+    (line,) = [m for m in messages if m.startswith("acr-cleanup sweep {")]
+    assert json.loads(line[len("acr-cleanup sweep ") :])["listingFailed"] is True
