@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(args))
-    except (ValueError, FixtureError) as exc:
+    except (ValueError, FixtureError, RuntimeError) as exc:
         print(f"acr_emulator: {exc}", file=sys.stderr)
         return 2
     return 0

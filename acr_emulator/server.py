@@ -102,8 +102,12 @@ async def serve(
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():
-                task.result()
-                raise RuntimeError("the emulator's server stopped during start-up")
+                # uvicorn exits (SystemExit) when it cannot bind; say what that means.
+                with contextlib.suppress(SystemExit):
+                    task.result()
+                raise RuntimeError(
+                    f"the emulator could not listen on {host}:{port} (is the port in use?)"
+                )
             await asyncio.sleep(0.01)
         bound = server.servers[0].sockets[0].getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
