@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -66,6 +67,18 @@ def make_certificates(directory: Path, host: str) -> tuple[str, str]:
     return str(ca_file), str(server_file)
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1" if host == "localhost" else host, port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"the emulator cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
 @contextlib.asynccontextmanager
 async def serve(
     emu: Emulator,
@@ -99,17 +112,15 @@ async def serve(
             timeout_graceful_shutdown=1,
         )
         server = _Server(config)
-        task = asyncio.create_task(server.serve())
+        # Binding here, not in uvicorn, turns "port in use" into an error we can word (uvicorn
+        # would sys.exit inside its task) and tells us the port that 0 picked.
+        sock = _bind(host, port)
+        bound = sock.getsockname()[1]
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
-                # uvicorn exits (SystemExit) when it cannot bind; say what that means.
-                with contextlib.suppress(SystemExit):
-                    task.result()
-                raise RuntimeError(
-                    f"the emulator could not listen on {host}:{port} (is the port in use?)"
-                )
+                raise RuntimeError("the emulator's server stopped during start-up")
             await asyncio.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         info = ServerInfo(
             url=f"{'https' if tls else 'http'}://{shown}:{bound}",
