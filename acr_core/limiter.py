@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class AdaptiveLimiter:
         self._decrease_interval = decrease_interval
         self._clock = clock
         self._sleep = sleep
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._bucket = (
             TokenBucket(rate_per_minute, clock=clock, sleep=sleep) if rate_per_minute else None
         )
@@ -142,27 +143,49 @@ class AdaptiveLimiter:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one request slot; leaving normally counts as a success."""
-        while True:
-            async with self._changed:
-                await self._changed.wait_for(lambda: self._in_flight < self.limit)
-                wait = self._paused_until - self._clock()
-                if wait <= 0:
-                    self._in_flight += 1
-                    self.peak = max(self.peak, self._in_flight)
-                    break
-            await self._sleep(wait)
+        await self._acquire()
         ok = False
         try:
+            while (wait := self._paused_until - self._clock()) > 0:
+                await self._sleep(wait)
             if self._bucket is not None:
                 await self._bucket.take()
             yield
             ok = True
         finally:
-            async with self._changed:
-                self._in_flight -= 1
-                if ok:
-                    self._succeeded()
-                self._changed.notify_all()
+            self._in_flight -= 1
+            if ok:
+                self._succeeded()
+            self._wake()
+
+    async def _acquire(self) -> None:
+        # First come, first served; a release hands its slot to exactly one waiter, so a
+        # gather with thousands of queued reads costs no thundering herd of wake-ups.
+        if self._in_flight < self.limit and not self._waiters:
+            self._take()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._in_flight -= 1  # the slot was handed over just as we were cancelled
+                self._wake()
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def _take(self) -> None:
+        self._in_flight += 1
+        self.peak = max(self.peak, self._in_flight)
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._take()
+                waiter.set_result(None)
 
 
 class Governor:

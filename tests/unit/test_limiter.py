@@ -78,3 +78,44 @@ def test_limits_reject_nonsense():
         ExecutionLimits(max_concurrency=0)
     with pytest.raises(ValueError, match="writes_per_minute"):
         ExecutionLimits(writes_per_minute=0)
+
+
+async def test_a_cancelled_waiter_leaves_no_slot_behind():
+    """Cancelling a request that waits for a slot neither takes nor loses one."""
+    limiter = AdaptiveLimiter(1, initial=1)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with limiter.slot():
+            await release.wait()
+
+    async def wait_for_slot() -> None:
+        async with limiter.slot():
+            pass
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(wait_for_slot())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    release.set()
+    await holder
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    async with asyncio.timeout(1):
+        async with limiter.slot():
+            pass
+
+
+async def test_waiters_are_served_in_arrival_order():
+    """Requests queued for a slot get it first come, first served."""
+    limiter = AdaptiveLimiter(1, initial=1)
+    order: list[int] = []
+
+    async def request(n: int) -> None:
+        async with limiter.slot():
+            order.append(n)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(request(n) for n in range(6)))
+    assert order == list(range(6))
