@@ -23,6 +23,7 @@ import ipaddress
 import json
 import ssl
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,7 @@ PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 DELETED = "Microsoft.ContainerRegistry.ImageDeleted"
 # Short on purpose: Event Grid retries for 24 h (10 s, 30 s, 1 min, ...), tests cannot wait.
 WEBHOOK_RETRY_DELAYS = (0.05, 0.2, 0.5)
+PUBLISHED_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +158,9 @@ class EventBus:
     def __init__(self, webhooks: tuple[Webhook, ...] = (), *, verify: str | bool = True) -> None:
         self._subscribers: list[tuple[Subscriber, Schema]] = []
         self.webhooks: list[Webhook] = list(webhooks)
-        self.deliveries: list[Delivery] = []
-        self.published: list[dict[str, Any]] = []
+        self.deliveries: deque[Delivery] = deque(maxlen=PUBLISHED_KEPT)
+        # The most recent events (Event Grid schema); bounded so long benchmarks stay small.
+        self.published: deque[dict[str, Any]] = deque(maxlen=PUBLISHED_KEPT)
         self._tasks: set[asyncio.Task[None]] = set()
         self._verify: str | bool | ssl.SSLContext = verify
         self._client: httpx.AsyncClient | None = None

@@ -76,7 +76,7 @@ def build(emu: Emulator) -> list[Route]:
         return Response.json({"repositories": len(emu.registry.repositories)}, 201)
 
     async def events(req: Request) -> Response:
-        return Response.json(emu.events.published)
+        return Response.json(list(emu.events.published))
 
     async def revoke_tokens(req: Request) -> Response:
         emu.revoke_tokens()
