@@ -16,8 +16,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import azure.functions as func
 import httpx
 
+import function_app
+from acr_core.client import AcrClient
+from acr_core.executor import ExecutionLimits
+from acr_core.policy import load_policy
+from acr_core.service import run_cleanup
 from bench.events import PushedImage
 from bench.wire import DeleteClock, RecordingTransport
 
@@ -42,11 +48,6 @@ async def run(
     limits: dict[str, Any],
     resource_id: str = "",
 ) -> dict[str, Any]:
-    from acr_core.client import AcrClient
-    from acr_core.executor import ExecutionLimits
-    from acr_core.policy import load_policy
-    from acr_core.service import run_cleanup
-
     if pushed is not None:
         return await run_push_handler(url, credential, ca_file, pushed, resource_id)
     policy = load_policy(POLICY)
@@ -79,10 +80,6 @@ async def run_push_handler(
 ) -> dict[str, Any]:
     """Hand the delivered event to the function's own Event Grid handler, `on_image_pushed`,
     configured as the app settings would configure it, and return its run summary."""
-    import azure.functions as func
-
-    import function_app
-
     env = {
         "ACR_LOGIN_SERVER": urlsplit(url).netloc,
         "ACR_RESOURCE_ID": resource_id,

@@ -50,18 +50,23 @@ def _ratio(a: Any, b: Any) -> str:
 def ratios_table(scenarios: list[dict[str, Any]]) -> str:
     lines = [
         "| scenario | quickstart ÷ ours (wall) | careful ÷ ours (wall) "
+        "| requests per deleted (quickstart / careful / ours) "
         "| ours: write-limit use | ours: 429s | ours: failed | every side correct |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in scenarios:
         sides = s["sides"]
         ours = sides.get("ours", {})
         correct = all(sides.get(k, {}).get("state_correct") for k in SIDES if k in sides)
         use = ours.get("write_utilisation")
+        per_deleted = " / ".join(
+            _num(sides.get(k, {}).get("requests_per_deleted"), "{:.1f}") for k in SIDES
+        )
         lines.append(
             f"| {s['scenario']['title']} "
             f"| {_ratio(sides.get('quickstart', {}).get('wall_s'), ours.get('wall_s'))} "
             f"| {_ratio(sides.get('careful', {}).get('wall_s'), ours.get('wall_s'))} "
+            f"| {per_deleted} "
             f"| {'-' if use is None else f'{use:.0%}'} "
             f"| {_num(ours.get('throttled_429'))} | {_num(ours.get('failed'))} "
             f"| {_num(correct)} |"
@@ -94,6 +99,19 @@ def detail_table(scenario: dict[str, Any]) -> str:
             f"| {_num(r.get('state_correct'))} |"
         )
     notes = [
+        f"- {SIDE_LABELS[k]}: the event arrived {r['event_delivery_s']:.2f} s after the push "
+        f"returned; the repository was clean {r['push_to_clean_s']:.2f} s after the push"
+        + (f" (through `{r['handler']}`)" if r.get("handler") else "")
+        + "."
+        for k in SIDES
+        if (r := scenario["sides"].get(k)) and r.get("push_to_clean_s") is not None
+    ]
+    notes += [
+        f"- {SIDE_LABELS[k]}: {r['failed']} operations failed, e.g. {r['errors'][0]}"
+        for k in SIDES
+        if (r := scenario["sides"].get(k)) and r.get("failed") and r.get("errors")
+    ]
+    notes += [
         f"- {SIDE_LABELS[k]}: {r['error']}"
         for k in SIDES
         if (r := scenario["sides"].get(k)) and r.get("error")

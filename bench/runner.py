@@ -175,7 +175,7 @@ def _measure(
     if push_done is not None and "event_received" in child:
         result["event_delivery_s"] = child["event_received"] - push_done
         result["push_to_clean_s"] = child["end"] - push_done
-    for key in ("status", "skipped", "report_durations"):
+    for key in ("status", "skipped", "report_durations", "handler"):
         if key in child:
             result[key] = child[key]
     return result
