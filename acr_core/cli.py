@@ -25,9 +25,9 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.client import AcrClient
-from acr_core.errors import AcrError
+from acr_core.errors import AcrError, PermissionDeniedError
 from acr_core.executor import DEFAULT_MAX_CONCURRENCY, ExecutionLimits, Outcome
-from acr_core.plan import Plan
+from acr_core.plan import ActionKind, Plan
 from acr_core.policy import Policy, PolicyError, load_policy
 from acr_core.report import RunReport, Status, render_table
 from acr_core.service import ProgressEvent, run_cleanup
@@ -298,6 +298,8 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         hint = ""
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             hint = ". If the registry's certificate comes from a private CA, pass --ca-file"
+        if isinstance(exc, PermissionDeniedError) and (exc.scope or "").startswith("registry:"):
+            hint = ". To skip the catalog, name the repositories: --repository NAME"
         _error(f"{exc}{hint}")
         return EXIT_FAILED
     finally:
@@ -314,7 +316,8 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
 
 
 def _failure_line(report: RunReport) -> str:
-    """One line for the log of a failed run, whatever `--output` is."""
+    """One line for the log of a failed run, whatever `--output` is: how many failed, and the
+    first reason for each kind of failure (reading, deleting, locking)."""
     unread = [i for i in report.issues if i.status is Status.FAILED]
     failed = [
         result
@@ -322,11 +325,17 @@ def _failure_line(report: RunReport) -> str:
         for result in report.results(repository)
         if result.outcome is Outcome.FAILED
     ]
-    first = unread[0].detail if unread else failed[0].detail if failed else "see the report"
-    return (
+    reasons: dict[str, str] = {}
+    if unread:
+        reasons["reading"] = unread[0].detail
+    for result in failed:
+        verb = "deleting" if result.action.kind is ActionKind.DELETE_MANIFEST else "locking"
+        reasons.setdefault(verb, result.detail)
+    counts = (
         f"{len(unread)} repositor{'y' if len(unread) == 1 else 'ies'} could not be read and "
-        f"{len(failed)} action(s) failed; the first: {first}"
+        f"{len(failed)} action(s) failed"
     )
+    return "; ".join([counts, *(f"{verb}: {reason}" for verb, reason in reasons.items())])
 
 
 def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[bool]]:
