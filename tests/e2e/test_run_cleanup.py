@@ -12,8 +12,9 @@ from acr_core.executor import ExecutionLimits, Outcome
 from acr_core.plan import Plan
 from acr_core.policy import load_policy
 from acr_core.report import RunReport, Status
+from acr_core.retry import RetryPolicy
 from acr_core.service import run_cleanup
-from acr_emulator import Emulator, EmulatorConfig, ThrottleConfig
+from acr_emulator import Emulator, EmulatorConfig, Faults, ThrottleConfig
 from scripts.oci_push import BasicTokenAuth
 from tests.e2e.registry import (
     API_AFTER,
@@ -184,3 +185,26 @@ class TestThrottled:
         assert report.totals.deleted == 40
         assert len(digests(seeded, "bulk/images")) == 5
         assert report.requests.throttled > 0
+
+
+class TestUnreliableRegistry:
+    @pytest.fixture
+    def emulator_config(self) -> EmulatorConfig:
+        faults = Faults(error_rate=0.1, drop_rate=0.05, seed=7)
+        return EmulatorConfig(now=NOW, require_blobs=False, faults=faults)
+
+    async def test_5xx_and_dropped_connections_change_nothing_in_the_outcome(self, seeded):
+        """With 10% 503s and 5% dropped connections the registry ends in the same state."""
+        quick = RetryPolicy(attempts=8, backoff_base=0.01, backoff_max=0.05)
+        async with AcrClient(
+            BASE_URL,
+            username=seeded.config.admin_username,
+            password=seeded.admin_password,
+            transport=httpx.ASGITransport(app=seeded.app),
+            retry=quick,
+        ) as flaky:
+            report = await cleanup(flaky, dry_run=False, repositories=["services/api"])
+        assert state(seeded, "services/api") == API_AFTER
+        assert tag_locked(seeded, "services/api", "v1.0.0")
+        assert report.totals.failed == 0
+        assert report.requests.retries > 0
