@@ -227,6 +227,9 @@ class _RepositoryPlanner:
         self.kept_heap: list[tuple[int, str]] = []
         self.rank: dict[str, int] = {}
         self.queue: deque[str] = deque()
+        self.pinned_by: dict[str, set[str]] = {}  # subject -> indexes listing one of its referrers
+        self.pins_of: dict[str, list[str]] = {}  # index -> subjects it pins
+        self.removed_anchor: set[str] = set()  # lost a parent, subject or pin this run
         self.heap_members: frozenset[str] = frozenset()
         older = format_duration(rule.untagged_older_than or timedelta(0))
         self.untagged_reasons = [
@@ -243,17 +246,19 @@ class _RepositoryPlanner:
 
     def run(self, safety: Safety) -> RepositoryPlan:
         self.protect_statically()
+        self.pin_subjects()
         self.rank_by_age()
         graph = self.graph
         digests = sorted(graph.manifests)
         for digest in digests:
             anchors = len(graph.parents.get(digest, ()))
             anchors += 1 if digest in graph.attached_to else 0
+            anchors += len(self.pinned_by.get(digest, ()))
             self.anchors_left[digest] = anchors
         roots = [d for d in digests if self.anchors_left[d] == 0]
         for digest in roots:
             if digest not in graph.subject:
-                self.judge(digest, orphaned=False)
+                self.judge(digest)
             self.drain()
         return self.result(safety)
 
@@ -283,8 +288,6 @@ class _RepositoryPlanner:
         for digest in sorted(graph.subject):
             chain = graph.subject_chain(digest)
             why = self.protected.get(digest)
-            if why is None:
-                why = self.referrer_has_other_parent(digest, chain)
             if why is None:
                 continue
             for subject in chain:
@@ -327,18 +330,29 @@ class _RepositoryPlanner:
             reasons.append("this run was triggered for it (protected by the caller)")
         return reasons
 
-    def referrer_has_other_parent(self, digest: str, chain: list[str]) -> str | None:
-        """A referrer that a surviving index also lists must not be cascaded away under it."""
+    def pin_subjects(self) -> None:
+        """A referrer that an index also lists pins its subjects while that index lives.
+
+        Deleting a subject removes its referrers (ACR cascades them), so a subject must wait
+        for every index listing one of its referrers, unless that index goes with the subject
+        anyway (the referrers tag-schema fallback index is an attachment of the same subject).
+        """
         graph = self.graph
-        for parent in graph.parents.get(digest, ()):
-            removed_with = set(graph.subject_chain(parent))
-            attached = graph.attached_to.get(parent)
-            if attached is not None:
-                removed_with.add(attached)
-                removed_with.update(graph.subject_chain(attached))
-            if parent in self.protected or not set(chain) <= removed_with:
-                return f"index {_short(parent)} also lists it"
-        return None
+        for referrer in sorted(graph.subject):
+            parents = graph.parents.get(referrer)
+            if not parents:
+                continue
+            chain = graph.subject_chain(referrer)
+            for parent in parents:
+                removed_with = set(graph.subject_chain(parent))
+                attached = graph.attached_to.get(parent)
+                if attached is not None:
+                    removed_with.add(attached)
+                    removed_with.update(graph.subject_chain(attached))
+                for subject in chain:
+                    if subject not in removed_with:
+                        self.pinned_by.setdefault(subject, set()).add(parent)
+                        self.pins_of.setdefault(parent, []).append(subject)
 
     def rank_by_age(self) -> None:
         # Newest lastUpdateTime first, then newest createdTime, then digest; manifests with a
@@ -356,14 +370,16 @@ class _RepositoryPlanner:
 
     # --- step 3: judging ----------------------------------------------------------------
 
-    def judge(self, digest: str, *, orphaned: bool) -> None:
-        """Decide an image: a root, or a dependent whose last anchor was just deleted."""
+    def judge(self, digest: str) -> None:
+        """Decide a manifest nothing (or nothing any more) anchors: a root image, or a dependent
+        whose last parent index or subject was just deleted."""
         graph = self.graph
         if digest in graph.subject:
             return  # referrers go only with their subject
         if digest in self.protected:
             return
-        after = self.after_for(digest) if orphaned else ()
+        orphaned = digest in graph.parents or digest in graph.attached_to
+        after = self.after_for(digest) if digest in self.removed_anchor else ()
         if graph.tags[digest] and digest not in graph.attachments:
             self.compete(digest, after)
         elif orphaned:
@@ -398,7 +414,7 @@ class _RepositoryPlanner:
             return
         if self.kept_heap and entry > self.kept_heap[0]:
             _, loser = heapq.heapreplace(self.kept_heap, entry)
-            loser_after = self.after_for(loser) if self.graph.parents.get(loser) else ()
+            loser_after = self.after_for(loser) if loser in self.removed_anchor else ()
             self.delete(loser, self.beyond_keep_latest, loser_after)
         else:
             self.delete(digest, self.beyond_keep_latest, after)
@@ -409,6 +425,8 @@ class _RepositoryPlanner:
         subject = self.graph.attached_to.get(digest)
         if subject is not None:
             anchors = (*anchors, subject)
+        if digest in self.pinned_by:
+            anchors = (*anchors, *sorted(self.pinned_by[digest]))
         if len(anchors) == 1:
             return (removed_by[anchors[0]],) if anchors[0] in removed_by else ()
         return tuple(sorted({removed_by[a] for a in anchors if a in removed_by}))
@@ -438,7 +456,10 @@ class _RepositoryPlanner:
             dependents = children.get(item, ())
             if item in attached:
                 dependents = (*dependents, *attached[item])
+            if item in self.pins_of:
+                dependents = (*dependents, *self.pins_of[item])
             for dependent in dependents:
+                self.removed_anchor.add(dependent)
                 anchors_left[dependent] -= 1
                 if anchors_left[dependent] == 0:
                     self.queue.append(dependent)
@@ -460,7 +481,7 @@ class _RepositoryPlanner:
 
     def drain(self) -> None:
         while self.queue:
-            self.judge(self.queue.popleft(), orphaned=True)
+            self.judge(self.queue.popleft())
 
     # --- step 5: the plan ---------------------------------------------------------------
 
@@ -508,6 +529,12 @@ class _RepositoryPlanner:
         if digest in self.heap_members:
             return (
                 f"one of the {self.rule.keep_latest} newest unprotected tagged images (keepLatest)"
+            )
+        pins = sorted(p for p in self.pinned_by.get(digest, ()) if p not in self.removed_by)
+        if pins:
+            return (
+                f"kept index {_short(pins[0])} lists one of its referrers, which ACR would "
+                "delete with it"
             )
         subject = graph.subject.get(digest)
         if subject is not None:

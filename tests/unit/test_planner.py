@@ -324,6 +324,27 @@ CASES = [
         {"img": "its referrer"},
     ),
     c(
+        "an image whose referrer a kept index also lists is kept (ACR would cascade the referrer)",
+        lambda b: (
+            b.image("img", "old", age=days(90)),
+            b.referrer("sig", "img"),
+            b.index("idx", ("sig",), "keep"),
+        ),
+        {"keepLatest": 0, "keepTags": ["keep"]},
+        set(),
+        {"img": "lists one of its referrers"},
+    ),
+    c(
+        "an image whose referrer a deleted index lists is deleted after that index",
+        lambda b: (
+            b.image("img", "old", age=days(90)),
+            b.referrer("sig", "img"),
+            b.index("idx", ("sig",), "other"),
+        ),
+        {"keepLatest": 0},
+        {"img", "idx"},
+    ),
+    c(
         "a manifest that would be deleted but was not inspected is kept",
         lambda b: (b.image("u", age=days(90), inspected=False), b.image("v", age=days(90))),
         {"untagged": {"olderThan": "1d"}},
@@ -449,6 +470,18 @@ def test_children_are_ordered_after_their_index_and_referrers_are_cascades() -> 
     assert actions[0].tags == ("1",)
     assert actions[1].after == (b.digest("idx"),)
     assert all(a.rule == "r" for a in actions)
+
+
+def test_a_pinned_subject_is_deleted_after_the_index_that_lists_its_referrer() -> None:
+    """When the index listing a referrer goes, the referrer's subject follows it (`after`)."""
+    b = RepoBuilder()
+    b.image("img", "old", age=days(90))
+    b.referrer("sig", "img")
+    b.index("idx", ("sig",), "other", age=days(80))
+    (repo_plan,) = plan([b.build()], policy_for({"keepLatest": 0}), NOW).repositories
+    assert [b.keys[a.digest] for a in repo_plan.deletions] == ["idx", "img"]
+    assert repo_plan.deletions[1].after == (b.digest("idx"),)
+    assert repo_plan.deletions[1].cascades == (b.digest("sig"),)
 
 
 def test_children_of_a_cascaded_referrer_index_wait_for_the_subject() -> None:
