@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from acr_core.executor import CHANGED, ExecutionLimits, Executor, Governor, Outcome
 from acr_core.models import ChangeableAttributes, RepositorySnapshot
 from acr_core.plan import Action, ActionKind, Plan, RepositoryPlan
@@ -226,3 +229,51 @@ async def test_a_missing_delete_permission_is_asked_once_per_repository():
     assert set(outcomes.values()) == {Outcome.FAILED}
     assert registry.delete_attempts == 1
     assert registry.digests(REPO) == set(digests)
+
+
+@st.composite
+def index_graphs(draw: st.DrawFn) -> tuple[list[str], dict[str, list[str]], set[str]]:
+    """Some images, indexes over random subsets of them, and a random set of locked manifests."""
+    images = [f"img{i}" for i in range(draw(st.integers(1, 8)))]
+    indexes = {
+        f"idx{i}": draw(st.lists(st.sampled_from(images), min_size=1, max_size=4, unique=True))
+        for i in range(draw(st.integers(1, 4)))
+    }
+    locked = set(draw(st.lists(st.sampled_from(images + list(indexes)), unique=True)))
+    return images, indexes, locked
+
+
+@settings(max_examples=60, deadline=None)
+@given(index_graphs())
+async def test_children_go_only_after_every_parent_and_otherwise_always_go(graph):
+    """Whatever is locked, a child is deleted only after all its indexes, and if they all went."""
+    images, indexes, locked = graph
+    registry = FakeRegistry()
+    digest = {
+        name: registry.push(REPO, name, attributes=LOCKED if name in locked else None)
+        for name in images
+    }
+    for name, children in indexes.items():
+        kids = tuple(digest[c] for c in children)
+        attributes = LOCKED if name in locked else None
+        digest[name] = registry.push(REPO, name, children=kids, attributes=attributes)
+    parents = {img: [i for i, kids in indexes.items() if img in kids] for img in images}
+    actions = [delete(digest[i]) for i in indexes]
+    actions += [
+        delete(digest[img], after=tuple(digest[p] for p in parents[img]))
+        for img in images
+        if parents[img]
+    ]
+    await run(registry, plan_of(*actions))
+    order = registry.deleted
+    for img in images:
+        if not parents[img]:
+            continue
+        gone = [digest[p] not in registry.digests(REPO) for p in parents[img]]
+        if digest[img] in order:
+            assert all(gone)
+            assert all(order.index(digest[p]) < order.index(digest[img]) for p in parents[img])
+        else:
+            assert img in locked or not all(gone)
+    for name in indexes:
+        assert (digest[name] in order) == (name not in locked)
