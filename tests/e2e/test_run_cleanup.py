@@ -152,8 +152,8 @@ async def test_only_the_named_repository_is_touched(seeded, client):
 class TestThrottled:
     @pytest.fixture
     def emulator_config(self) -> EmulatorConfig:
-        # 1200 writes a minute with one second of burst: 20 deletes at once, then 429s.
-        return EmulatorConfig(now=NOW, throttle=ThrottleConfig(60_000, 1_200))
+        # 600 writes a minute with one second of burst: 10 deletes at once, then 429s.
+        return EmulatorConfig(now=NOW, throttle=ThrottleConfig(60_000, 600))
 
     async def test_a_throttled_sweep_fails_nothing(self, seeded, client):
         """Against a registry that answers 429, every deletion still succeeds."""
