@@ -142,3 +142,25 @@ def test_table_summary_of_an_unblocked_dry_run_counts_bytes():
     """A dry run's summary says how much would be deleted, in bytes the manifests listed."""
     text = render_table(_report(_plan()))
     assert "would delete 3 (2.4 KiB), would lock 1, 1 kept. Status: done." in text
+
+
+def _property_names(node: object) -> set[str]:
+    names: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                names |= set(value)
+            if key == "required" and isinstance(value, list):
+                names |= set(value)
+            names |= _property_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            names |= _property_names(value)
+    return names
+
+
+def test_docs_name_every_field_of_the_schema():
+    """docs/cli.md mentions every field the JSON report schema defines."""
+    docs = (Path(acr_core.__file__).parent.parent / "docs" / "cli.md").read_text()
+    missing = sorted(n for n in _property_names(SCHEMA) if f"`{n}`" not in docs)
+    assert missing == []
