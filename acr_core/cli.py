@@ -15,7 +15,7 @@ import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -56,10 +56,10 @@ class Options:
     now: datetime | None
     verify: ssl.SSLContext | bool
     username: str | None
-    password: str | None
     anonymous: bool
     yes: bool
     limits: ExecutionLimits
+    password: str | None = field(default=None, repr=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
