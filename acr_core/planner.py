@@ -231,6 +231,7 @@ class _RepositoryPlanner:
         self.pins_of: dict[str, list[str]] = {}  # index -> subjects it pins
         self.removed_anchor: set[str] = set()  # lost a parent, subject or pin this run
         self.heap_members: frozenset[str] = frozenset()
+        self.digests: list[str] = []
         older = format_duration(rule.untagged_older_than or timedelta(0))
         self.untagged_reasons = [
             (
@@ -249,7 +250,7 @@ class _RepositoryPlanner:
         self.pin_subjects()
         self.rank_by_age()
         graph = self.graph
-        digests = sorted(graph.manifests)
+        digests = self.digests = sorted(graph.manifests)
         for digest in digests:
             anchors = len(graph.parents.get(digest, ()))
             anchors += 1 if digest in graph.attached_to else 0
@@ -505,12 +506,14 @@ class _RepositoryPlanner:
         # Insertion order is a topological order: a deletion's `after` digests were decided first.
         depth: dict[str, int] = {}
         for action in deletions:
-            depth[action.digest] = 1 + max((depth.get(a, 0) for a in action.after), default=-1)
+            after = action.after
+            depth[action.digest] = 1 + max(depth[a] for a in after) if after else 0
         deletions.sort(key=lambda a: (depth[a.digest], a.digest))
+        removed_by = self.removed_by
         kept = tuple(
             Kept(name, digest, graph.tags[digest], self.why_kept(digest), rule.name)
-            for digest in sorted(graph.manifests)
-            if digest not in self.removed_by
+            for digest in self.digests
+            if digest not in removed_by
         )
         return RepositoryPlan(
             repository=name,
