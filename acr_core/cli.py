@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import re
 import ssl
 import sys
 import time
@@ -40,6 +41,10 @@ EXIT_INTERRUPTED = 130
 
 _EXIT_FOR_STATUS = {Status.DONE: EXIT_DONE, Status.BLOCKED: EXIT_BLOCKED}
 _LOOPBACK_NAMES = frozenset({"localhost"})
+_HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")
+# The OCI distribution spec's repository name grammar (path components separated by `/`).
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(f"{_COMPONENT}(?:/{_COMPONENT})*")
 
 
 class UsageError(Exception):
@@ -170,6 +175,12 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         )
     except ValueError as exc:
         raise UsageError(f"--{str(exc).split()[0].replace('_', '-')}: {exc}") from None
+    for name in args.repository or ():
+        if not _REPOSITORY.fullmatch(name):
+            raise UsageError(
+                f"--repository {name!r} is not a repository name: lower-case letters, digits "
+                "and . _ - separators, with / between path components"
+            )
     return Options(
         command=args.command,
         endpoint=_endpoint(args.registry),
@@ -189,8 +200,17 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
 def _endpoint(registry: str) -> str:
     """`myregistry.azurecr.io` or `https://host[:port]`; plain http only to loopback."""
     url = registry if "://" in registry else f"https://{registry}"
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (parsing the port is what checks it)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or not _HOST.fullmatch(parts.hostname)
+    ):
         raise UsageError(f"--registry {registry!r} is not a login server or an https URL")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise UsageError(f"--registry {registry!r}: use https (plain http only to loopback)")

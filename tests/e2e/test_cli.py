@@ -145,6 +145,9 @@ def test_anonymous_apply_is_a_usage_error(server, policy_file, capsys):
         (("--registry", "https://registry.example/v2/"), "without a path"),
         (("--ca-file", "/nonexistent/ca.pem"), "--ca-file /nonexistent/ca.pem"),
         (("--username", "someone", "--anonymous"), "--anonymous cannot be combined"),
+        (("--registry", "https://[::1"), "is not a login server"),
+        (("--registry", "my registry.example"), "is not a login server"),
+        (("--repository", "Services/API"), "is not a repository name"),
     ],
 )
 def test_bad_flags_exit_2_naming_the_flag(server, policy_file, capsys, args, message):
