@@ -191,6 +191,9 @@ class _Parser:
             where = f"{where} ({name!r})"
         before = len(self.problems)
         self.unknown_fields(where, data, _RULE_FIELDS)
+        for key in sorted(k for k in _RULE_FIELDS - {"repositories"} if k in data):
+            if data[key] is None:
+                self.fail(f"{where}.{key}", "null is not allowed; leave the field out instead")
         if "description" in data and not isinstance(data["description"], str):
             self.fail(f"{where}.description", "must be a string")
         repositories = self.patterns(where, "repositories", data.get("repositories"), required=True)
@@ -211,7 +214,7 @@ class _Parser:
             else:
                 self.unknown_fields(f"{where}.untagged", untagged, _UNTAGGED_FIELDS)
                 older_than = self.duration(where, "untagged.olderThan", untagged.get("olderThan"))
-                if older_than is None:
+                if untagged.get("olderThan") is None:
                     self.fail(
                         f"{where}.untagged.olderThan", "missing; write a duration such as '7d'"
                     )

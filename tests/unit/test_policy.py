@@ -184,6 +184,16 @@ BAD = [
         "rules[0].untagged.olderThan: missing",
     ),
     (
+        "null keepLatest",
+        {"version": 1, "rules": [{"repositories": ["a"], "keepLatest": None}]},
+        "rules[0].keepLatest: null is not allowed; leave the field out instead",
+    ),
+    (
+        "malformed olderThan",
+        {"version": 1, "rules": [{"repositories": ["a"], "untagged": {"olderThan": "1.5d"}}]},
+        "rules[0].untagged.olderThan: '1.5d' is not a duration",
+    ),
+    (
         "typo inside untagged",
         {"version": 1, "rules": [{"repositories": ["a"], "untagged": {"olderthan": "7d"}}]},
         "rules[0].untagged: unknown field 'olderthan'",
@@ -267,6 +277,15 @@ def test_all_problems_are_reported_at_once() -> None:
     assert len(caught.value.problems) == 2
     assert "rules[0].keepLatest" in caught.value.problems[0]
     assert "rules[1] ('b').minAge" in caught.value.problems[1]
+
+
+def test_a_malformed_duration_is_reported_once() -> None:
+    """A bad olderThan gives one problem, not a second "missing" one."""
+    with pytest.raises(PolicyError) as caught:
+        load_policy(
+            {"version": 1, "rules": [{"repositories": ["a"], "untagged": {"olderThan": "x"}}]}
+        )
+    assert len(caught.value.problems) == 1
 
 
 def test_duplicate_keys_in_the_json_text_are_an_error() -> None:
