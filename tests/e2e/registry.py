@@ -21,7 +21,12 @@ POLICY: dict[str, Any] = {
             "lockTags": ["v*.*.*"],
             "untagged": {"olderThan": "7d"},
         },
-        {"name": "blocked", "repositories": ["services/blocked"], "keepLatest": 1},
+        {
+            "name": "blocked",
+            "repositories": ["services/blocked"],
+            "keepLatest": 1,
+            "lockTags": ["b12"],
+        },
     ],
     "safety": {"maxDeletesPerRepository": 10},
 }
@@ -71,7 +76,7 @@ FIXTURE: dict[str, Any] = {
         },
         {
             "name": "services/blocked",
-            "manifests": [_image(f"b{i}", i, tags=[f"b{i}"]) for i in range(12)],
+            "manifests": [_image(f"b{i}", i, tags=[f"b{i}"]) for i in range(13)],
         },
         {"name": "other/thing", "manifests": [_image("o1", 0), _image("o2", 1)]},
     ]

@@ -69,6 +69,7 @@ async def test_apply_reaches_the_state_the_policy_describes(seeded, client):
     assert state(seeded, "services/api") == API_AFTER
     assert tag_locked(seeded, "services/api", "v1.0.0")
     assert digests(seeded, "services/blocked") == blocked_before
+    assert tag_locked(seeded, "services/blocked", "b12")  # a blocked repository still gets locks
     assert digests(seeded, "other/thing") == other_before
     assert report.status is Status.BLOCKED
     assert report.totals.failed == 0
