@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bench.events import PushedImage, receive_one_push
+from bench.events import PushedImage, PushListener
 from bench.wire import DeleteClock
 
 SIDES = ("quickstart", "careful", "ours")
@@ -93,10 +94,24 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     repositories: list[str] | None = args.repository or None
     pushed: PushedImage | None = None
     timing: dict[str, Any] = {}
-    if args.listen:
-        pushed = await receive_one_push(args.listen, deadline_s=args.deadline)
-        timing["event_received"] = pushed.received
-        repositories = [pushed.repository]
+    async with contextlib.AsyncExitStack() as stack:
+        if args.listen:
+            listener = await stack.enter_async_context(PushListener(args.listen))
+            print(json.dumps({"ready": True}), flush=True)
+            pushed = await listener.wait(args.deadline)
+            timing["event_received"] = pushed.received
+            repositories = [pushed.repository]
+        return await _timed(args, side, clock, repositories, pushed, timing)
+
+
+async def _timed(
+    args: argparse.Namespace,
+    side: Any,
+    clock: DeleteClock,
+    repositories: list[str] | None,
+    pushed: PushedImage | None,
+    timing: dict[str, Any],
+) -> dict[str, Any]:
     start = time.time()
     cpu_start = time.process_time()
     try:

@@ -1,4 +1,4 @@
-"""A one-shot webhook on loopback that waits for the emulator's `ImagePushed` event.
+"""A webhook on loopback that waits for the emulator's `ImagePushed` event.
 
 Event Grid delivers an array of events in its own schema, or CloudEvents 1.0 (one object, or an
 array in batch mode); both carry the pushed image under `data.target` (acr-facts.md section 5).
@@ -17,7 +17,6 @@ from typing import Any
 PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 MAX_BODY = 1 << 20
-MAX_REQUESTS = 100
 
 
 @dataclass(frozen=True)
@@ -60,20 +59,34 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
-async def receive_one_push(
-    port: int, *, deadline_s: float, ready: bool = True, host: str = "127.0.0.1"
-) -> PushedImage:
-    """Listen on host:port until one `ImagePushed` event arrives; return it.
+class PushListener:
+    """A webhook on loopback: `wait()` returns the first `ImagePushed` event; every later
+    delivery (the `ImageDeleted` events a cleanup causes) is answered 200 and dropped, as an
+    Event Grid subscription filtered to `ImagePushed` drops them. Bounded by `deadline_s`
+    seconds of waiting."""
 
-    Prints `{"ready": true}` on stdout once listening (when `ready`), so that the parent knows
-    when to push. Bounded by `deadline_s` seconds and `MAX_REQUESTS` deliveries.
-    """
-    found: asyncio.Future[PushedImage] = asyncio.get_running_loop().create_future()
-    deliveries = 0
+    def __init__(self, port: int, *, host: str = "127.0.0.1") -> None:
+        self._port = port
+        self._host = host
+        self._found: asyncio.Future[PushedImage] | None = None
+        self._server: asyncio.Server | None = None
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal deliveries
-        deliveries += 1
+    async def __aenter__(self) -> PushListener:
+        self._found = asyncio.get_running_loop().create_future()
+        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def wait(self, deadline_s: float) -> PushedImage:
+        assert self._found is not None
+        async with asyncio.timeout(deadline_s):
+            return await self._found
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         reply: dict[str, Any] = {}
         try:
             body = json.loads(await _read_request(reader) or b"null")
@@ -82,8 +95,8 @@ async def receive_one_push(
                 if event.get("eventType") == VALIDATION:
                     reply = {"validationResponse": (event.get("data") or {}).get("validationCode")}
                 pushed = _pushed(event, received)
-                if pushed is not None and not found.done():
-                    found.set_result(pushed)
+                if pushed is not None and self._found is not None and not self._found.done():
+                    self._found.set_result(pushed)
             status = "200 OK"
         except (ValueError, asyncio.IncompleteReadError):
             status = "400 Bad Request"
@@ -95,12 +108,3 @@ async def receive_one_push(
         )
         await writer.drain()
         writer.close()
-        if deliveries >= MAX_REQUESTS and not found.done():
-            found.set_exception(RuntimeError(f"{MAX_REQUESTS} deliveries without ImagePushed"))
-
-    server = await asyncio.start_server(handle, host, port)
-    async with server:
-        if ready:
-            print(json.dumps({"ready": True}), flush=True)
-        async with asyncio.timeout(deadline_s):
-            return await found

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from bench import emulator
 from bench.scenarios import Scenario, expected_remaining, image, seed_images
-from bench.wire import is_manifest_delete, tally
+from bench.wire import is_manifest_delete, sustained_rate, tally
 
 SIDES = ("quickstart", "careful", "ours")
 SIDE_DESCRIPTIONS = {
@@ -138,11 +138,10 @@ def _measure(
     )
     deleted = len(initial - final)
     total = sum(kinds.values())
-    clock = child.get("deletes", {})
-    sustained = None
-    if clock.get("accepted", 0) > 1 and clock["last"] > clock["first"]:
-        sustained = (clock["accepted"] - 1) / (clock["last"] - clock["first"])
     limit = options.settings.write_limit_per_s
+    sustained = sustained_rate(
+        child.get("deletes", {}).get("times", []), limit * options.settings.burst_seconds
+    )
     missing, unexpected = expected - final, final - expected
     result: dict[str, Any] = {
         "wall_s": child["wall_s"],

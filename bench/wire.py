@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -73,20 +73,28 @@ def tally(requests: Mapping[tuple[str, str, int], int]) -> dict[str, int]:
 class DeleteClock:
     """When manifest deletes were accepted (2xx), on the wall clock shared by all processes."""
 
-    first: float | None = None
-    last: float | None = None
-    accepted: int = 0
+    times: list[float] = field(default_factory=list)
 
     def record(self, method: str, path: str, status: int) -> None:
         if 200 <= status < 300 and is_manifest_delete(method, path):
-            now = time.time()
-            if self.first is None:
-                self.first = now
-            self.last = now
-            self.accepted += 1
+            self.times.append(time.time())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"first": self.first, "last": self.last, "accepted": self.accepted}
+        return {"times": self.times}
+
+
+def sustained_rate(times: list[float], burst: float, *, minimum: int = 50) -> float | None:
+    """Accepted deletes per second once the throttle's initial burst is spent.
+
+    The registry's bucket starts full, so the first `burst` deletes may go faster than the
+    limit; the rate is measured from the delete after them to the last one. None when fewer
+    than `minimum` deletes remain after the burst: too short to say anything sustained.
+    """
+    ordered = sorted(times)
+    skip = int(burst)
+    if len(ordered) - skip < minimum or ordered[-1] <= ordered[skip]:
+        return None
+    return (len(ordered) - skip - 1) / (ordered[-1] - ordered[skip])
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):

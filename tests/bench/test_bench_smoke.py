@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.scenarios import expected_remaining
-from bench.wire import classify, tally
+from bench.wire import classify, sustained_rate, tally
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +51,18 @@ def test_tally_adds_counts_per_kind():
     assert kinds["list"] == 5
     assert kinds["delete_manifest"] == 7
     assert sum(kinds.values()) == 12
+
+
+def test_sustained_rate_leaves_out_the_initial_burst():
+    """A burst of deletes at the start does not raise the sustained rate."""
+    burst = [0.0] * 100  # a full bucket spent at once
+    steady = [1.0 + i / 50 for i in range(101)]  # then 50 per second for two seconds
+    assert sustained_rate(burst + steady, 100) == pytest.approx(50.0)
+
+
+def test_sustained_rate_is_unknown_for_short_runs():
+    """Too few deletes after the burst give no sustained rate at all."""
+    assert sustained_rate([i / 10 for i in range(120)], 100) is None
 
 
 def _state(repositories: int, images: int) -> dict[str, dict[str, datetime]]:
