@@ -215,16 +215,19 @@ async def gather_repository(
         raise _first(failures) from None
     listed_manifests, listed_tags = manifest_task.result(), tag_task.result()
     contents: dict[str, ManifestContent] = {}
+    # A few inspectors share one iterator, so a repository of 100,000 untagged manifests
+    # holds a few tasks rather than one per manifest; the limiter sets the actual pace.
+    pending = iter([m.digest for m in listed_manifests if planner.needs_inspection(m)])
 
-    async def inspect(digest: str) -> None:
-        async with governor.reads.slot():
-            try:
-                contents[digest] = await client.get_manifest(repository, digest)
-            except NotFoundError:
-                # Deleted since it was listed: the planner protects what it has not seen.
-                return
+    async def inspector() -> None:
+        for digest in pending:
+            async with governor.reads.slot():
+                try:
+                    contents[digest] = await client.get_manifest(repository, digest)
+                except NotFoundError:
+                    continue  # deleted since it was listed: the planner protects the unseen
 
-    await _all(*(inspect(m.digest) for m in listed_manifests if planner.needs_inspection(m)))
+    await _all(*(inspector() for _ in range(governor.limits.max_concurrency)))
     return RepositorySnapshot(
         name=repository,
         attributes=properties.attributes,
