@@ -217,7 +217,8 @@ async def gather_repository(
     contents: dict[str, ManifestContent] = {}
     # A few inspectors share one iterator, so a repository of 100,000 untagged manifests
     # holds a few tasks rather than one per manifest; the limiter sets the actual pace.
-    pending = iter([m.digest for m in listed_manifests if planner.needs_inspection(m)])
+    unread = [m.digest for m in listed_manifests if planner.needs_inspection(m)]
+    pending = iter(unread)
 
     async def inspector() -> None:
         for digest in pending:
@@ -227,7 +228,7 @@ async def gather_repository(
                 except NotFoundError:
                     continue  # deleted since it was listed: the planner protects the unseen
 
-    await _all(*(inspector() for _ in range(governor.limits.max_concurrency)))
+    await _all(*(inspector() for _ in range(min(governor.limits.max_concurrency, len(unread)))))
     return RepositorySnapshot(
         name=repository,
         attributes=properties.attributes,
@@ -258,20 +259,20 @@ async def _gather_all(
 ) -> tuple[dict[str, RepositorySnapshot], list[RepositoryIssue]]:
     snapshots: dict[str, RepositorySnapshot] = {}
     issues: list[RepositoryIssue] = []
-    gate = asyncio.Semaphore(REPOSITORY_CONCURRENCY)
+    pending = iter(names)
 
-    async def one(name: str) -> None:
-        async with gate:
+    async def reader() -> None:
+        for name in pending:
             try:
                 snapshots[name] = await gather_repository(client, name, governor)
             except NotFoundError:
                 issues.append(RepositoryIssue(name, Status.GONE, "deleted while it was read"))
             except AcrError as exc:
                 issues.append(RepositoryIssue(name, Status.FAILED, str(exc), is_transient(exc)))
-        if progress is not None:
-            progress(ProgressEvent("gather", len(snapshots) + len(issues), len(names), name))
+            if progress is not None:
+                progress(ProgressEvent("gather", len(snapshots) + len(issues), len(names), name))
 
-    await _all(*(one(name) for name in names))
+    await _all(*(reader() for _ in range(min(REPOSITORY_CONCURRENCY, len(names)))))
     return snapshots, issues
 
 
