@@ -197,6 +197,7 @@ async def gather_repository(
     async with governor.reads.slot():
         properties = await client.get_repository_properties(repository)
 
+    # A listing holds one read slot for all its pages: pages follow each other anyway.
     async def manifests() -> list[ManifestProperties]:
         async with governor.reads.slot():
             listing = client.list_manifest_properties(repository, results_per_page=PAGE_SIZE)
