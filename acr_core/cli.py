@@ -281,14 +281,7 @@ def _error(message: str) -> None:
 
 
 async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
-    credential: AsyncTokenCredential | None = None
-    if not options.anonymous and options.username is None:
-        if given is None:
-            from azure.identity.aio import DefaultAzureCredential
-
-            credential = DefaultAzureCredential()
-        else:
-            credential = given
+    credential = _credential(options, given)
     try:
         async with AcrClient(
             options.endpoint,
@@ -307,20 +300,8 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                 progress=_progress(sys.stderr),
                 confirm=None if options.yes else _confirm(client.login_server, options.now),
             )
-    except ClientAuthenticationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _error(
-            f"no Azure AD token for the registry ({first}). Sign in with `az login`, use a "
-            "managed identity, or pass --username/--password (ACR_USERNAME/ACR_PASSWORD)"
-        )
-        return EXIT_FAILED
-    except AcrError as exc:
-        hint = ""
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            hint = ". If the registry's certificate comes from a private CA, pass --ca-file"
-        if isinstance(exc, PermissionDeniedError) and (exc.scope or "").startswith("registry:"):
-            hint = ". To skip the catalog, name the repositories: --repository NAME"
-        _error(f"{exc}{hint}")
+    except (ClientAuthenticationError, AcrError) as exc:
+        _error(_explain(exc))
         return EXIT_FAILED
     finally:
         if credential is not None and credential is not given:
@@ -333,6 +314,36 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     if report.status is Status.FAILED:
         _error(_failure_line(report))
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def _credential(
+    options: Options, given: AsyncTokenCredential | None
+) -> AsyncTokenCredential | None:
+    """Azure AD unless Basic credentials or --anonymous were chosen."""
+    if options.anonymous or options.username is not None:
+        return None
+    if given is not None:
+        return given
+    from azure.identity.aio import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def _explain(exc: ClientAuthenticationError | AcrError) -> str:
+    """One line: what went wrong, and what to do about it."""
+    if isinstance(exc, ClientAuthenticationError):
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return (
+            f"no Azure AD token for the registry ({first}). Sign in with `az login`, use a "
+            "managed identity, or pass --username/--password (ACR_USERNAME/ACR_PASSWORD)"
+        )
+    hint = ""
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        hint = ". If the registry's certificate comes from a private CA, pass --ca-file"
+    if isinstance(exc, PermissionDeniedError) and (exc.scope or "").startswith("registry:"):
+        hint = ". To skip the catalog, name the repositories: --repository NAME"
+    return f"{exc}{hint}"
 
 
 def _failure_line(report: RunReport) -> str:
