@@ -257,7 +257,7 @@ def test_planning_the_applied_state_deletes_nothing_more(world: World) -> None:
 
 
 @PROPERTY_SETTINGS
-@given(worlds(), st.integers(1, 3))
+@given(st.one_of(worlds(), worlds(referrer_children=True)), st.integers(1, 3))
 def test_raising_keep_latest_never_deletes_more(world: World, extra: int) -> None:
     """A larger keepLatest removes a subset of what the smaller one removes."""
     base = world.rule.get("keepLatest")
@@ -267,7 +267,7 @@ def test_raising_keep_latest_never_deletes_more(world: World, extra: int) -> Non
 
 
 @PROPERTY_SETTINGS
-@given(worlds(), st.sampled_from(KEEP_CHOICES))
+@given(st.one_of(worlds(), worlds(referrer_children=True)), st.sampled_from(KEEP_CHOICES))
 def test_adding_a_keep_pattern_never_deletes_more(world: World, pattern: str) -> None:
     """Another keepTags pattern removes a subset of what the policy removed without it."""
     keep_tags = list(world.rule["keepTags"])  # type: ignore[call-overload]
