@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import os
 import re
+import signal
 import ssl
 import sys
 import time
@@ -383,14 +384,18 @@ def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[
         sys.stderr.write(render_table(preview, show_kept=False))
         deletions = sum(len(r.deletions) for r in plan.repositories if not r.blocked)
         locks = sum(len(r.locks) for r in plan.repositories)
-        question = f"Delete {deletions} manifest(s) and lock {locks} tag(s) in {registry}? [y/N] "
-
-        def read() -> bool:
-            sys.stderr.write(question)
-            sys.stderr.flush()
+        sys.stderr.write(
+            f"Delete {deletions} manifest(s) and lock {locks} tag(s) in {registry}? [y/N] "
+        )
+        sys.stderr.flush()
+        # Read on the loop's own thread (nothing else runs between plan and apply) with
+        # Python's own Ctrl-C handling: asyncio's handler would only cancel the task, and the
+        # blocked read would wait for Enter.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
             return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-        return await asyncio.to_thread(read)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     return ask
 

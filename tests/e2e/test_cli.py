@@ -6,6 +6,8 @@ import io
 import json
 import os
 import pty
+import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,15 @@ from azure.core.credentials import AccessToken
 from azure.identity import CredentialUnavailableError
 
 import acr_core
-from acr_core.cli import EXIT_BLOCKED, EXIT_DONE, EXIT_FAILED, EXIT_USAGE, _progress, main
+from acr_core.cli import (
+    EXIT_BLOCKED,
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    _progress,
+    main,
+)
 from acr_core.service import ProgressEvent
 from acr_emulator import Emulator, EmulatorConfig, ServerInfo
 from acr_emulator.testing import AsyncFakeCredential
@@ -349,3 +359,36 @@ class TestAnonymous:
         assert main(argv, environ={}) == EXIT_DONE
         assert "would delete 7" in capsys.readouterr().out
         assert state(emulator, "services/api") == API_BEFORE
+
+
+def test_ctrl_c_at_the_prompt_stops_at_once(emulator, server, policy_file):
+    """Ctrl-C while apply waits for an answer exits 130 promptly, with nothing changed."""
+    controller, terminal = pty.openpty()
+    environ = {
+        **os.environ,
+        "ACR_USERNAME": server.admin_username,
+        "ACR_PASSWORD": server.admin_password,
+    }
+    command = [sys.executable, "-m", "acr_core", "apply", "--registry", server.url]
+    command += ["--ca-file", str(server.ca_file), "--policy", str(policy_file)]
+    process = subprocess.Popen(command, stdin=terminal, stderr=subprocess.PIPE, env=environ)
+    try:
+        assert process.stderr is not None
+        seen = b""
+        while b"[y/N]" not in seen:
+            ready, _, _ = select.select([process.stderr], [], [], 30)
+            assert ready, seen
+            chunk = os.read(process.stderr.fileno(), 4096)
+            assert chunk, seen
+            seen += chunk
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == EXIT_INTERRUPTED
+        rest = process.stderr.read()
+        assert b"interrupted" in rest
+        assert b"Traceback" not in rest
+    finally:
+        process.kill()
+        process.wait()
+        os.close(terminal)
+        os.close(controller)
+    assert state(emulator, "services/api") == API_BEFORE
