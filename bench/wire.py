@@ -84,17 +84,18 @@ class DeleteClock:
 
 
 def sustained_rate(times: list[float], burst: float, *, minimum: int = 50) -> float | None:
-    """Accepted deletes per second once the throttle's initial burst is spent.
+    """Accepted deletes per second that the throttle's burst credit does not explain.
 
-    The registry's bucket starts full, so the first `burst` deletes may go faster than the
-    limit; the rate is measured from the delete after them to the last one. None when fewer
-    than `minimum` deletes remain after the burst: too short to say anything sustained.
+    The registry's bucket holds `burst` tokens beyond its steady refill, and a side can save
+    them up in any slower stretch and spend them later, so deletes over time can exceed the
+    limit for a while. Leaving `burst` deletes out of the count gives a rate that no side can
+    push past the limit: (accepted - burst) / (last - first). None when fewer than `minimum`
+    deletes lie beyond the burst: too short to say anything sustained.
     """
-    ordered = sorted(times)
-    skip = int(burst)
-    if len(ordered) - skip < minimum or ordered[-1] <= ordered[skip]:
+    if len(times) - burst < minimum:
         return None
-    return (len(ordered) - skip - 1) / (ordered[-1] - ordered[skip])
+    span = max(times) - min(times)
+    return (len(times) - burst) / span if span > 0 else None
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
