@@ -88,6 +88,17 @@ async def test_dry_run_changes_nothing(seeded, client):
     assert seeded.counters.count(method="PATCH") == 0
 
 
+async def test_apply_does_what_the_dry_run_showed(seeded, client):
+    """The plan a dry run reports is exactly the plan the following apply carries out."""
+    shown = await cleanup(client, dry_run=True)
+    done = await cleanup(client, dry_run=False)
+    assert done.plan == shown.plan
+    assert {r.outcome for p in done.plan.repositories for r in done.results(p)} == {
+        Outcome.APPLIED,
+        Outcome.SKIPPED_BLOCKED,
+    }
+
+
 async def test_an_image_tagged_between_plan_and_apply_survives(seeded, client):
     """CI tags 1.0 as `prod` after the plan: the apply skips it, and it keeps its signature."""
 
