@@ -99,6 +99,14 @@ async def test_apply_does_what_the_dry_run_showed(seeded, client):
     }
 
 
+async def test_a_second_apply_finds_nothing_to_do(seeded, client):
+    """Cleaning is idempotent: right after an apply, the next run plans no action."""
+    await cleanup(client, dry_run=False, repositories=["services/api"])
+    again = await cleanup(client, dry_run=False, repositories=["services/api"])
+    assert again.plan.actions == ()
+    assert state(seeded, "services/api") == API_AFTER
+
+
 async def test_an_image_tagged_between_plan_and_apply_survives(seeded, client):
     """CI tags 1.0 as `prod` after the plan: the apply skips it, and it keeps its signature."""
 
