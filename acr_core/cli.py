@@ -381,18 +381,19 @@ def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[
             started_at=datetime.now(UTC),
             plan=plan,
         )
-        sys.stderr.write(render_table(preview, show_kept=False))
         deletions = sum(len(r.deletions) for r in plan.repositories if not r.blocked)
         locks = sum(len(r.locks) for r in plan.repositories)
-        sys.stderr.write(
-            f"Delete {deletions} manifest(s) and lock {locks} tag(s) in {registry}? [y/N] "
-        )
-        sys.stderr.flush()
         # Read on the loop's own thread (nothing else runs between plan and apply) with
         # Python's own Ctrl-C handling: asyncio's handler would only cancel the task, and the
-        # blocked read would wait for Enter.
+        # blocked read would wait for Enter. Installed before the prompt is shown, so a Ctrl-C
+        # typed the moment the question appears is not lost.
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
+            sys.stderr.write(render_table(preview, show_kept=False))
+            sys.stderr.write(
+                f"Delete {deletions} manifest(s) and lock {locks} tag(s) in {registry}? [y/N] "
+            )
+            sys.stderr.flush()
             return sys.stdin.readline().strip().lower() in ("y", "yes")
         finally:
             signal.signal(signal.SIGINT, previous)
