@@ -35,6 +35,10 @@ REPOSITORY_RE = re.compile(rf"{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*")
 MAX_REPOSITORY_LENGTH = 255
 # OCI distribution-spec v1.1 <reference> tag grammar.
 TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+# Shown whole in the "not the configured ACR_RESOURCE_ID" line, since the operator needs the
+# registry's name at its end: a subscription GUID (36), a resource group name (at most 90) and a
+# registry name (at most 50) plus the fixed segments come to about 220 characters.
+MAX_RESOURCE_ID_LENGTH = 300
 # OCI image-spec descriptor.md: the registered algorithms and their encodings.
 DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 
@@ -150,8 +154,8 @@ def read_image_pushed(
         field = _wire_name("source", envelope.schema)
         return Ignored(
             eid,
-            f"{field} {_short(envelope.source)!r} is not the configured ACR_RESOURCE_ID "
-            "(an event from another registry, or a spoofed one)",
+            f"{field} {_short(envelope.source, MAX_RESOURCE_ID_LENGTH)!r} is not the configured "
+            "ACR_RESOURCE_ID (an event from another registry, or a spoofed one)",
             True,
         )
     data = envelope.data

@@ -242,11 +242,15 @@ def _policy(env: Mapping[str, str], app_root: Path | None) -> tuple[Policy, str]
         origin = f"CLEANUP_POLICY_FILE={path}"
         file = Path(path) if app_root is None else app_root / path
         try:
-            source = file.read_text(encoding="utf-8")
+            source = file.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is fine
         except OSError as exc:
             raise ValueError(
                 f"CLEANUP_POLICY_FILE {path!r} cannot be read ({exc.strerror or exc}): "
                 "give a path relative to the function app's root and deploy the file with it"
+            ) from None
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"CLEANUP_POLICY_FILE {path!r} is not UTF-8 text: save the policy JSON as UTF-8"
             ) from None
     try:
         return load_policy(source), origin

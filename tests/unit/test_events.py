@@ -132,6 +132,17 @@ REJECTIONS: list[tuple[str, Any, str, bool]] = [
     ("short digest", _set("data.target.digest", "sha256:abc"), "digest", True),
     ("md5 digest", _set("data.target.digest", "md5:" + "a" * 32), "digest", True),
     ("bad tag", _set("data.target.tag", "-v1"), "tag", True),
+    ("tag int", _set("data.target.tag", 1), "tag", True),
+    ("digest upper", _set("data.target.digest", DIGEST.upper()), "digest", True),
+    ("digest list", _set("data.target.digest", [DIGEST]), "digest", True),
+    ("host int", _set("data.request.host", 443), "ACR_LOGIN_SERVER", True),
+    ("topic object", _set("topic", {"id": RESOURCE_ID}), "topic", True),
+    (
+        "validation",
+        _set("eventType", "Microsoft.EventGrid.SubscriptionValidationEvent"),
+        "not",
+        True,
+    ),
 ]
 
 
@@ -183,3 +194,27 @@ def test_reasons_are_bounded_and_printable() -> None:
     assert isinstance(result, Ignored)
     assert "\n" not in result.reason
     assert len(result.reason) < 300
+
+
+def test_foreign_topic_is_shown_whole() -> None:
+    """A foreign registry's full ARM id, at its longest realistic length, appears in the reason."""
+    foreign = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+        + "g" * 90
+        + "/providers/Microsoft.ContainerRegistry/registries/"
+        + "r" * 50
+    )
+    body = sample("eventgrid")
+    body["topic"] = foreign
+    result = read(body)
+    assert isinstance(result, Ignored)
+    assert repr(foreign) in result.reason
+
+
+def test_hostile_topic_is_still_bounded() -> None:
+    """A megabyte-long topic is shortened in the reason."""
+    body = sample("eventgrid")
+    body["topic"] = "/subscriptions/" + "x" * 1_000_000
+    result = read(body)
+    assert isinstance(result, Ignored)
+    assert len(result.reason) < 500

@@ -171,3 +171,20 @@ def test_unreadable_policy_file_is_named(tmp_path: Path) -> None:
     (found,) = problems(env, app_root=tmp_path)
     assert "CLEANUP_POLICY_FILE 'missing.json' cannot be read" in found
     assert "relative to the function app's root" in found
+
+
+def test_policy_file_that_is_not_text_is_named(tmp_path: Path) -> None:
+    """A policy file that is not UTF-8 is reported naming CLEANUP_POLICY_FILE, not the codec."""
+    (tmp_path / "policy.json").write_bytes(b"\xff\xfe{\x00")
+    env = {**_without("CLEANUP_POLICY"), "CLEANUP_POLICY_FILE": "policy.json"}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env, app_root=tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.startswith("CLEANUP_POLICY_FILE 'policy.json' is not UTF-8")
+
+
+def test_policy_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """A policy file saved with a UTF-8 byte order mark, as some Windows editors do, is read."""
+    (tmp_path / "policy.json").write_bytes(b"\xef\xbb\xbf" + POLICY.encode())
+    env = {**_without("CLEANUP_POLICY"), "CLEANUP_POLICY_FILE": "policy.json"}
+    assert load_settings(env, app_root=tmp_path).policy.covers("apps/api")
