@@ -141,6 +141,12 @@ class RepositorySnapshot:
     index (its children) and every manifest whose referrer status the listing cannot tell
     (see `acr_core.planner.needs_inspection`). A manifest the planner would delete but whose
     referrer status is unknown is protected instead.
+
+    `manifest_count` and `tag_count` are what the repository's properties reported before the
+    listings were read (None: not known). Listings leave out whatever has `listEnabled=false`
+    (acr-facts.md section 3), so a listing shorter than its count means the snapshot misses
+    manifests or tags (a hidden index's children would look orphaned), and the planner then
+    deletes nothing in the repository.
     """
 
     name: str
@@ -148,3 +154,5 @@ class RepositorySnapshot:
     manifests: tuple[ManifestProperties, ...]
     tags: tuple[TagProperties, ...]
     contents: dict[str, ManifestContent] = field(default_factory=dict)
+    manifest_count: int | None = None
+    tag_count: int | None = None

@@ -130,6 +130,7 @@ class _Graph:
     unknown_children: list[str] = field(default_factory=list)
     attachments: set[str] = field(default_factory=set)  # tagged only with tag-schema tags
     unread: set[str] = field(default_factory=set)  # needs_inspection, but not in contents
+    incomplete: str | None = None  # why the listings may miss manifests or tags
 
     @classmethod
     def build(cls, snapshot: RepositorySnapshot) -> _Graph:
@@ -151,6 +152,7 @@ class _Graph:
         for digest, manifest in manifests.items():
             graph.add_edges(manifest, snapshot.contents.get(digest))
         graph.unknown_children.sort()
+        graph.incomplete = _missing_from_listings(snapshot, manifests)
         return graph
 
     def add_edges(self, manifest: ManifestProperties, content: ManifestContent | None) -> None:
@@ -445,6 +447,12 @@ class _RepositoryPlanner:
                 "was not read, so which manifests are its children is unknown"
             )
             return
+        if self.graph.incomplete is not None:
+            self.kept_reason[digest] = (
+                f"would be deleted ({reason}), but {self.graph.incomplete}; nothing in this "
+                "repository is deleted until a run sees all of it"
+            )
+            return
         self.deleted[digest] = (reason, after)
         self.removed_by[digest] = digest
         gone = [digest, *self.cascade(digest)] if digest in self.graph.referrers else [digest]
@@ -604,6 +612,36 @@ class _RepositoryPlanner:
                 "deleted until you raise that setting in the policy (1 or null turns it off)"
             )
         return None
+
+
+def _missing_from_listings(
+    snapshot: RepositorySnapshot, manifests: Mapping[str, ManifestProperties]
+) -> str | None:
+    """Why the snapshot may lack a manifest or a tag, or None when the listings look whole.
+
+    A manifest missing from the listing (hidden by `listEnabled=false`, or pushed while the
+    listing was read) may be an index whose children then look orphaned, or a tag on a manifest
+    that then looks untagged.
+    """
+    listed, counted = len(manifests), snapshot.manifest_count
+    if counted is not None and counted > listed:
+        return (
+            f"the repository reports {counted} manifests but its listing showed {listed} "
+            "(hidden with listEnabled=false, or deleted while it was read)"
+        )
+    names, counted = {t.name for t in snapshot.tags}, snapshot.tag_count
+    if counted is not None and counted > len(names):
+        return (
+            f"the repository reports {counted} tags but its listing showed {len(names)} "
+            "(hidden with listEnabled=false, or deleted while it was read)"
+        )
+    for tag in sorted(snapshot.tags, key=lambda t: t.name):
+        if tag.digest not in manifests:
+            return (
+                f"tag {tag.name!r} names {_short(tag.digest)}, which the manifest listing does "
+                "not show (hidden with listEnabled=false, or pushed while it was read)"
+            )
+    return None
 
 
 def _short(digest: str) -> str:

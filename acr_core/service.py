@@ -236,6 +236,8 @@ async def gather_repository(
         manifests=tuple(listed_manifests),
         tags=tuple(listed_tags),
         contents=contents,
+        manifest_count=properties.manifest_count,
+        tag_count=properties.tag_count,
     )
 
 

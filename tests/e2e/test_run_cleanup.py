@@ -228,3 +228,48 @@ class TestUnreliableRegistry:
         assert tag_locked(seeded, "services/api", "v1.0.0")
         assert report.totals.failed == 0
         assert report.requests.retries > 0
+
+
+HIDDEN_POLICY = {
+    "version": 1,
+    "rules": [{"name": "hidden", "repositories": ["hidden/**"], "untagged": {"olderThan": "7d"}}],
+    "safety": {"maxDeletesPerRepository": None, "maxDeleteFraction": None},
+}
+
+
+def _hidden_fixture(index: dict[str, object]) -> dict[str, object]:
+    old = "2026-04-01T00:00:00Z"
+    return {
+        "repositories": [
+            {
+                "name": "hidden/app",
+                "manifests": [
+                    {"id": "amd", "architecture": "amd64", "pushed": old},
+                    {"id": "arm", "architecture": "arm64", "pushed": old},
+                    {"id": "idx", "manifests": ["amd", "arm"], "pushed": old, **index},
+                ],
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        pytest.param({"attributes": {"listEnabled": False}}, id="untagged-hidden-index"),
+        pytest.param(
+            {"attributes": {"listEnabled": False}, "tags": ["1.0"]}, id="tagged-hidden-index"
+        ),
+    ],
+)
+async def test_children_of_an_index_hidden_from_listings_are_kept(seeded, client, index):
+    """An index or tag with listEnabled=false is missing from the listings; nothing is deleted."""
+    seeded.seed(_hidden_fixture(index))
+    before = digests(seeded, "hidden/app")
+    report = await run_cleanup(
+        client, load_policy(HIDDEN_POLICY), now=NOW, dry_run=False, repositories=["hidden/app"]
+    )
+    assert digests(seeded, "hidden/app") == before
+    [repository] = report.plan.repositories
+    assert repository.deletions == ()
+    assert all("listEnabled=false" in kept.reason for kept in repository.kept)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from acr_core.models import OCI_INDEX, ChangeableAttributes
+from acr_core.models import OCI_INDEX, ChangeableAttributes, RepositorySnapshot
 from acr_core.plan import ActionKind, Plan, RepositoryPlan
 from acr_core.planner import attached_subject, needs_inspection, plan
 from acr_core.policy import Policy, load_policy
@@ -637,6 +637,58 @@ def test_a_tag_missing_from_the_tag_listing_protects_its_manifest() -> None:
     snapshot = replace(snapshot, tags=tags)
     (repo_plan,) = plan([snapshot], policy_for({"keepLatest": 0}), NOW).repositories
     assert {b.keys[a.digest] for a in repo_plan.deletions} == {"b"}
+
+
+def _listing_gaps() -> list[object]:
+    """Snapshots whose listings miss something the repository has, and the words the plan uses."""
+    b = RepoBuilder()
+    b.image("old", "1", age=days(9))
+    b.image("stray", age=days(9))
+    whole = b.build()
+    hidden = b.index("hidden", ("stray",), "2", age=days(9))  # listEnabled=false on the index
+    with_hidden = b.build()
+    listed = tuple(m for m in with_hidden.manifests if m.digest != hidden)
+    return [
+        pytest.param(
+            replace(whole, manifest_count=len(whole.manifests) + 1),
+            "reports 3 manifests but its listing showed 2",
+            id="manifest-count",
+        ),
+        pytest.param(
+            replace(whole, tag_count=len(whole.tags) + 1),
+            "reports 2 tags but its listing showed 1",
+            id="tag-count",
+        ),
+        pytest.param(
+            replace(with_hidden, manifests=listed),
+            "tag '2' names",
+            id="tag-on-unlisted-manifest",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("snapshot", "words"), _listing_gaps())
+def test_a_repository_whose_listings_miss_something_deletes_nothing(
+    snapshot: RepositorySnapshot, words: str
+) -> None:
+    """A manifest or tag hidden from the listings (listEnabled=false) stops every deletion."""
+    rule = {"keepLatest": 0, "untagged": {"olderThan": "1d"}}
+    (repo_plan,) = plan([snapshot], policy_for(rule), NOW).repositories
+    assert repo_plan.deletions == ()
+    assert {k.digest for k in repo_plan.kept} == {m.digest for m in snapshot.manifests}
+    assert all(words in k.reason for k in repo_plan.kept)
+
+
+def test_listings_that_match_the_counts_are_planned_normally() -> None:
+    """Counts equal to what the listings showed change nothing in the plan."""
+    b = RepoBuilder()
+    b.image("old", "1", age=days(9))
+    b.image("stray", age=days(9))
+    snapshot = b.build()
+    counted = replace(snapshot, manifest_count=2, tag_count=1)
+    rule = policy_for({"keepLatest": 0, "untagged": {"olderThan": "1d"}})
+    assert plan([counted], rule, NOW) == plan([snapshot], rule, NOW)
+    assert len(plan([counted], rule, NOW).repositories[0].deletions) == 2
 
 
 def test_the_plan_is_deterministic_whatever_the_input_order() -> None:
