@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,9 +145,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -154,6 +157,25 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# Azure services may give the wait in milliseconds; azure-core's pipelines read these two
+# before `Retry-After` (@azure/core-rest-pipeline throttlingRetryStrategy). ACR documents none
+# of them for its 429s (acr-facts.md section 4), so every form is honoured.
+_RETRY_AFTER_MS_HEADERS = ("retry-after-ms", "x-ms-retry-after-ms")
+
+
+def retry_after_from(headers: httpx.Headers, now: datetime | None = None) -> float | None:
+    """Seconds the server asked us to wait, from `retry-after-ms`, `x-ms-retry-after-ms` or
+    `Retry-After`, or None when it did not say."""
+    for name in _RETRY_AFTER_MS_HEADERS:
+        try:
+            milliseconds = float(headers.get(name, ""))
+        except ValueError:
+            continue
+        if math.isfinite(milliseconds):
+            return max(0.0, milliseconds / 1000)
+    return parse_retry_after(headers.get("retry-after"), now)
 
 
 def redact_url(url: httpx.URL | str) -> str:

@@ -147,6 +147,8 @@ class AcrAuth(httpx.Auth):
         refused = sent if scope == predicted else None
         insufficient = challenge.error == "insufficient_scope"
         token = await self._access_token(scope, refused=refused, regrant=insufficient)
+        if token == sent:
+            return  # nothing newer to try: resending the refused token would only repeat the 401
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code != 401 and predicted is not None and scope != predicted:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from acr_core._wire import Challenge, parse_challenge, parse_retry_after, redact_url
+from acr_core._wire import Challenge, parse_challenge, redact_url, retry_after_from
 
 # JWTs start with a base64url-encoded '{"' ("eyJ"); ACR tokens and AAD tokens are JWTs.
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
@@ -181,7 +181,7 @@ def error_from_response(response: httpx.Response) -> AcrResponseError:
     if isinstance(error, PermissionDeniedError):
         error.scope = scope
     if isinstance(error, ThrottledError):
-        error.retry_after = parse_retry_after(response.headers.get("retry-after"))
+        error.retry_after = retry_after_from(response.headers)
     return error
 
 

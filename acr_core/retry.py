@@ -2,10 +2,11 @@
 
 Every request the client sends passes through `RetryingTransport`, token requests included, so
 one policy covers them all and `ClientStats` counts every request that reached the wire.
-Retried: 408, 429 (honouring `Retry-After`), 5xx other than 501/505, and transport errors, for
-idempotent requests only: GET, HEAD, PUT, PATCH, DELETE, and POSTs to `/oauth2/` (a token
-request has no side effect). A PATCH of locks is idempotent even though azure-core does not
-retry it (acr-facts.md section 7). Bounded by attempts and by a total deadline.
+Retried: 408, 429, 5xx other than 501/505, and transport errors, waiting as long as a 429 or
+503 asks (`Retry-After`, or Azure's `retry-after-ms` forms), for idempotent requests only:
+GET, HEAD, PUT, PATCH, DELETE, and POSTs to `/oauth2/` (a token request has no side effect).
+A PATCH of locks is idempotent even though azure-core does not retry it (acr-facts.md
+section 7). Bounded by attempts and by a total deadline.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from acr_core._wire import parse_retry_after
+from acr_core._wire import retry_after_from
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 506, 507, 508, 509, 510, 511})
@@ -126,10 +127,10 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             self._stats.by_status[status] += 1
             if status == 401:
                 self._stats.challenges += 1
-            retry_after = None
+            # Honoured on 503 as well as 429: RFC 9110 section 10.2.3 defines it for both.
+            retry_after = retry_after_from(response.headers) if status in (429, 503) else None
             if status == 429:
                 self._stats.throttled += 1
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
                 for listener in list(self._listeners):
                     listener(retry_after)
             if status not in _RETRY_STATUSES:

@@ -171,6 +171,28 @@ async def test_throttling_honours_retry_after_and_tells_listeners() -> None:
     assert client.stats.retries >= 1
 
 
+@pytest.mark.parametrize(
+    ("status", "headers", "wait"),
+    [
+        (429, {"retry-after-ms": "1500", "Retry-After": "9"}, 1.5),
+        (429, {"x-ms-retry-after-ms": "250"}, 0.25),
+        (503, {"Retry-After": "4"}, 4.0),
+    ],
+)
+async def test_every_retry_after_form_sets_the_wait(
+    status: int, headers: dict[str, str], wait: float
+) -> None:
+    """Azure's millisecond headers win over Retry-After, and a 503's Retry-After is waited out."""
+    sleeps = Sleeps()
+    fake = FakeAcr()
+    fake.routes[("GET", "/acr/v1/app")] = lambda r: httpx.Response(200, json=repo_props("app"))
+    fake.faults.append(("/acr/v1/app", httpx.Response(status, headers=headers)))
+    async with client_for(fake, retry=RetryPolicy(sleep=sleeps)) as client:
+        repository = await client.get_repository_properties("app")
+    assert repository.name == "app"
+    assert sleeps.waits == [wait]
+
+
 async def test_throttling_past_the_deadline_raises_throttled_error() -> None:
     """A Retry-After longer than the deadline gives up with ThrottledError at once."""
     sleeps = Sleeps()
@@ -471,4 +493,6 @@ async def test_repeated_permission_errors_stop_costing_token_requests() -> None:
                 await client.delete_manifest("app", D)
     assert fake.calls["exchange"] == 2  # the first grant, and one re-grant after the refusal
     assert fake.calls["token"] == 2
-    assert fake.calls["401"] == 6  # two per call: the refusal and the one retry
+    # Two each for the first calls (the challenge or refusal, then one retry with a new token);
+    # the third has no newer token to try, so the refused one is not sent again.
+    assert fake.calls["401"] == 5

@@ -112,6 +112,8 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
         ("Thu, 01 Jan 2026 00:00:10 GMT", 10.0),
         ("Wed, 31 Dec 2025 23:59:00 GMT", 0.0),
         ("soon", None),
+        ("inf", None),
+        ("nan", None),
         ("", None),
         (None, None),
     ],
