@@ -10,6 +10,7 @@ Everything runs against emulator processes on 127.0.0.1; nothing leaves the mach
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -171,9 +172,12 @@ def main(argv: list[str] | None = None) -> int:
 
     found, planning = report.load(results_dir)
     if doc is not None:
+        if chart is not None and importlib.util.find_spec("matplotlib") is None:
+            print("matplotlib is not installed (bench/requirements.txt): no chart", file=sys.stderr)
+            chart = None
         if found and chart is not None:
             report.chart(found, chart)
-        rel = chart.name if chart is not None and chart.parent == doc.parent else str(chart)
+        rel = None if chart is None else chart.name if chart.parent == doc.parent else str(chart)
         report.update_document(doc, report.render(found, planning, rel))
         print(f"updated {doc}", file=sys.stderr)
     for s in found:

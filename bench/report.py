@@ -165,10 +165,14 @@ def settings_block(scenarios: list[dict[str, Any]], planning: dict[str, Any] | N
     return "\n".join(lines)
 
 
-def render(scenarios: list[dict[str, Any]], planning: dict[str, Any] | None, chart: str) -> str:
+def render(
+    scenarios: list[dict[str, Any]], planning: dict[str, Any] | None, chart: str | None
+) -> str:
     parts = [BEGIN, "", settings_block(scenarios, planning), ""]
     if scenarios:
-        parts += ["### Ratios", "", ratios_table(scenarios), "", f"![Benchmarks]({chart})", ""]
+        parts += ["### Ratios", "", ratios_table(scenarios), ""]
+        if chart is not None:
+            parts += [f"![Benchmarks]({chart})", ""]
         for s in scenarios:
             parts += [f"### {s['scenario']['title']}", "", detail_table(s), ""]
     if planning is not None:

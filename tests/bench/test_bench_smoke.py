@@ -105,11 +105,10 @@ def _importable(*modules: str) -> bool:
 
 
 @pytest.mark.skipif(
-    not _importable(
-        "acr_emulator.__main__", "acr_emulator.testing", "acr_core.service", "matplotlib"
-    ),
-    reason="the emulator, the service or matplotlib is not installed yet",
+    not _importable("acr_emulator.__main__", "acr_emulator.testing", "acr_core.service"),
+    reason="the emulator or the service is not there yet",
 )
+@pytest.mark.slow
 def test_harness_runs_every_side_and_writes_results_document_and_chart(tmp_path):
     """A tiny push-triggered run leaves every side's registry in the expected state and writes
     the results, the document and the chart."""
@@ -151,4 +150,5 @@ def test_harness_runs_every_side_and_writes_results_document_and_chart(tmp_path)
     assert planning["result"]["manifests"] >= 1000
     text = doc.read_text()
     assert "quickstart ÷ ours" in text
-    assert (tmp_path / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if _importable("matplotlib"):  # bench/requirements.txt, installed by `make bench`
+        assert (tmp_path / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
