@@ -105,33 +105,30 @@ def pattern_to_regex(pattern: str, kind: NameKind) -> str:
 class PatternSet:
     """Several patterns; a name matches the set when it matches any one of them.
 
-    The patterns are compiled into one alternation so that matching a name costs one regex call
-    whatever the number of patterns. An empty set matches nothing.
+    Each pattern is compiled on its own: joined into one alternation, a regex's inline flags
+    (`(?i)`) or named groups would not compile, and its back-references (`\\1`) would point at
+    another pattern's groups and silently match something else. An empty set matches nothing.
     """
 
     patterns: tuple[str, ...]
     kind: NameKind
-    _compiled: re.Pattern[str] | None
+    _compiled: tuple[re.Pattern[str], ...]
 
     @classmethod
     def compile(cls, patterns: Iterable[str], kind: NameKind) -> PatternSet:
         """Validate and compile; raises `PatternError` naming the first bad pattern."""
         items = tuple(patterns)
-        sources = [f"(?:{pattern_to_regex(p, kind)})" for p in items]
-        compiled = re.compile("|".join(sources)) if sources else None
-        return cls(items, kind, compiled)
+        return cls(items, kind, tuple(re.compile(pattern_to_regex(p, kind)) for p in items))
 
     def matches(self, name: str) -> bool:
-        return self._compiled is not None and self._compiled.fullmatch(name) is not None
+        return self.first_match(name) is not None
 
     def first_match(self, name: str) -> str | None:
         """The first pattern (as written) that matches `name`, for a reason a user can read."""
-        if not self.matches(name):
-            return None
-        for pattern in self.patterns:
-            if re.fullmatch(pattern_to_regex(pattern, self.kind), name):
+        for pattern, compiled in zip(self.patterns, self._compiled, strict=True):
+            if compiled.fullmatch(name) is not None:
                 return pattern
-        return None  # pragma: no cover - the alternation matched, so one pattern does
+        return None
 
 
 _DURATION = re.compile(r"(0|[1-9][0-9]*)([smhdw])")

@@ -72,6 +72,19 @@ def test_a_set_matches_when_any_pattern_does_and_reports_which() -> None:
 
 
 @pytest.mark.parametrize(
+    ("patterns", "name", "first"),
+    [
+        (["regex:(b)", r"regex:(a)\1"], "aa", r"regex:(a)\1"),
+        (["regex:(?P<v>x)", "regex:(?P<v>y)"], "y", "regex:(?P<v>y)"),
+        (["latest", "regex:(?i)rel-.*"], "REL-1", "regex:(?i)rel-.*"),
+    ],
+)
+def test_regexes_in_one_set_do_not_interfere(patterns: list[str], name: str, first: str) -> None:
+    """Groups, back-references and inline flags of one regex keep their meaning inside a set."""
+    assert PatternSet.compile(patterns, TAG).first_match(name) == first
+
+
+@pytest.mark.parametrize(
     ("pattern", "kind", "message"),
     [
         ("", REPO, "empty pattern"),
