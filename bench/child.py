@@ -90,6 +90,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     # Every import happens before the clock starts: each side is timed on its job alone.
     side = importlib.import_module("bench.ours" if args.side == "ours" else "bench.sdk_sides")
     importlib.import_module("acr_emulator.testing")
+    if args.listen and args.side == "ours":
+        importlib.import_module("function_app")
     clock = DeleteClock()
     repositories: list[str] | None = args.repository or None
     pushed: PushedImage | None = None

@@ -16,10 +16,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import azure.functions as func
 import httpx
 
-import function_app
 from acr_core.client import AcrClient
 from acr_core.executor import ExecutionLimits
 from acr_core.policy import load_policy
@@ -80,6 +78,10 @@ async def run_push_handler(
 ) -> dict[str, Any]:
     """Hand the delivered event to the function's own Event Grid handler, `on_image_pushed`,
     configured as the app settings would configure it, and return its run summary."""
+    import azure.functions as func
+
+    import function_app  # imported before the clock starts (bench.child)
+
     env = {
         "ACR_LOGIN_SERVER": urlsplit(url).netloc,
         "ACR_RESOURCE_ID": resource_id,
