@@ -182,13 +182,21 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
                 f"--repository {name!r} is not a repository name: lower-case letters, digits "
                 "and . _ - separators, with / between path components"
             )
+    now = _parse_now(args.now) if args.now else None
+    if now is not None and args.command == "apply" and now > datetime.now(UTC):
+        # Ages are measured back from `now`: a future `now` makes images pushed a moment ago
+        # look older than minAge and untagged.olderThan, so apply would delete them.
+        raise UsageError(
+            f"--now {args.now!r} is in the future: apply would treat fresh images as old; "
+            "give apply a time no later than now, or look ahead with plan"
+        )
     return Options(
         command=args.command,
         endpoint=_endpoint(args.registry),
         policy=load_policy(_read(args.policy, "--policy")),
         repositories=tuple(args.repository) if args.repository else None,
         output=args.output,
-        now=_parse_now(args.now) if args.now else None,
+        now=now,
         verify=_verify(args.ca_file) if args.ca_file else True,
         username=username,
         password=password,

@@ -166,6 +166,16 @@ def test_bad_flags_exit_2_naming_the_flag(server, policy_file, capsys, args, mes
     assert message in capsys.readouterr().err
 
 
+def test_apply_refuses_a_now_in_the_future(emulator, server, policy_file, capsys):
+    """`apply --now` later than the clock would age fresh images past minAge: exit 2, no request."""
+    before = everything(emulator)
+    code = cli(server, policy_file, "apply", "--yes", "--now", "2999-01-01T00:00:00Z")
+    assert code == EXIT_USAGE
+    assert "--now '2999-01-01T00:00:00Z' is in the future" in capsys.readouterr().err
+    assert everything(emulator) == before
+    assert emulator.counters.total == 0
+
+
 def test_validate_lists_every_problem(tmp_path, capsys):
     """`validate` prints each mistake in a policy on its own line and exits 2."""
     bad = tmp_path / "bad.json"
