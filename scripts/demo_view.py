@@ -218,7 +218,8 @@ class Screen:
 
     def log_line(self, level: str, message: str) -> None:
         colour = self.yellow if level == "WARNING" else self.dim
-        lines = textwrap.wrap(message, self.width - 13) or [""]
+        # Ids and ARM paths are full of hyphens: break them only where they must break.
+        lines = textwrap.wrap(message, self.width - 13, break_on_hyphens=False) or [""]
         self.print(f"    {colour(f'{level.lower():<9}')}{self.dim(lines[0])}")
         for line in lines[1:]:
             self.print(" " * 13 + self.dim(line))

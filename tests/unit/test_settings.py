@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,47 @@ def test_policy_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     (tmp_path / "policy.json").write_bytes(b"\xef\xbb\xbf" + POLICY.encode())
     env = {**_without("CLEANUP_POLICY"), "CLEANUP_POLICY_FILE": "policy.json"}
     assert load_settings(env, app_root=tmp_path).policy.covers("apps/api")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _settings_table(document: Path, heading: str) -> dict[str, str]:
+    """`{setting: default column}` from the first table after `heading` in a markdown file."""
+    text = document.read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    rows: dict[str, str] = {}
+    for line in section.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = cells[2]
+    return rows
+
+
+def test_readme_settings_table_lists_exactly_the_settings_read() -> None:
+    """The README's settings table names every setting settings.py reads, and no other."""
+    source = (ROOT / "acr_core" / "settings.py").read_text(encoding="utf-8")
+    read = set(re.findall(r'"((?:ACR|AZURE|CLEANUP)_[A-Z_]+)"', source))
+    table = _settings_table(ROOT / "README.md", "## Settings")
+    assert set(table) == read
+    architecture = _settings_table(ROOT / "docs" / "architecture.md", "## Function app settings")
+    assert set(architecture) == read
+
+
+def test_readme_defaults_are_the_code_defaults() -> None:
+    """The defaults the README states are the ones load_settings applies."""
+    table = _settings_table(ROOT / "README.md", "## Settings")
+    settings = load_settings(MINIMAL)
+    assert f"`{DEFAULT_MAX_CONCURRENCY}`" in table["CLEANUP_MAX_CONCURRENCY"]
+    assert settings.max_concurrency == DEFAULT_MAX_CONCURRENCY
+    assert f"`{DEFAULT_SWEEP_BUDGET_SECONDS:g}`" in table["CLEANUP_SWEEP_BUDGET_SECONDS"]
+    assert settings.sweep_budget_seconds == DEFAULT_SWEEP_BUDGET_SECONDS
+    assert f"`{DEFAULT_AUDIENCE}`" in table["ACR_TOKEN_AUDIENCE"]
+    assert settings.token_audience == DEFAULT_AUDIENCE
+    assert "`true`" in table["CLEANUP_DRY_RUN"]
+    assert settings.dry_run is True
+    assert f"`{DEFAULT_SCHEDULE}`" in table["CLEANUP_SCHEDULE"]
+    assert settings.max_writes_per_minute is None
+    assert settings.client_id is None
