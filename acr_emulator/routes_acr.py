@@ -21,7 +21,7 @@ from acr_emulator.listing import (
     order_of,
     page_size,
 )
-from acr_emulator.store import Repository, ticks
+from acr_emulator.store import Repository, sort_key, ticks
 from acr_emulator.wire import manifest_attributes, repository_attributes, tag_attributes
 
 if TYPE_CHECKING:
@@ -93,7 +93,13 @@ def build(emu: Emulator) -> list[Route]:
         n, order, digest = page_size(req), order_of(req), req.arg("digest")
         with registry.lock:
             repo = registry.repository(name)
-            keys = repo.ordered("tags", order)
+            if digest:
+                # The manifest's own tag set: a filtered page never scans the repository.
+                target = repo.manifests.get(digest)
+                named = [repo.tags[t] for t in target.tags] if target is not None else []
+                keys = sorted(sort_key(tag, order) for tag in named)
+            else:
+                keys = repo.ordered("tags", order)
 
             def lookup(last: str) -> tuple[Any, ...] | None:
                 tag = repo.tags.get(last)
@@ -124,7 +130,6 @@ def build(emu: Emulator) -> list[Route]:
             repo = registry.repository(name)
             tag = registry.tag(repo, tag_name)
             tag.attributes.update(patch)
-            repo.touch()
         return _tag_response(emu, req, repo, tag_name, tag)
 
     async def delete_tag(req: Request) -> Response:
@@ -180,7 +185,6 @@ def build(emu: Emulator) -> list[Route]:
                 raise manifest_unknown(digest)
             # PATCH does not move lastUpdateTime (acr-facts.md section 1.7).
             manifest.attributes.update(patch)
-            repo.touch()
         return _manifest_response(emu, req, repo, manifest)
 
     return [

@@ -3,8 +3,9 @@
 Repositories hold manifests (content-addressed, real sha256 of the stored bytes) and tags;
 locks (`changeableAttributes`) live at all three levels. Every rule here is an ACR behaviour
 from acr-facts.md section 3; where that file says UNCERTAIN the choice is the one safest for a
-cleaner, listed in docs/emulator.md. Listing orders are cached per repository and rebuilt only
-after a change, so paging through a large repository costs a bisect per page, not a sort.
+cleaner, listed in docs/emulator.md. Listing orders are sorted once per repository and then
+kept in step with every push, re-tag and delete by bisection, so a page costs a bisect and a
+delete costs a bisect, never a re-sort of the repository.
 """
 
 from __future__ import annotations
@@ -137,36 +138,64 @@ class Repository:
         self.manifests: dict[str, Manifest] = {}
         self.tags: dict[str, Tag] = {}
         self.referrers: dict[str, set[str]] = {}
-        self._version = 0
-        self._cache: dict[str, tuple[int, list[Any]]] = {}
+        self._orders: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
 
-    def touch(self, now: datetime | None = None) -> None:
-        self._version += 1
-        if now is not None:
-            self.updated = max(self.updated, now)
+    def touch(self, now: datetime) -> None:
+        self.updated = max(self.updated, now)
 
     def ordered(self, kind: str, order: str) -> list[tuple[Any, ...]]:
         """Sort keys for `kind` ("tags"/"manifests") in `order` ("", "timeasc", "timedesc")."""
-        key = f"{kind}:{order}"
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] == self._version:
-            return cached[1]
-        items: Iterable[Tag | Manifest] = (
-            self.tags.values() if kind == "tags" else self.manifests.values()
-        )
-        keys: list[tuple[Any, ...]]
-        if order == "timeasc":
-            keys = sorted((ticks(i.updated), _key(i)) for i in items)
-        elif order == "timedesc":
-            keys = sorted((-ticks(i.updated), _key(i)) for i in items)
-        else:
-            keys = sorted((_key(i),) for i in items)
-        self._cache[key] = (self._version, keys)
+        keys = self._orders.get((kind, order))
+        if keys is None:
+            items: Iterable[Tag | Manifest] = (
+                self.tags.values() if kind == "tags" else self.manifests.values()
+            )
+            keys = sorted(sort_key(item, order) for item in items)
+            self._orders[(kind, order)] = keys
         return keys
 
+    def forget(self, item: Tag | Manifest) -> None:
+        """Take `item` out of the kept orders: before it is removed or its time changes."""
+        kind = _kind(item)
+        for (of, order), keys in self._orders.items():
+            if of != kind:
+                continue
+            key = sort_key(item, order)
+            index = bisect.bisect_left(keys, key)
+            if index < len(keys) and keys[index] == key:
+                del keys[index]
+            else:  # out of step (a change made without forget): rebuild on the next listing
+                self.invalidate()
+                return
 
-def _key(item: Tag | Manifest) -> str:
-    return item.name if isinstance(item, Tag) else item.digest
+    def remember(self, item: Tag | Manifest) -> None:
+        """Put `item` into the kept orders: after it is added or its time changed."""
+        kind = _kind(item)
+        for (of, order), keys in self._orders.items():
+            if of != kind:
+                continue
+            key = sort_key(item, order)
+            index = bisect.bisect_left(keys, key)
+            if index == len(keys) or keys[index] != key:
+                keys.insert(index, key)
+
+    def invalidate(self) -> None:
+        """Drop the kept orders (bulk seeding); the next listing sorts afresh."""
+        self._orders.clear()
+
+
+def sort_key(item: Tag | Manifest, order: str) -> tuple[Any, ...]:
+    """Where `item` sorts in a listing: by name or digest, or by lastUpdateTime then name."""
+    name = item.name if isinstance(item, Tag) else item.digest
+    if order == "timeasc":
+        return (ticks(item.updated), name)
+    if order == "timedesc":
+        return (-ticks(item.updated), name)
+    return (name,)
+
+
+def _kind(item: Tag | Manifest) -> str:
+    return "tags" if isinstance(item, Tag) else "manifests"
 
 
 class Registry:
@@ -235,7 +264,9 @@ class Registry:
                 existing_tag = repo.tags.get(tag) if tag else None
                 if existing_tag is not None and not existing_tag.attributes.write_enabled:
                     raise disallowed()
-            if require_references:
+            # A manifest the repository already holds had its references checked (or was
+            # seeded, whose layers are only described): re-tagging it needs no blobs.
+            if require_references and (repo is None or digest not in repo.manifests):
                 self._check_references(name, repo, parsed)
             if repo is None:
                 repo = Repository(name, now)
@@ -245,6 +276,7 @@ class Registry:
             if manifest is None:
                 manifest = self._new_manifest(digest, body, parsed, now)
                 repo.manifests[digest] = manifest
+                repo.remember(manifest)
                 if manifest.subject is not None:
                     repo.referrers.setdefault(manifest.subject, set()).add(digest)
             if tag is not None:
@@ -294,16 +326,21 @@ class Registry:
         # the manifest it now names counts as updated (it was just pushed under that tag).
         tag = repo.tags.get(name)
         if tag is None:
-            repo.tags[name] = Tag(name, manifest.digest, now, now)
+            tag = repo.tags[name] = Tag(name, manifest.digest, now, now)
         else:
+            repo.forget(tag)
             if tag.digest != manifest.digest:
                 old = repo.manifests.get(tag.digest)
                 if old is not None:
                     old.tags.discard(name)
                 tag.digest = manifest.digest
             tag.updated = now
+        repo.remember(tag)
         manifest.tags.add(name)
-        manifest.updated = max(manifest.updated, now)
+        if now > manifest.updated:
+            repo.forget(manifest)
+            manifest.updated = now
+            repo.remember(manifest)
 
     def add_manifest(self, name: str, manifest: Manifest, now: datetime) -> Repository:
         """Bulk seeding: insert a ready-made manifest without push checks."""
@@ -313,6 +350,7 @@ class Registry:
             self.repositories[name] = repo
             self._catalog_version += 1
         repo.manifests[manifest.digest] = manifest
+        repo.invalidate()
         if manifest.subject is not None:
             repo.referrers.setdefault(manifest.subject, set()).add(manifest.digest)
         repo.created = min(repo.created, manifest.created)
@@ -325,6 +363,7 @@ class Registry:
         if old is not None and old.digest in repo.manifests:
             repo.manifests[old.digest].tags.discard(tag.name)
         repo.tags[tag.name] = tag
+        repo.invalidate()
         repo.manifests[tag.digest].tags.add(tag.name)
         repo.touch(tag.updated)
 
@@ -337,6 +376,7 @@ class Registry:
             tag = self.tag(repo, tag_name)
             if not repo.attributes.write_enabled or not tag.attributes.deletable:
                 raise disallowed()
+            repo.forget(tag)
             del repo.tags[tag_name]
             manifest = repo.manifests.get(tag.digest)
             if manifest is not None:
@@ -397,9 +437,12 @@ class Registry:
                     stack.append(repo.manifests[referrer])
 
     def _remove_manifest(self, repo: Repository, manifest: Manifest) -> Deleted:
+        repo.forget(manifest)
         del repo.manifests[manifest.digest]
-        for tag in manifest.tags:
-            repo.tags.pop(tag, None)
+        for name in manifest.tags:
+            tag = repo.tags.pop(name, None)
+            if tag is not None:
+                repo.forget(tag)
         if manifest.subject is not None:
             siblings = repo.referrers.get(manifest.subject)
             if siblings is not None:
@@ -444,12 +487,6 @@ class Registry:
             return True
 
 
-def page(keys: list[tuple[Any, ...]], after: tuple[Any, ...] | None, n: int) -> list[Any]:
-    """Up to `n` sort keys strictly after `after` (a bisect into the cached order)."""
-    start = 0 if after is None else bisect.bisect_right(keys, after)
-    return keys[start : start + n]
-
-
 __all__ = [
     "Attributes",
     "Deleted",
@@ -458,6 +495,6 @@ __all__ = [
     "RegistryError",
     "Repository",
     "Tag",
-    "page",
+    "sort_key",
     "ticks",
 ]
