@@ -187,7 +187,7 @@ class Executor:
         async with self._governor.writes.slot():
             change = await self._repository_changed(repository)
             if change is None:
-                change = await self._manifest_changed(repository, digest)
+                change = await self._manifest_changed(repository, digest, action.tags)
             if change == "gone":
                 return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
             if change is not None:
@@ -225,8 +225,14 @@ class Executor:
             return "repository locks changed"
         return None
 
-    async def _manifest_changed(self, repository: str, digest: str) -> str | None:
-        """Why the manifest no longer matches the snapshot ("gone" if it is), or None."""
+    async def _manifest_changed(
+        self, repository: str, digest: str, planned_tags: Sequence[str]
+    ) -> str | None:
+        """Why the manifest no longer matches what was planned ("gone" if it is), or None.
+
+        `planned_tags` are the tags the planner judged it by: the manifest listing's, plus any
+        the tag listing showed on it (the two listings are read at slightly different times).
+        """
         before = self._manifests.get((repository, digest))
         if before is None:
             return "not in the snapshot"
@@ -235,8 +241,8 @@ class Executor:
                 now = await self._client.get_manifest_properties(repository, digest)
             except NotFoundError:
                 return "gone"
-        if set(now.tags) != set(before.tags):
-            return f"tags changed from {_tags(before.tags)} to {_tags(now.tags)}"
+        if set(now.tags) != set(planned_tags):
+            return f"tags changed from {_tags(planned_tags)} to {_tags(now.tags)}"
         if _lock_bits(now.attributes) != _lock_bits(before.attributes):
             return "manifest locks changed"
         if now.last_updated_on != before.last_updated_on:

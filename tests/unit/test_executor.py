@@ -15,12 +15,18 @@ from tests.unit.fake_registry import LOCKED, FakeRegistry, later
 REPO = "team/app"
 
 
-def delete(digest: str, *, after: tuple[str, ...] = (), repository: str = REPO) -> Action:
+def delete(
+    digest: str,
+    *,
+    after: tuple[str, ...] = (),
+    repository: str = REPO,
+    tags: tuple[str, ...] = (),
+) -> Action:
     return Action(
         ActionKind.DELETE_MANIFEST,
         repository,
         digest,
-        (),
+        tags,
         "older than keepLatest",
         "r",
         size_in_bytes=1000,
@@ -93,7 +99,16 @@ async def test_a_manifest_tagged_after_the_snapshot_survives():
     old = registry.push(REPO, "old", tags=("1.0",))
     taken = snapshots(registry)
     registry.tag(REPO, "prod", old)
-    outcomes = await run(registry, plan_of(delete(old)), taken)
+    outcomes = await run(registry, plan_of(delete(old, tags=("1.0",))), taken)
+    assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
+    assert old in registry.digests(REPO)
+
+
+async def test_a_manifest_that_lost_a_planned_tag_survives():
+    """The plan judged it with a tag the manifest listing missed; that tag is gone: skip it."""
+    registry = FakeRegistry()
+    old = registry.push(REPO, "old")
+    outcomes = await run(registry, plan_of(delete(old, tags=("1.0",))))
     assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
     assert old in registry.digests(REPO)
 
@@ -104,8 +119,10 @@ async def test_a_manifest_whose_tag_was_locked_after_the_snapshot_survives():
     old = registry.push(REPO, "old", tags=("1.0",))
     taken = snapshots(registry)
     await registry.update_tag_properties(REPO, "1.0", can_delete=False)
-    outcomes = await run(registry, plan_of(delete(old)), taken)
-    assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
+    executor = Executor(registry, Governor(), taken)
+    [outcome] = await executor.apply(plan_of(delete(old, tags=("1.0",))))
+    assert outcome.outcome is Outcome.SKIPPED_CHANGED
+    assert outcome.detail == f"tag 1.0 was locked; {CHANGED}"
     assert old in registry.digests(REPO)
 
 
@@ -115,7 +132,7 @@ async def test_a_manifest_updated_after_the_snapshot_survives():
     old = registry.push(REPO, "old", tags=("1.0",))
     taken = snapshots(registry)
     registry.tag(REPO, "1.0", old, updated=later(3))
-    outcomes = await run(registry, plan_of(delete(old)), taken)
+    outcomes = await run(registry, plan_of(delete(old, tags=("1.0",))), taken)
     assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
     assert old in registry.digests(REPO)
 
