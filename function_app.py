@@ -92,6 +92,10 @@ def configure(
         settings: Settings | SettingsError = load_settings(env, app_root=APP_ROOT)
     except SettingsError as exc:
         settings = exc
+    except Exception as exc:
+        # Raising here would fail the module import, and the host would then index no function
+        # at all, so nothing would ever log why. Each invocation reports it instead.
+        settings = SettingsError([f"reading the app settings failed unexpectedly: {exc!r}"])
     _shell = Shell(
         settings,
         credential=credential,

@@ -252,7 +252,13 @@ def _policy(env: Mapping[str, str], app_root: Path | None) -> tuple[Policy, str]
             raise ValueError(
                 f"CLEANUP_POLICY_FILE {path!r} is not UTF-8 text: save the policy JSON as UTF-8"
             ) from None
+    setting = origin.split("=")[0]
     try:
         return load_policy(source), origin
     except PolicyError as exc:
-        raise ValueError(f"{origin.split('=')[0]} is not a valid policy: {exc}") from None
+        raise ValueError(f"{setting} is not a valid policy: {exc}") from None
+    except RecursionError:
+        # json.loads raises it for arrays or objects nested a few thousand deep.
+        raise ValueError(
+            f"{setting} is not a valid policy: its JSON is nested too deeply to read"
+        ) from None

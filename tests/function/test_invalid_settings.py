@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+import function_app
+from acr_core.settings import SettingsError
 from scripts.func_objects import Out, event_from_json, queue_message, timer
 from tests.function.conftest import Registry
 
@@ -48,3 +51,40 @@ async def test_each_invocation_names_the_bad_setting(
     assert all(setting in line.getMessage() for line in lines)
     functions = [line.getMessage().split()[1] for line in lines]
     assert functions == ["on_image_pushed", "sweep_schedule", "sweep_repository"] * 2
+
+
+class _UnreadableEnvironment(Mapping[str, str]):
+    """An environment whose every read fails, as a broken platform might."""
+
+    def __getitem__(self, key: str) -> str:
+        raise OSError(f"cannot read {key}")
+
+    def __iter__(self) -> Iterator[str]:
+        raise OSError("cannot list the environment")
+
+    def __len__(self) -> int:
+        return 0
+
+
+async def test_unexpected_failure_reading_settings_is_logged_not_raised(
+    registry: Registry, app_log: Any
+) -> None:
+    """If reading the settings fails unexpectedly, configure still succeeds and each invocation
+    logs one error and deletes nothing (an exception would have broken the module import)."""
+    for age, tag in ((9, "v1"), (8, "v2"), (7, "v3"), (6, "v4")):
+        await registry.push("apps/web", tag, age=age * DAY)
+    event = registry.pushed_events()[-1]
+    saved = function_app._shell
+    before = registry.state()
+    try:
+        app = function_app.configure(_UnreadableEnvironment())
+        await function_app.on_image_pushed(event_from_json(event))
+        await function_app.sweep_repository(queue_message(function_app.sweep_message("apps/web")))
+    finally:
+        function_app._shell = saved
+
+    assert isinstance(app.settings, SettingsError)
+    assert registry.state() == before
+    lines = app_log()
+    assert [line.levelno for line in lines] == [logging.ERROR, logging.ERROR]
+    assert all("cannot read" in line.getMessage() for line in lines)

@@ -233,3 +233,10 @@ def test_readme_defaults_are_the_code_defaults() -> None:
     assert f"`{DEFAULT_SCHEDULE}`" in table["CLEANUP_SCHEDULE"]
     assert settings.max_writes_per_minute is None
     assert settings.client_id is None
+
+
+def test_deeply_nested_policy_is_named() -> None:
+    """A policy nested deeper than the JSON parser can follow is reported naming CLEANUP_POLICY."""
+    env = {**MINIMAL, "CLEANUP_POLICY": "[" * 100_000 + "]" * 100_000}
+    (problem,) = problems(env)
+    assert problem.startswith("CLEANUP_POLICY is not a valid policy")
