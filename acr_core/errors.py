@@ -151,6 +151,10 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
         data = None
     if isinstance(data, dict):
         errors = data.get("errors")
+        # The wire form is `{"errors":[...]}`; the TypeSpec spec declares `{"error":{...}}`
+        # (acr-facts.md section 1.0), so that is read too.
+        if not (isinstance(errors, list) and errors) and isinstance(data.get("error"), dict):
+            errors = [data["error"]]
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             first = errors[0]
             code = first.get("code")

@@ -224,7 +224,8 @@ CHALLENGE = 'Bearer realm="https://r.io/oauth2/token",service="r.io",scope="repo
         ),
         (_response(429, {"errors": []}, **{"Retry-After": "3"}), ThrottledError, None),
         (_response(503, text="<html>busy</html>"), ServerError, None),
-        (_response(400, {"error": {"code": "Other"}}), AcrResponseError, None),
+        (_response(400, {"error": {"code": "Other"}}), AcrResponseError, "Other"),
+        (_response(400, {"detail": "no code at all"}), AcrResponseError, None),
     ],
 )
 def test_error_from_response(
