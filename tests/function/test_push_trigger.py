@@ -291,3 +291,26 @@ async def test_safety_limit_blocks_and_warns(
     (summary,) = summaries(app_log())
     assert summary["status"] == "blocked"
     assert summary["blocked"] == 1
+
+
+async def test_failure_logs_carry_no_token(
+    registry: Registry, app: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run refused by the registry, and a sweep that may not list, log no token either."""
+    from acr_emulator.testing import DEFAULT_OID
+    from scripts.func_objects import Out, timer
+
+    caplog.set_level(logging.DEBUG)
+    await seed_history(registry)
+    await registry.push("apps/web", "v5", age=timedelta(0))
+    registry.emulator.grant(DEFAULT_OID, "AcrPull")
+
+    await app.on_image_pushed(event_from_json(registry.pushed_events()[0]))
+    registry.emulator.revoke(DEFAULT_OID)
+    registry.emulator.grant(DEFAULT_OID, "AcrDelete")
+    await app.sweep_schedule(timer(), Out())
+
+    errors = [r for r in caplog.records if r.name == "acr_cleanup" and r.levelno >= logging.ERROR]
+    assert len(errors) == 2  # the refused deletions, the refused listing
+    texts = [r.getMessage() + repr(r.__dict__.get("args")) for r in caplog.records]
+    assert not [t for t in texts if "eyJ" in t or registry.server.admin_password in t]
