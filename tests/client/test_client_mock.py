@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -496,3 +497,50 @@ async def test_repeated_permission_errors_stop_costing_token_requests() -> None:
     # Two each for the first calls (the challenge or refusal, then one retry with a new token);
     # the third has no newer token to try, so the refused one is not sent again.
     assert fake.calls["401"] == 5
+
+
+async def test_older_and_richer_listing_shapes_decode_and_body_link_is_ignored() -> None:
+    """Empty tags, no mediaType, offsets, 9-digit fractions and quarantine fields decode, and
+    a `link` in the body (not the header) ends the listing."""
+    other = "sha256:" + "e" * 64
+    page = {
+        "registry": "fake.azurecr.io",
+        "imageName": "app",
+        "manifests": [
+            {
+                "digest": D,
+                "createdTime": "2019-03-12T22:42:08.3783775+00:00",
+                "lastUpdateTime": "2018-06-20T12:00:33.6125843-07:00",
+                "tags": [],
+                "changeableAttributes": {
+                    "deleteEnabled": True,
+                    "writeEnabled": True,
+                    "quarantineState": "Passed",
+                    "quarantineDetails": '{"state":"Scan Passed"}',
+                },
+            },
+            {
+                "digest": other,
+                "createdTime": "2018-04-25T21:39:47.276585742Z",
+                "lastUpdateTime": "2018-04-25T21:39:47.276585742Z",
+                "tags": ["v1"],
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+            },
+        ],
+        "link": "/acr/v1/app/_manifests?last=x&n=2",
+    }
+    fake = FakeAcr()
+    fake.routes[("GET", "/acr/v1/app/_manifests")] = lambda r: httpx.Response(200, json=page)
+    async with client_for(fake) as client:
+        manifests = [m async for m in client.list_manifest_properties("app", results_per_page=2)]
+    first, second = manifests
+    assert first.tags == ()
+    assert first.media_type is None
+    assert first.last_updated_on == datetime(2018, 6, 20, 19, 0, 33, 612584, tzinfo=UTC)
+    assert first.created_on == datetime(2019, 3, 12, 22, 42, 8, 378377, tzinfo=UTC)
+    assert first.attributes.quarantine_state == "Passed"
+    assert first.attributes.quarantine_details == '{"state":"Scan Passed"}'
+    assert second.tags == ("v1",)
+    assert second.is_index
+    assert second.created_on == datetime(2018, 4, 25, 21, 39, 47, 276585, tzinfo=UTC)
+    assert fake.calls["GET /acr/v1/app/_manifests"] == 1
