@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeGuard
 
 from acr_core.patterns import NameKind, PatternError, PatternSet, parse_duration
 
@@ -123,7 +124,7 @@ def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]
     return result
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -200,7 +201,7 @@ class _Parser:
         keep_tags = self.patterns(where, "keepTags", data.get("keepTags", []))
         lock_tags = self.patterns(where, "lockTags", data.get("lockTags", []))
         keep_latest = data.get("keepLatest")
-        if keep_latest is not None and not (isinstance(keep_latest, int) and _is_int(keep_latest)):
+        if keep_latest is not None and not _is_int(keep_latest):
             self.fail(f"{where}.keepLatest", f"{keep_latest!r} is not a whole number >= 0")
             keep_latest = None
         elif keep_latest is not None and keep_latest < 0:
@@ -278,7 +279,7 @@ class _Parser:
             value,
             "maxDeletesPerRepository",
             DEFAULT_MAX_DELETES_PER_REPOSITORY,
-            lambda v: isinstance(v, int) and _is_int(v) and v >= 1,
+            lambda v: _is_int(v) and v >= 1,
             "a whole number >= 1, or null for no limit",
         )
         fraction = self.limit(
