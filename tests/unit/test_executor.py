@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -294,3 +296,36 @@ async def test_children_go_only_after_every_parent_and_otherwise_always_go(graph
             assert img in locked or not all(gone)
     for name in indexes:
         assert (digest[name] in order) == (name not in locked)
+
+
+class StallingDeletes(FakeRegistry):
+    """A registry whose delete of one manifest never answers, as a run cut off mid-request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled: str | None = None
+        self.reached = asyncio.Event()
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        if digest == self.stalled:
+            self.reached.set()
+            await asyncio.Event().wait()
+        return await super().delete_manifest(repository, digest)
+
+
+async def test_a_run_cancelled_while_deleting_an_index_leaves_its_children():
+    """Cancelled while the index delete is in flight, the run has deleted none of its children."""
+    registry = StallingDeletes()
+    amd, arm = registry.push(REPO, "amd"), registry.push(REPO, "arm")
+    index = registry.push(REPO, "index", children=(amd, arm))
+    other = registry.push(REPO, "other")
+    registry.stalled = index
+    plan = plan_of(delete(amd, after=(index,)), delete(arm, after=(index,)), delete(index))
+    executor = Executor(registry, Governor(), snapshots(registry))
+    run_task = asyncio.ensure_future(executor.apply(plan))
+    await registry.reached.wait()
+    run_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run_task
+    assert registry.digests(REPO) == {amd, arm, index, other}
+    assert registry.deleted == []

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from acr_core.errors import ServerError
 from acr_core.executor import Outcome
+from acr_core.models import ManifestContent
 from acr_core.plan import Plan
 from acr_core.policy import load_policy
 from acr_core.report import Status
 from acr_core.service import ProgressEvent, run_cleanup
-from tests.unit.fake_registry import T0, FakeRegistry, later
+from tests.unit.fake_registry import T0, FakeRegistry, digest_of, later
 
 NOW = T0 + timedelta(days=30)
 POLICY = load_policy(
@@ -121,3 +123,37 @@ async def test_progress_and_request_counts_are_reported():
     assert ("apply", 2, 2) in [(e.phase, e.done, e.total) for e in events]
     assert report.requests.throttled == 1
     assert report.requests.requests == registry.stats.requests
+
+
+class FailingReads(FakeRegistry):
+    """A registry that answers 503 when one given manifest is read raw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: str | None = None
+
+    async def get_manifest(self, repository: str, tag_or_digest: str) -> ManifestContent:
+        if tag_or_digest == self.broken:
+            path = f"/v2/{repository}/manifests/{tag_or_digest}"
+            raise ServerError(
+                status=503, code="UNAVAILABLE", message="busy", method="GET", url=path
+            )
+        return await super().get_manifest(repository, tag_or_digest)
+
+
+async def test_a_manifest_that_cannot_be_read_fails_its_repository_and_deletes_nothing_there():
+    """One raw-manifest read failing (503) leaves that repository whole; the other is cleaned."""
+    registry = FailingReads()
+    for repository in ("apps/a", "apps/b"):
+        registry.push(repository, f"{repository}-1.0", tags=("1.0",), updated=later(1))
+        amd = registry.push(repository, f"{repository}-amd", updated=later(2))
+        registry.push(
+            repository, f"{repository}-2.0", tags=("2.0",), children=(amd,), updated=later(2)
+        )
+    registry.broken = digest_of("apps/a-2.0")
+    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False)
+    assert [(i.repository, i.status, i.transient) for i in report.issues] == [
+        ("apps/a", Status.FAILED, True)
+    ]
+    assert len(registry.digests("apps/a")) == 3
+    assert len(registry.digests("apps/b")) == 2
