@@ -180,6 +180,25 @@ CASES = [
         {"old": "untagged, not updated for more than 1w", "young": "within untagged.olderThan"},
     ),
     c(
+        "a fresh untagged manifest no index lists yet (a child pushed before its index) is kept",
+        lambda b: (b.image("child", age=timedelta(minutes=5)), b.image("old", age=days(8))),
+        {"untagged": {"olderThan": "0s"}},
+        {"old"},
+        {"child": "minAge (1h)"},
+    ),
+    c(
+        "the digest the caller protects is kept even as an untagged child of a deleted index",
+        lambda b: (
+            b.image("pushed", age=days(40)),
+            b.index("old", ("pushed",), "1", age=days(40)),
+            b.image("a", "2", age=days(1)),
+        ),
+        {"keepLatest": 1},
+        {"old"},
+        {"pushed": "protected by the caller"},
+        protect=("pushed",),
+    ),
+    c(
         "without untagged.olderThan untagged images are kept",
         lambda b: b.image("old", age=days(800)),
         {"keepLatest": 0},
