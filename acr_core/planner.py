@@ -174,6 +174,10 @@ class _Graph:
                 listed = {r.digest for r in manifest.references}
                 listed.update(c.digest for c in content.children)
                 self.add_children(digest, listed, known=True)
+        self.add_attachment(digest)
+
+    def add_attachment(self, digest: str) -> None:
+        """Anchor a manifest tagged only with referrers-tag-schema tags to the subject named."""
         tags = self.tags[digest]
         if not tags or not tags[0].startswith("sha256-"):
             return
