@@ -182,21 +182,13 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
                 f"--repository {name!r} is not a repository name: lower-case letters, digits "
                 "and . _ - separators, with / between path components"
             )
-    now = _parse_now(args.now) if args.now else None
-    if now is not None and args.command == "apply" and now > datetime.now(UTC):
-        # Ages are measured back from `now`: a future `now` makes images pushed a moment ago
-        # look older than minAge and untagged.olderThan, so apply would delete them.
-        raise UsageError(
-            f"--now {args.now!r} is in the future: apply would treat fresh images as old; "
-            "give apply a time no later than now, or look ahead with plan"
-        )
     return Options(
         command=args.command,
         endpoint=_endpoint(args.registry),
         policy=load_policy(_read(args.policy, "--policy")),
         repositories=tuple(args.repository) if args.repository else None,
         output=args.output,
-        now=now,
+        now=_parse_now(args.now, args.command) if args.now else None,
         verify=_verify(args.ca_file) if args.ca_file else True,
         username=username,
         password=password,
@@ -237,13 +229,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _parse_now(text: str) -> datetime:
+def _parse_now(text: str, command: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--now {text!r} is not ISO 8601, e.g. 2026-01-31T12:00:00Z") from None
     if moment.tzinfo is None:
         raise UsageError(f"--now {text!r} needs a time zone, e.g. {text}Z")
+    if command == "apply" and moment > datetime.now(UTC):
+        # Ages are measured back from `now`: a future `now` makes images pushed a moment ago
+        # look older than minAge and untagged.olderThan, so apply would delete them.
+        raise UsageError(
+            f"--now {text!r} is in the future: apply would treat fresh images as old; "
+            "give apply a time no later than now, or look ahead with plan"
+        )
     return moment
 
 
