@@ -54,10 +54,19 @@ class AcrError(Exception):
 
 
 class AcrResponseError(AcrError):
-    """The registry answered with an error status; keeps ACR's error code and message."""
+    """The registry answered with an error status; keeps ACR's error code and message, and the
+    response's `X-Ms-Correlation-Request-Id`, which Azure support asks for (acr-facts.md 1.0)."""
 
     def __init__(
-        self, *, status: int, code: str | None, message: str, method: str, url: str, hint: str = ""
+        self,
+        *,
+        status: int,
+        code: str | None,
+        message: str,
+        method: str,
+        url: str,
+        hint: str = "",
+        correlation_id: str | None = None,
     ) -> None:
         self.status = status
         self.code = code
@@ -65,9 +74,11 @@ class AcrResponseError(AcrError):
         self.method = method
         self.url = url
         self.hint = hint
+        self.correlation_id = correlation_id
         code_part = f" {code}" if code else ""
         text = f"{method} {url} -> {status}{code_part}: {message}"
-        super().__init__(f"{text}. {hint}" if hint else text)
+        text = f"{text}. {hint}" if hint else text
+        super().__init__(f"{text} (correlation id {correlation_id})" if correlation_id else text)
 
 
 class NotFoundError(AcrResponseError):
@@ -181,12 +192,19 @@ def error_from_response(response: httpx.Response) -> AcrResponseError:
         method=request.method,
         url=redact_url(request.url),
         hint=role_hint(scope) if cls is PermissionDeniedError else hint,
+        correlation_id=_correlation_id(response),
     )
     if isinstance(error, PermissionDeniedError):
         error.scope = scope
     if isinstance(error, ThrottledError):
         error.retry_after = retry_after_from(response.headers)
     return error
+
+
+def _correlation_id(response: httpx.Response) -> str | None:
+    value = response.headers.get("x-ms-correlation-request-id", "").strip()
+    # A request id, not a secret; bounded and scrubbed all the same before it enters a message.
+    return scrub(value[:100]) or None
 
 
 def _classify(

@@ -242,6 +242,20 @@ def test_error_from_response(
     )
 
 
+def test_error_names_the_correlation_id_for_support() -> None:
+    """The response's X-Ms-Correlation-Request-Id is kept on the error and shown in its text."""
+    error = error_from_response(
+        _response(
+            405,
+            _errors("REGISTRY_DISALLOWED_OPERATION", {}),
+            **{"X-Ms-Correlation-Request-Id": "0f6c2a1e-5d7b-4f0e-9a43-2b8e7c1d9f00"},
+        )
+    )
+    assert error.correlation_id == "0f6c2a1e-5d7b-4f0e-9a43-2b8e7c1d9f00"
+    assert str(error).endswith("(correlation id 0f6c2a1e-5d7b-4f0e-9a43-2b8e7c1d9f00)")
+    assert error_from_response(_response(404, _errors("NAME_UNKNOWN"))).correlation_id is None
+
+
 def test_error_message_is_scrubbed_of_tokens() -> None:
     """A server message that quotes a JWT does not carry it into the exception."""
     token = "eyJhbGciOiJub25lIn0.eyJleHAiOjF9.c2ln"
