@@ -194,6 +194,8 @@ async def gather_repository(
     """Read one repository: its locks, every manifest and tag, and the raw manifests the
     planner needs (indexes, untagged and non-image manifests). Raises `AcrError`."""
     governor = governor or Governor()
+    # Read before the listings: the planner compares the counts in it with what the listings
+    # show, and a push in between only makes the listings longer, never shorter.
     async with governor.reads.slot():
         properties = await client.get_repository_properties(repository)
 
