@@ -57,7 +57,7 @@ param existingSystemTopicName string = ''
 param deployEventSubscription bool = false
 
 // The bounds below are the ones acr_core/settings.py accepts; outside them the app refuses to run.
-@description('Upper bound on concurrent registry writes per instance.')
+@description('Upper bound on concurrent registry writes per cleanup run.')
 @minValue(1)
 @maxValue(128)
 param maxConcurrency int = 32
