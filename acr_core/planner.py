@@ -633,10 +633,14 @@ def _missing_from_listings(
             f"the repository reports {counted} manifests but its listing showed {listed} "
             "(hidden with listEnabled=false, or deleted while it was read)"
         )
-    names, counted = {t.name for t in snapshot.tags}, snapshot.tag_count
+    # A tag the manifest listing shows but the tag listing hides already protects its manifest;
+    # only a tag neither listing shows leaves a manifest looking less tagged than it is.
+    names = {t.name for t in snapshot.tags}
+    names.update(tag for manifest in manifests.values() for tag in manifest.tags)
+    counted = snapshot.tag_count
     if counted is not None and counted > len(names):
         return (
-            f"the repository reports {counted} tags but its listing showed {len(names)} "
+            f"the repository reports {counted} tags but its listings showed {len(names)} "
             "(hidden with listEnabled=false, or deleted while it was read)"
         )
     for tag in sorted(snapshot.tags, key=lambda t: t.name):

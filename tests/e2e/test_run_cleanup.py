@@ -273,3 +273,31 @@ async def test_children_of_an_index_hidden_from_listings_are_kept(seeded, client
     [repository] = report.plan.repositories
     assert repository.deletions == ()
     assert all("listEnabled=false" in kept.reason for kept in repository.kept)
+
+
+async def test_a_tag_hidden_from_the_tag_listing_protects_only_its_image(seeded, client):
+    """A listEnabled=false tag still shows on its manifest: that image stays, the rest is judged."""
+    old = "2026-04-01T00:00:00Z"
+    hidden_tag = {"name": "secret", "attributes": {"listEnabled": False}}
+    seeded.seed(
+        {
+            "repositories": [
+                {
+                    "name": "hidden/tags",
+                    "manifests": [
+                        {"id": "kept", "tags": [hidden_tag], "pushed": old},
+                        {"id": "plain", "tags": ["1"], "pushed": old},
+                    ],
+                }
+            ]
+        }
+    )
+    policy = {
+        **HIDDEN_POLICY,
+        "rules": [{"name": "tags", "repositories": ["hidden/**"], "keepLatest": 0}],
+    }
+    report = await run_cleanup(
+        client, load_policy(policy), now=NOW, dry_run=False, repositories=["hidden/tags"]
+    )
+    assert state(seeded, "hidden/tags") == {"secret"}
+    assert report.totals.deleted == 1

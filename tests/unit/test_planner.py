@@ -675,7 +675,7 @@ def _listing_gaps() -> list[object]:
         ),
         pytest.param(
             replace(whole, tag_count=len(whole.tags) + 1),
-            "reports 2 tags but its listing showed 1",
+            "reports 2 tags but its listings showed 1",
             id="tag-count",
         ),
         pytest.param(
@@ -696,6 +696,18 @@ def test_a_repository_whose_listings_miss_something_deletes_nothing(
     assert repo_plan.deletions == ()
     assert {k.digest for k in repo_plan.kept} == {m.digest for m in snapshot.manifests}
     assert all(words in k.reason for k in repo_plan.kept)
+
+
+def test_a_tag_only_the_tag_listing_hides_protects_just_its_manifest() -> None:
+    """A tag hidden from the tag listing but shown on its manifest is counted as seen."""
+    b = RepoBuilder()
+    b.image("hidden-tag", "1", "secret", age=days(9))
+    b.image("old", "2", age=days(9))
+    snapshot = b.build()
+    listed = tuple(t for t in snapshot.tags if t.name != "secret")
+    snapshot = replace(snapshot, tags=listed, tag_count=len(listed) + 1)
+    (repo_plan,) = plan([snapshot], policy_for({"keepLatest": 0}), NOW).repositories
+    assert {b.keys[a.digest] for a in repo_plan.deletions} == {"old"}
 
 
 def test_listings_that_match_the_counts_are_planned_normally() -> None:
