@@ -292,8 +292,11 @@ class _Schedule:
                 self._ready.put_nowait(i)
         pending = {i: n for i, n in self._waiting.items() if i not in self._results}
         for i in _in_cycles(pending, self._dependents):
-            failed = ActionOutcome(self.actions[i], Outcome.FAILED, "the plan orders it in a cycle")
-            self.finish(i, failed)
+            if i not in self._results:  # an earlier member's failure may have skipped it already
+                failed = ActionOutcome(
+                    self.actions[i], Outcome.FAILED, "the plan orders it in a cycle"
+                )
+                self.finish(i, failed)
 
     def _wait(self, index: int, parents: list[int | None]) -> None:
         action = self.actions[index]

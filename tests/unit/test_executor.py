@@ -190,8 +190,18 @@ async def test_a_cycle_in_the_plan_deletes_nothing_in_it():
     """Two actions that each wait for the other fail instead of hanging."""
     registry = FakeRegistry()
     a, b = registry.push(REPO, "a"), registry.push(REPO, "b")
-    outcomes = await run(registry, plan_of(delete(a, after=(b,)), delete(b, after=(a,))))
-    assert set(outcomes.values()) == {Outcome.FAILED}
+    plan = plan_of(delete(a, after=(b,)), delete(b, after=(a,)))
+    reported: list[str] = []
+    executor = Executor(
+        registry,
+        Governor(),
+        snapshots(registry),
+        on_done=lambda o: reported.append(o.action.digest),
+    )
+    outcomes = {o.action.digest: o.outcome for o in await executor.apply(plan)}
+    assert set(outcomes.values()) <= {Outcome.FAILED, Outcome.SKIPPED_DEPENDENCY}
+    assert Outcome.FAILED in outcomes.values()
+    assert sorted(reported) == sorted([a, b])  # each action is reported done exactly once
     assert registry.digests(REPO) == {a, b}
 
 
