@@ -90,7 +90,12 @@ async def read_request(scope: Scope, receive: Receive) -> Request:
             break
     raw_path: bytes | None = scope.get("raw_path")
     path = unquote(raw_path.decode("latin-1").split("?")[0]) if raw_path else scope["path"]
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        # Repeated fields combine into one list (RFC 9110 section 5.3): Docker sends one
+        # Accept line per media type.
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return Request(
         method=scope["method"],
         path=path,

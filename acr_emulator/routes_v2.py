@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from acr_emulator.auth import DELETE, PULL, PUSH, Scope
 from acr_emulator.content import (
+    INDEX_TYPES,
     OCI_INDEX,
     check_name,
     check_tag,
@@ -37,6 +38,15 @@ NAME = r"(?P<name>[^_].*?)"
 
 def _scope(name: str, *actions: str) -> Scope:
     return Scope("repository", name, actions)
+
+
+def _accepts(req: Request, media_type: str) -> bool:
+    """Whether the request's Accept header takes `media_type`; no Accept header takes anything."""
+    header = req.headers.get("accept", "").strip()
+    if not header:
+        return True
+    accepted = {part.split(";")[0].strip().lower() for part in header.split(",")}
+    return bool(accepted & {"*/*", "application/*", media_type.lower()})
 
 
 def build(emu: Emulator) -> list[Route]:
@@ -87,6 +97,15 @@ def build(emu: Emulator) -> list[Route]:
         readable = repo.attributes.read_enabled and manifest.attributes.read_enabled
         if not readable or (tag is not None and not tag.attributes.read_enabled):
             raise disallowed()
+        if manifest.media_type in INDEX_TYPES and not _accepts(req, manifest.media_type):
+            # An index is returned only to a client that says it takes one (acr-facts.md 1.8);
+            # the registry code ACR runs on answers 404 (UNCERTAIN for ACR; docs/emulator.md).
+            raise RegistryError(
+                404,
+                "MANIFEST_UNKNOWN",
+                f"{manifest.media_type} found, but the Accept header does not include it",
+                {"Tag": reference} if tag is not None else {"Digest": reference},
+            )
         headers = [("docker-content-digest", manifest.digest), ("etag", f'"{manifest.digest}"')]
         return Response(200, manifest.body, headers, manifest.media_type)
 

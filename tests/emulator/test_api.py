@@ -207,10 +207,22 @@ async def test_missing_things_answer_404_with_acr_codes(emulator_client, auth, p
 
 
 async def test_every_response_carries_acr_headers(emulator_client, auth):
-    """Docker-Distribution-Api-Version and a correlation id are on every answer."""
-    response = await emulator_client.get("/acr/v1/_catalog", headers=auth)
-    assert response.headers["docker-distribution-api-version"] == "registry/2.0"
-    assert response.headers["x-ms-correlation-request-id"]
+    """Docker-Distribution-Api-Version, the exposed-headers list and a correlation id are on
+    every answer: success, 202, 401, JSON 404 and the router's text 404."""
+    responses = [
+        await emulator_client.get("/acr/v1/_catalog", headers=auth),
+        await emulator_client.delete("/acr/v1/team/app/_tags/v2", headers=auth),
+        await emulator_client.get("/acr/v1/team/app"),
+        await emulator_client.get("/acr/v1/team/app/_tags/nope", headers=auth),
+        await emulator_client.get("/acr/v1/team/app/_manifests/latest", headers=auth),
+    ]
+    assert [r.status_code for r in responses] == [200, 202, 401, 404, 404]
+    for response in responses:
+        assert response.headers["docker-distribution-api-version"] == "registry/2.0"
+        assert response.headers["access-control-expose-headers"] == (
+            "Docker-Content-Digest, WWW-Authenticate, Link, X-Ms-Correlation-Request-Id"
+        )
+        assert response.headers["x-ms-correlation-request-id"]
 
 
 async def test_manifest_get_and_head_return_the_stored_bytes_and_digest(
@@ -223,6 +235,35 @@ async def test_manifest_get_and_head_return_the_stored_bytes_and_digest(
     assert got.headers["content-type"] == "application/vnd.oci.image.index.v1+json"
     assert head.content == b""
     assert head.headers["docker-content-digest"] == state(emulator).tags["multi"].digest
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        ([], 200),
+        (["*/*"], 200),
+        (["application/vnd.oci.image.manifest.v1+json"], 404),
+        (
+            [
+                "application/vnd.oci.image.index.v1+json; q=0.9",
+                "application/vnd.oci.image.manifest.v1+json",
+            ],
+            200,
+        ),
+    ],
+)
+async def test_an_index_is_returned_only_to_a_client_that_accepts_it(
+    emulator_client, auth, accept, status
+):
+    """An index pulled with an Accept list lacking index types is MANIFEST_UNKNOWN; repeated
+    Accept lines count together."""
+    headers = [*auth.items(), *(("accept", value) for value in accept)]
+    response = await emulator_client.get("/v2/team/app/manifests/multi", headers=headers)
+    assert response.status_code == status
+    if status == 404:
+        assert response.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    image = await emulator_client.get("/v2/team/app/manifests/v1", headers=headers)
+    assert image.status_code == 200
 
 
 async def test_v2_catalog_and_tag_list(emulator_client, auth):
