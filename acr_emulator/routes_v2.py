@@ -98,8 +98,8 @@ def build(emu: Emulator) -> list[Route]:
         if not readable or (tag is not None and not tag.attributes.read_enabled):
             raise disallowed()
         if manifest.media_type in INDEX_TYPES and not _accepts(req, manifest.media_type):
-            # An index is returned only to a client that says it takes one (acr-facts.md 1.8);
-            # the registry code ACR runs on answers 404 (UNCERTAIN for ACR; docs/emulator.md).
+            # An index goes only to a client that says it takes one (acr-facts.md 1.8); ACR's
+            # answer otherwise is UNCERTAIN, a 404 is the loudest choice (docs/emulator.md).
             raise RegistryError(
                 404,
                 "MANIFEST_UNKNOWN",
