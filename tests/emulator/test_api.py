@@ -129,6 +129,21 @@ async def test_time_ordered_paging_survives_deleting_the_last_item_seen(
     assert remaining == [m.digest for m in expected if m.digest not in page][:2]
 
 
+async def test_link_headers_have_acr_format(emulator_client, auth):
+    """Link is relative, names are %2F-encoded, `last` is URL-encoded and `orderby` is echoed
+    (empty when not given), as in ACR's recorded headers."""
+    plain = await emulator_client.get("/acr/v1/team/app/_manifests?n=1", headers=auth)
+    ordered = await emulator_client.get("/acr/v1/team/app/_tags?n=1&orderby=timedesc", headers=auth)
+    assert re.fullmatch(
+        r'</acr/v1/team%2Fapp/_manifests\?last=sha256%3A[0-9a-f]{64}&n=1&orderby=>; rel="next"',
+        plain.headers["link"],
+    )
+    assert re.fullmatch(
+        r'</acr/v1/team%2Fapp/_tags\?last=[^&>]+&n=1&orderby=timedesc>; rel="next"',
+        ordered.headers["link"],
+    )
+
+
 async def test_names_with_slashes_work_raw_and_percent_encoded(emulator_client, auth):
     """team/app and team%2Fapp name the same repository."""
     raw = await emulator_client.get("/acr/v1/team/app", headers=auth)
