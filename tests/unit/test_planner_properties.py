@@ -235,6 +235,42 @@ def test_referrers_are_never_deleted_directly_and_after_names_earlier_deletions(
 
 
 @PROPERTY_SETTINGS
+@given(st.one_of(worlds(), worlds(referrer_children=True)))
+def test_a_deleted_child_waits_for_every_index_listing_it(world: World) -> None:
+    """Each parent index of a deleted child is removed, and named in the child's `after`."""
+    repo_plan = world.plan()
+    removed_by: dict[str, str] = {}
+    for action in repo_plan.deletions:
+        removed_by[action.digest] = action.digest
+        removed_by.update((referrer, action.digest) for referrer in action.cascades)
+    parents: dict[str, set[str]] = {}
+    for parent, kids in children_of(world.snapshot).items():
+        for kid in kids:
+            parents.setdefault(kid, set()).add(parent)
+    for action in repo_plan.deletions:
+        for parent in parents.get(action.digest, set()) - {action.digest}:
+            assert removed_by[parent] in action.after
+
+
+@PROPERTY_SETTINGS
+@given(st.one_of(worlds(), worlds(referrer_children=True)), st.data())
+def test_a_manifest_hidden_from_the_listing_stops_every_deletion(
+    world: World, data: st.DataObject
+) -> None:
+    """With one manifest missing from the listing (listEnabled=false), nothing is deleted."""
+    manifests = world.snapshot.manifests
+    if not manifests:
+        return
+    hidden = data.draw(st.sampled_from(manifests))
+    snapshot = replace(
+        world.snapshot,
+        manifests=tuple(m for m in manifests if m is not hidden),
+        manifest_count=len(manifests),
+    )
+    assert replace(world, snapshot=snapshot).plan().deletions == ()
+
+
+@PROPERTY_SETTINGS
 @given(worlds())
 def test_exactly_keep_latest_unprotected_tagged_images_survive(world: World) -> None:
     """When keepLatest deleted anything, exactly N unprotected tagged images remain afterwards."""
