@@ -41,7 +41,7 @@ def build(emu: Emulator) -> list[Route]:
         emu.authorize(req, Scope("registry", "catalog", ("*",)))
         n = page_size(req)
         with registry.lock:
-            names = [(name,) for name in registry.catalog()]
+            names = registry.catalog()
             last = req.arg("last")
 
             def visible(key: tuple[Any, ...]) -> str | None:

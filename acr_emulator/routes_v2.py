@@ -60,7 +60,7 @@ def build(emu: Emulator) -> list[Route]:
         emu.authorize(req, Scope("registry", "catalog", ("*",)))
         n, last = page_size(req), req.arg("last")
         with registry.lock:
-            names = [(name,) for name in registry.catalog()]
+            names = registry.catalog()
 
             def visible(key: tuple[Any, ...]) -> str | None:
                 repo = registry.repositories.get(key[0])

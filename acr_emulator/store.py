@@ -207,7 +207,7 @@ class Registry:
         self.blobs: dict[str, bytes] = {}
         self.repo_blobs: dict[str, set[str]] = {}
         self._catalog_version = 0
-        self._catalog_cache: tuple[int, list[str]] = (-1, [])
+        self._catalog_cache: tuple[int, list[tuple[str]]] = (-1, [])
 
     # ---- lookups -------------------------------------------------------------------------
 
@@ -217,10 +217,11 @@ class Registry:
             raise name_unknown(name)
         return repo
 
-    def catalog(self) -> list[str]:
+    def catalog(self) -> list[tuple[str]]:
+        """Repository names in lexical order, as sort keys (1-tuples) for paging."""
         version, names = self._catalog_cache
         if version != self._catalog_version:
-            names = sorted(self.repositories)
+            names = [(name,) for name in sorted(self.repositories)]
             self._catalog_cache = (self._catalog_version, names)
         return names
 
