@@ -643,12 +643,13 @@ def _missing_from_listings(
             f"the repository reports {counted} tags but its listings showed {len(names)} "
             "(hidden with listEnabled=false, or deleted while it was read)"
         )
-    for tag in sorted(snapshot.tags, key=lambda t: t.name):
-        if tag.digest not in manifests:
-            return (
-                f"tag {tag.name!r} names {_short(tag.digest)}, which the manifest listing does "
-                "not show (hidden with listEnabled=false, or pushed while it was read)"
-            )
+    unlisted = [t for t in snapshot.tags if t.digest not in manifests]
+    if unlisted:
+        tag = min(unlisted, key=lambda t: t.name)
+        return (
+            f"tag {tag.name!r} names {_short(tag.digest)}, which the manifest listing does "
+            "not show (hidden with listEnabled=false, or pushed while it was read)"
+        )
     return None
 
 
