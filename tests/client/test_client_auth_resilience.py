@@ -256,6 +256,27 @@ async def test_many_concurrent_deletes_share_one_token(
     assert emulator.counters.count(status=401) == 1
 
 
+async def test_many_concurrent_scopes_share_one_challenge_and_one_exchange(
+    emulator: Emulator, connect: Connect
+) -> None:
+    """Fifty repositories read at once: one 401, one exchange, one token per scope; after every
+    token is revoked, the next burst re-exchanges once and still succeeds."""
+    emulator.seed(
+        {"repositories": [{"name": f"r{i}", "manifests": [{"tags": ["v1"]}]} for i in range(50)]}
+    )
+    async with connect() as client:
+        first = await asyncio.gather(*(client.get_tag_properties(f"r{i}", "v1") for i in range(50)))
+        assert emulator.counters.count(status=401) == 1
+        assert emulator.counters.count(endpoint="/oauth2/exchange") == 1
+        assert emulator.counters.count(endpoint="/oauth2/token") == 50
+        emulator.revoke_tokens()
+        emulator.counters.reset()
+        again = await asyncio.gather(*(client.get_tag_properties(f"r{i}", "v1") for i in range(50)))
+    assert [t.name for t in first] == [t.name for t in again] == ["v1"] * 50
+    assert emulator.counters.count(endpoint="/oauth2/exchange") == 1
+    assert emulator.counters.count(endpoint="/oauth2/token", status=200) == 50
+
+
 def test_transport_errors_keep_the_url_redacted() -> None:
     """A connection failure names the method and URL without the query values."""
     from acr_core.errors import error_from_transport
