@@ -103,8 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         "tiny" if args.tiny else "quick" if args.quick else "issue" if args.issue_sizes else "full"
     )
     results_dir = args.results or (RESULTS if size_label == "full" else RESULTS / size_label)
-    doc = args.doc or (DOC if size_label == "full" else None)
-    chart = args.chart or (CHART if doc == DOC else (doc.with_suffix(".png") if doc else None))
+    doc = args.doc or (DOC if size_label in ("full", "issue") else None)
+    # The issue-sized run fills a block of its own in the same document, without a chart.
+    block = "issue-sizes" if size_label == "issue" else "results"
+    chart = args.chart or (
+        None
+        if size_label == "issue"
+        else CHART
+        if doc == DOC
+        else (doc.with_suffix(".png") if doc else None)
+    )
 
     if not args.report_only:
         chosen = {
@@ -178,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if found and chart is not None:
             report.chart(found, chart)
         rel = None if chart is None else chart.name if chart.parent == doc.parent else str(chart)
-        report.update_document(doc, report.render(found, planning, rel))
+        report.update_document(doc, report.render(found, planning, rel, block), block)
         print(f"updated {doc}", file=sys.stderr)
     for s in found:
         print(report.detail_table(s), file=sys.stderr)
