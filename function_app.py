@@ -428,6 +428,9 @@ async def _clean(
     for plan in report.plan.repositories:
         if plan.blocked:
             log.warning("acr-cleanup: %s is blocked: %s", plan.repository, plan.blocked)
+    retry = [o for o in failures if o.transient]
+    if retry:
+        raise _RetryableRun(f"{repository}: {len(retry)} action(s) hit a transient error")
     for issue in report.issues:
         if issue.transient:
             raise _RetryableRun(f"{repository}: {issue.detail}")
@@ -439,7 +442,8 @@ async def _clean(
 
 
 class _RetryableRun(Exception):
-    """A run whose gather hit a transient registry error: raised so the platform retries."""
+    """A run that hit a transient registry error (in its gather, or on an action after the
+    client's own retries): raised so the platform retries the run, which re-reads the registry."""
 
 
 def run_summary(

@@ -23,6 +23,7 @@ from acr_core.errors import (
     NotFoundError,
     PermissionDeniedError,
     ThrottledError,
+    is_transient,
 )
 from acr_core.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits, Governor
 from acr_core.models import (
@@ -90,6 +91,9 @@ class ActionOutcome:
     action: Action
     outcome: Outcome
     detail: str = ""
+    # A failure that retrying later may fix (throttling, 5xx, network): the function raises on
+    # these so that the platform retries the run.
+    transient: bool = False
 
     @property
     def deleted(self) -> bool:
@@ -166,8 +170,10 @@ class Executor:
                 self._denied[(action.repository, action.kind)] = str(exc)
                 return ActionOutcome(action, Outcome.FAILED, str(exc))
             except AcrError as exc:
-                return ActionOutcome(action, Outcome.FAILED, str(exc))
-        return ActionOutcome(action, Outcome.FAILED, f"still throttled after retrying: {last}")
+                return ActionOutcome(action, Outcome.FAILED, str(exc), is_transient(exc))
+        return ActionOutcome(
+            action, Outcome.FAILED, f"still throttled after retrying: {last}", transient=True
+        )
 
     async def _lock(self, action: Action) -> ActionOutcome:
         tag = action.tags[0]

@@ -19,6 +19,7 @@ from acr_core.errors import (
     DisallowedOperationError,
     NotFoundError,
     PermissionDeniedError,
+    ServerError,
     ThrottledError,
 )
 from acr_core.models import (
@@ -78,6 +79,7 @@ class FakeRegistry:
         self._listeners: list[ThrottleListener] = []
         self.forbidden: set[str] = set()  # repositories this identity may not read
         self.undeletable: set[str] = set()  # repositories this identity may not delete in
+        self.unavailable_deletes = False  # every delete answers 503 (after the client's retries)
         self.delete_attempts = 0
 
     # --- building state ---------------------------------------------------------------------
@@ -243,6 +245,8 @@ class FakeRegistry:
         self.delete_attempts += 1
         if repository in self.undeletable:
             raise _denied("DELETE", path, f"repository:{repository}:delete")
+        if self.unavailable_deletes:
+            raise _error(ServerError, 503, "SERVICE_UNAVAILABLE", "DELETE", path)
         if (repository, digest) not in self.manifests:
             return False
         manifest = self._manifest(repository, digest)

@@ -339,3 +339,21 @@ async def test_a_run_cancelled_while_deleting_an_index_leaves_its_children():
         await run_task
     assert registry.digests(REPO) == {amd, arm, index, other}
     assert registry.deleted == []
+
+
+async def test_a_delete_that_keeps_failing_with_a_5xx_is_a_transient_failure():
+    """A 503 that outlives the client's retries fails the action as transient, so the function
+    can raise for a platform retry; a refusal for lack of a role is not transient."""
+    registry = FakeRegistry()
+    digest = registry.push(REPO, "m")
+    registry.unavailable_deletes = True
+    executor = Executor(registry, Governor(), snapshots(registry))
+    [outcome] = await executor.apply(plan_of(delete(digest)))
+    assert (outcome.outcome, outcome.transient) == (Outcome.FAILED, True)
+    assert registry.digests(REPO) == {digest}
+
+    registry.unavailable_deletes = False
+    registry.undeletable.add(REPO)
+    executor = Executor(registry, Governor(), snapshots(registry))
+    [outcome] = await executor.apply(plan_of(delete(digest)))
+    assert (outcome.outcome, outcome.transient) == (Outcome.FAILED, False)
