@@ -104,6 +104,9 @@ def load_policy(source: str | Mapping[str, object]) -> Policy:
             raise PolicyError(
                 [f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
             ) from None
+        except RecursionError:
+            # json gives up on deeply nested input with RecursionError, not a decode error.
+            raise PolicyError(["nested too deeply to be a policy"]) from None
     else:
         data = source
     return _Parser().policy(data)

@@ -293,3 +293,9 @@ def test_duplicate_keys_in_the_json_text_are_an_error() -> None:
     text = '{"version": 1, "rules": [{"repositories": ["a"], "keepTags": ["v*"], "keepTags": []}]}'
     with pytest.raises(PolicyError, match="'keepTags' appears twice"):
         load_policy(text)
+
+
+def test_deeply_nested_json_is_a_policy_error():
+    """JSON nested beyond the parser's recursion limit is reported, not a crash."""
+    with pytest.raises(PolicyError, match="nested too deeply"):
+        load_policy("[" * 100_000 + "]" * 100_000)
