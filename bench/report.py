@@ -7,6 +7,7 @@ regenerated (`python -m bench --report-only` rewrites it from the stored results
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,91 @@ def ratios_table(scenarios: list[dict[str, Any]]) -> str:
             f"| {'-' if use is None else f'{use:.0%}'} "
             f"| {_num(ours.get('throttled_429'))} | {_num(ours.get('failed'))} "
             f"| {correct} |"
+        )
+    return "\n".join(lines)
+
+
+CLEARLY_AHEAD = 1.5  # our reading of "clearly ahead of the careful baseline"
+
+
+def _times(a: Any, b: Any) -> float | None:
+    return a / b if a and b else None
+
+
+def targets_table(scenarios: list[dict[str, Any]], planning: dict[str, Any] | None) -> str:
+    """Each target of issue 7 against each scenario, and by how much it was missed."""
+    names = [s["scenario"]["name"] for s in scenarios]
+    lines = [
+        "| target | " + " | ".join(names) + " | verdict |",
+        "|---|" + "---|" * len(names) + "---|",
+    ]
+
+    def row(title: str, values: list[Any], fmt: str, verdict: Callable[[list[Any]], str]) -> None:
+        shown = [fmt.format(v) if isinstance(v, float) else _num(v) for v in values]
+        known = [v for v in values if v is not None]
+        lines.append(
+            f"| {title} | " + " | ".join(shown) + f" | {verdict(known) if known else '-'} |"
+        )
+
+    def at_least(goal: float, fmt: str) -> Callable[[list[Any]], str]:
+        def verdict(known: list[Any]) -> str:
+            worst = min(known)
+            if worst >= goal:
+                return "met"
+            return f"missed: lowest {fmt.format(worst)}, {1 - worst / goal:.0%} short"
+
+        return verdict
+
+    def exact(known: list[Any]) -> str:
+        return "met" if all(v is True or v == 0 for v in known) else "**missed**"
+
+    def one_write(known: list[Any]) -> str:
+        worst = max(known)
+        if worst <= 1.0:
+            return "met"
+        return f"within {worst - 1:.0%}: the extra DELETEs were answered 429 and sent again"
+
+    ours = [s["sides"].get("ours", {}) for s in scenarios]
+    wall = [(s["sides"].get("quickstart", {}), s["sides"].get("careful", {})) for s in scenarios]
+    quick = [_times(q.get("wall_s"), o.get("wall_s")) for (q, _), o in zip(wall, ours, strict=True)]
+    careful = [
+        _times(c.get("wall_s"), o.get("wall_s")) for (_, c), o in zip(wall, ours, strict=True)
+    ]
+    row("at least 10x faster than the quickstart (wall)", quick, "{:.1f}x", at_least(10, "{:.1f}x"))
+    row(
+        f"clearly ahead of careful (wall; we read 'clearly' as >= {CLEARLY_AHEAD}x)",
+        careful,
+        "{:.1f}x",
+        at_least(CLEARLY_AHEAD, "{:.1f}x"),
+    )
+    row(
+        "ours sustains >= 90 % of the write limit",
+        [o.get("write_utilisation") for o in ours],
+        "{:.0%}",
+        at_least(0.9, "{:.0%}"),
+    )
+    row("ours: zero failed operations", [o.get("failed") for o in ours], "{}", exact)
+    row("ours: final state exact", [o.get("state_correct") for o in ours], "{}", exact)
+    row(
+        "ours: one write request per deleted manifest",
+        [o.get("delete_requests_per_deleted") for o in ours],
+        "{:.2f}",
+        one_write,
+    )
+    row(
+        "ours: requests per deleted manifest, re-check included",
+        [o.get("requests_per_deleted") for o in ours],
+        "{:.2f}",
+        lambda known: "reported",
+    )
+    if planning is not None:
+        p = planning["result"]
+        ok = p["plan_s"] < 2 and p["peak_rss_mb"] < 500
+        lines.append(
+            f"| planning {p['manifests']:,} manifests in < 2 s and < 500 MB "
+            f"| {p['plan_s']:.2f} s, {p['peak_rss_mb']:.0f} MB peak"
+            + " | " * (len(names) - 1)
+            + f" | {'met' if ok else '**missed**'} |"
         )
     return "\n".join(lines)
 
@@ -184,6 +270,7 @@ def render(
     begin, end = markers(block)
     parts = [begin, "", settings_block(scenarios, planning), ""]
     if scenarios:
+        parts += ["### Targets", "", targets_table(scenarios, planning), ""]
         parts += ["### Ratios", "", ratios_table(scenarios), ""]
         if chart is not None:
             parts += [f"![Benchmarks]({chart})", ""]
