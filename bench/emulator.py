@@ -41,6 +41,7 @@ RESOURCE_ID = (
     "/providers/Microsoft.ContainerRegistry/registries/bench"
 )
 STATE_CONCURRENCY = 16
+STATE_TIMEOUT = 300.0
 # One repository's state is read through at most this many manifests (a bound, never reached).
 MAX_MANIFESTS = 1_000_000
 
@@ -195,6 +196,8 @@ def start(
         process.kill()
         process.wait()
         raise RuntimeError(f"the emulator did not start: {line!r}")
+    # Keep reading whatever else it prints, so a full pipe can never stall the emulator.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     emu = RunningEmulator(process, json.loads(line))
     try:
         emu.configure(None)
@@ -205,6 +208,11 @@ def start(
 
 
 async def _read_state(url: str, ca_file: str) -> State:
+    async with asyncio.timeout(STATE_TIMEOUT):
+        return await _read_state_unbounded(url, ca_file)
+
+
+async def _read_state_unbounded(url: str, ca_file: str) -> State:
     from azure.containerregistry.aio import ContainerRegistryClient
 
     from acr_emulator.testing import AsyncFakeCredential
