@@ -31,6 +31,9 @@ class EmulatorConfig:
     `login_server` is the registry's host[:port] (the `service` in challenges and tokens);
     None means whatever Host the request was sent to. `default_roles` are what a principal
     with no `Emulator.grant` gets; None means full data-plane access in the chosen mode.
+    `retag_moves_manifest_time`: whether tagging a manifest the repository already holds
+    moves that manifest's `lastUpdateTime` (the tag's always moves). ACR documents only the
+    tag's (acr-facts.md 1.4, UNCERTAIN), so a cleaner's tests should pass both ways.
     """
 
     login_server: str | None = None
@@ -49,6 +52,7 @@ class EmulatorConfig:
     now: datetime | None = None
     frozen_clock: bool = False
     require_blobs: bool = True
+    retag_moves_manifest_time: bool = True
     throttle: ThrottleConfig | None = None
     faults: Faults = field(default_factory=Faults)
     webhooks: tuple[Webhook, ...] = ()

@@ -53,7 +53,7 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.clock = Clock(self.config.now, frozen=self.config.frozen_clock)
-        self.registry = Registry()
+        self.registry = Registry(retag_moves_manifest_time=self.config.retag_moves_manifest_time)
         self.counters = Counters()
         self.tokens = TokenService()
         self.throttle = Throttle(self.config.throttle)

@@ -201,8 +201,9 @@ def _kind(item: Tag | Manifest) -> str:
 class Registry:
     """All repositories and blobs; every mutation holds one lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, retag_moves_manifest_time: bool = True) -> None:
         self.lock = threading.RLock()
+        self.retag_moves_manifest_time = retag_moves_manifest_time
         self.repositories: dict[str, Repository] = {}
         self.blobs: dict[str, bytes] = {}
         self.repo_blobs: dict[str, set[str]] = {}
@@ -324,7 +325,7 @@ class Registry:
 
     def _point_tag(self, repo: Repository, name: str, manifest: Manifest, now: datetime) -> None:
         # Moving a tag keeps its createdTime and moves its lastUpdateTime (acr-facts.md 1.4);
-        # the manifest it now names counts as updated (it was just pushed under that tag).
+        # the manifest it now names counts as updated unless configured otherwise (UNCERTAIN).
         tag = repo.tags.get(name)
         if tag is None:
             tag = repo.tags[name] = Tag(name, manifest.digest, now, now)
@@ -338,7 +339,7 @@ class Registry:
             tag.updated = now
         repo.remember(tag)
         manifest.tags.add(name)
-        if now > manifest.updated:
+        if self.retag_moves_manifest_time and now > manifest.updated:
             repo.forget(manifest)
             manifest.updated = now
             repo.remember(manifest)

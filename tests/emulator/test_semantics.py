@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
-from acr_emulator import EmulatorConfig
+from acr_emulator import Emulator, EmulatorConfig
 from tests.emulator.helpers import admin_headers, digest_of, push_image
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -231,6 +232,31 @@ async def test_moving_a_tag_keeps_created_and_moves_updated(emulator, emulator_c
     assert tag.updated == T0 + timedelta(days=30)
     assert repo(emulator).manifests[new_digest].updated == T0 + timedelta(days=30)
     assert "b1" not in repo(emulator).manifests[old_digest].tags
+
+
+@pytest.mark.parametrize("moves", [True, False])
+async def test_retagging_a_held_manifest_moves_its_time_only_if_configured(moves):
+    """Tagging an existing manifest moves the tag's lastUpdateTime, and the manifest's only
+    when `retag_moves_manifest_time` is on (ACR's behaviour is UNCERTAIN)."""
+    emulator = Emulator(EmulatorConfig(now=T0, frozen_clock=True, retag_moves_manifest_time=moves))
+    emulator.seed(FIXTURE)
+    transport = httpx.ASGITransport(app=emulator.app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://acr.test") as client:
+        auth = await admin_headers(client, emulator)
+        old = repo(emulator).manifests[digest(emulator, "a1")]
+        before = old.updated
+        emulator.clock.set(T0 + timedelta(days=30))
+        response = await client.put(
+            "/v2/app/manifests/prod",
+            content=old.body,
+            headers={**auth, "content-type": old.media_type},
+        )
+        assert response.status_code == 201, response.text
+        listed = await client.get("/acr/v1/app/_manifests?orderby=timedesc&n=1", headers=auth)
+    assert repo(emulator).tags["prod"].updated == T0 + timedelta(days=30)
+    assert old.updated == (T0 + timedelta(days=30) if moves else before)
+    newest = listed.json()["manifests"][0]["digest"]
+    assert (newest == old.digest) is moves
 
 
 async def test_pushing_over_a_write_locked_tag_is_refused(emulator, emulator_client, auth):
