@@ -128,9 +128,16 @@ class AcrClient:
     # -- repositories ---------------------------------------------------------------------
 
     async def list_repository_names(
-        self, *, results_per_page: int = MAX_PAGE_SIZE
+        self, *, results_per_page: int = MAX_PAGE_SIZE, last: str | None = None
     ) -> AsyncIterator[str]:
+        """Repository names in lexical order; with `last`, only those after it.
+
+        ACR: "Result set will include values lexically after last" (acr-facts.md 1.2), so a
+        listing cut short can be resumed from the last name it returned.
+        """
         params = {"n": str(_page_size(results_per_page))}
+        if last is not None:
+            params["last"] = last
         async for body in self._pages("/acr/v1/_catalog", params):
             for name in _list(body, "repositories"):
                 if isinstance(name, str):
