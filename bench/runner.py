@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from bench import emulator
 from bench.scenarios import Scenario, expected_remaining, image, seed_images
-from bench.wire import is_manifest_delete, sustained_rate, tally
+from bench.wire import is_manifest_delete, phase_rate, sustained_rate, tally
 
 SIDES = ("quickstart", "careful", "ours")
 SIDE_DESCRIPTIONS = {
@@ -139,9 +139,8 @@ def _measure(
     deleted = len(initial - final)
     total = sum(kinds.values())
     limit = options.settings.write_limit_per_s
-    sustained = sustained_rate(
-        child.get("deletes", {}).get("times", []), limit * options.settings.burst_seconds
-    )
+    times = child.get("deletes", {}).get("times", [])
+    sustained = sustained_rate(times, limit * options.settings.burst_seconds)
     missing, unexpected = expected - final, final - expected
     result: dict[str, Any] = {
         "wall_s": child["wall_s"],
@@ -160,6 +159,8 @@ def _measure(
         "delete_requests": delete_requests,
         "delete_requests_per_deleted": delete_requests / deleted if deleted else None,
         "deletes_per_s": deleted / child["wall_s"] if child["wall_s"] else None,
+        "delete_phase_per_s": phase_rate(times),
+        "deletes_per_half_second": _histogram(times, 0.5),
         "sustained_deletes_per_s": sustained,
         "write_utilisation": sustained / limit if sustained and limit else None,
         "state_correct": not missing and not unexpected,
@@ -178,6 +179,17 @@ def _measure(
         if key in child:
             result[key] = child[key]
     return result
+
+
+def _histogram(times: list[float], width: float) -> list[int]:
+    """Accepted deletes per `width` seconds from the first one: the shape of the delete phase."""
+    if not times:
+        return []
+    start = min(times)
+    counts = [0] * (int((max(times) - start) / width) + 1)
+    for t in times:
+        counts[int((t - start) / width)] += 1
+    return counts
 
 
 def run_scenario(scenario: Scenario, sides: tuple[str, ...], options: Options) -> dict[str, Any]:

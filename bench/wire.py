@@ -83,6 +83,13 @@ class DeleteClock:
         return {"times": self.times}
 
 
+def phase_rate(times: list[float]) -> float | None:
+    """Accepted deletes per second from the first to the last (burst credit included)."""
+    if len(times) < 2 or max(times) <= min(times):
+        return None
+    return (len(times) - 1) / (max(times) - min(times))
+
+
 def sustained_rate(times: list[float], burst: float, *, minimum: int = 50) -> float | None:
     """Accepted deletes per second that the throttle's burst credit does not explain.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.scenarios import expected_remaining
-from bench.wire import classify, sustained_rate, tally
+from bench.wire import classify, phase_rate, sustained_rate, tally
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +58,11 @@ def test_sustained_rate_leaves_out_the_burst_credit():
     burst = [0.0] * 100  # a full bucket spent at once
     steady = [(i + 1) / 50 for i in range(100)]  # then 50 per second for two seconds
     assert sustained_rate(burst + steady, 100) == pytest.approx(50.0)
+
+
+def test_phase_rate_counts_every_delete_from_first_to_last():
+    """Eleven deletes a tenth of a second apart are ten per second."""
+    assert phase_rate([i / 10 for i in range(11)]) == pytest.approx(10.0)
 
 
 def test_sustained_rate_is_unknown_for_short_runs():
