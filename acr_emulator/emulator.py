@@ -288,7 +288,7 @@ class Emulator:
     ) -> Response | None:
         """Faults and throttling; a response here replaces the handler's."""
         faults = self.faults
-        if faults.active:
+        if faults.active and faults.applies_to(req.method):
             delay = faults.delay()
             if delay:
                 await asyncio.sleep(delay)

@@ -13,6 +13,8 @@ class Faults:
     `latency` seconds (plus up to `jitter` more) before answering; `error_rate` of requests
     answered with `error_status`; `drop_rate` of requests whose connection is closed with no
     complete response. Rates are probabilities in [0, 1]; `seed` makes them repeatable.
+    `methods` limits all of it to requests with those HTTP methods (None: every method), so a
+    test can fail writes while reads succeed.
     """
 
     latency: float = 0.0
@@ -21,6 +23,7 @@ class Faults:
     error_status: int = 503
     drop_rate: float = 0.0
     seed: int | None = None
+    methods: frozenset[str] | None = None
     _random: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -32,11 +35,19 @@ class Faults:
                 raise ValueError(f"fault {name} must be between 0 and 1")
         if not 500 <= self.error_status <= 599:
             raise ValueError("fault error_status must be a 5xx status")
+        if self.methods is not None:
+            given: object = self.methods  # the admin endpoint passes JSON through unchecked
+            if isinstance(given, str) or not all(isinstance(m, str) for m in self.methods):
+                raise ValueError('fault methods must be a set of HTTP methods, e.g. ["DELETE"]')
+            self.methods = frozenset(m.upper() for m in self.methods)
         self._random = random.Random(self.seed)
 
     @property
     def active(self) -> bool:
         return bool(self.latency or self.jitter or self.error_rate or self.drop_rate)
+
+    def applies_to(self, method: str) -> bool:
+        return self.methods is None or method.upper() in self.methods
 
     def delay(self) -> float:
         return self.latency + (self._random.random() * self.jitter if self.jitter else 0.0)

@@ -50,6 +50,8 @@ def build(emu: Emulator) -> list[Route]:
                 raise invalid("BAD_REQUEST", f"faults: {exc}") from None
         state = asdict(emu.faults)
         state.pop("_random", None)
+        if state["methods"] is not None:
+            state["methods"] = sorted(state["methods"])
         return Response.json(state)
 
     async def throttle(req: Request) -> Response:
