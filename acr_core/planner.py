@@ -121,6 +121,11 @@ class _Graph:
     manifests: dict[str, ManifestProperties]
     tags: dict[str, tuple[str, ...]]
     tag_properties: dict[str, TagProperties]
+    # When each manifest last changed, counting its tags: the later of the manifest's own
+    # lastUpdateTime and those of the tags on it. ACR documents that a re-pointed tag's
+    # lastUpdateTime moves (acr-facts.md 1.4) but not that its manifest's does, so an old image
+    # just re-tagged `prod` (a rollback) must count as new for minAge and keepLatest.
+    updated: dict[str, datetime | None] = field(default_factory=dict)
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)
     parents: dict[str, list[str]] = field(default_factory=dict)
     subject: dict[str, str] = field(default_factory=dict)
@@ -149,6 +154,7 @@ class _Graph:
             tags=tags,
             tag_properties={t.name: t for t in snapshot.tags},
         )
+        graph.updated = _updated_with_tags(manifests, snapshot.tags)
         for digest, manifest in manifests.items():
             graph.add_edges(manifest, snapshot.contents.get(digest))
         graph.unknown_children.sort()
@@ -276,7 +282,7 @@ class _RepositoryPlanner:
         repo_locked = not (repo.delete_enabled and repo.write_enabled)
         young_after = self.now - self.rule.min_age
         for digest, manifest in graph.manifests.items():
-            attributes, updated = manifest.attributes, manifest.last_updated_on
+            attributes, updated = manifest.attributes, graph.updated[digest]
             if (
                 # The common case, decided without building a list of reasons.
                 not repo_locked
@@ -329,10 +335,13 @@ class _RepositoryPlanner:
                 pattern = patterns.first_match(tag)
                 if pattern is not None:
                     reasons.append(f"tag {tag!r} matches {field_name} pattern {pattern!r}")
-        if manifest.created_on is None or manifest.last_updated_on is None:
+        updated = self.graph.updated[manifest.digest]
+        if manifest.created_on is None or updated is None:
             reasons.append("its createdTime or lastUpdateTime is missing")
-        elif self.now - manifest.last_updated_on < rule.min_age:
-            reasons.append(f"updated less than minAge ({format_duration(rule.min_age)}) ago")
+        elif self.now - updated < rule.min_age:
+            reasons.append(
+                f"updated or tagged less than minAge ({format_duration(rule.min_age)}) ago"
+            )
         if manifest.digest in self.protect:
             reasons.append("this run was triggered for it (protected by the caller)")
         return reasons
@@ -365,14 +374,14 @@ class _RepositoryPlanner:
         # Newest lastUpdateTime first, then newest createdTime, then digest; manifests with a
         # missing timestamp are protected and never ranked.
         # Only tagged manifests ever compete for keepLatest.
-        tags = self.graph.tags
+        tags, updated = self.graph.tags, self.graph.updated
         dated = [
             m
             for m in self.graph.manifests.values()
-            if tags[m.digest] and m.last_updated_on is not None and m.created_on is not None
+            if tags[m.digest] and updated[m.digest] is not None and m.created_on is not None
         ]
         dated.sort(key=lambda m: m.digest)
-        dated.sort(key=lambda m: (m.last_updated_on, m.created_on), reverse=True)
+        dated.sort(key=lambda m: (updated[m.digest], m.created_on), reverse=True)
         self.rank = {m.digest: position for position, m in enumerate(dated)}
 
     # --- step 3: judging ----------------------------------------------------------------
@@ -402,7 +411,7 @@ class _RepositoryPlanner:
         if older_than is None:
             self.kept_reason[digest] = self.untagged_reasons[what][2]
             return
-        updated = self.graph.manifests[digest].last_updated_on
+        updated = self.graph.updated[digest]
         assert updated is not None  # missing timestamps are protected
         if updated < self.now - older_than:
             self.delete(digest, self.untagged_reasons[what][0])
@@ -651,6 +660,18 @@ def _missing_from_listings(
             "not show (hidden with listEnabled=false, or pushed while it was read)"
         )
     return None
+
+
+def _updated_with_tags(
+    manifests: Mapping[str, ManifestProperties], tags: Sequence[TagProperties]
+) -> dict[str, datetime | None]:
+    updated = {digest: m.last_updated_on for digest, m in manifests.items()}
+    for tag in tags:
+        current = updated.get(tag.digest)
+        moved = tag.last_updated_on
+        if current is not None and moved is not None and moved > current:
+            updated[tag.digest] = moved
+    return updated
 
 
 def _short(digest: str) -> str:

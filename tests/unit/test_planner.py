@@ -850,3 +850,35 @@ def test_a_naive_now_is_refused_before_anything_is_planned() -> None:
     b.image("a", "1")
     with pytest.raises(ValueError, match="timezone-aware"):
         plan([b.build()], policy_for({"keepLatest": 0}), NOW.replace(tzinfo=None))
+
+
+def _rolled_back() -> tuple[RepoBuilder, RepositorySnapshot]:
+    """Three images; the oldest was just re-tagged `prod` (a rollback): its tag moved an hour
+    ago, while the manifest's own lastUpdateTime stayed where it was (ACR documents only the
+    tag's time moving, acr-facts.md 1.4)."""
+    b = RepoBuilder()
+    b.image("old", "1", "prod", age=days(30))
+    b.image("mid", "2", age=days(20))
+    b.image("new", "3", age=days(10))
+    snapshot = b.build()
+    moved = NOW - timedelta(hours=1)
+    tags = tuple(
+        replace(t, last_updated_on=moved) if t.name == "prod" else t for t in snapshot.tags
+    )
+    return b, replace(snapshot, tags=tags)
+
+
+def test_a_re_tagged_image_counts_as_new_for_keep_latest() -> None:
+    """An image whose tag was just moved onto it ranks by that move, so keepLatest keeps it."""
+    b, snapshot = _rolled_back()
+    (repo_plan,) = plan([snapshot], policy_for({"keepLatest": 2, "minAge": "0s"}), NOW).repositories
+    assert {b.keys[a.digest] for a in repo_plan.deletions} == {"mid"}
+
+
+def test_a_re_tagged_image_counts_as_young_for_min_age() -> None:
+    """An image whose tag moved onto it within minAge is protected as young."""
+    b, snapshot = _rolled_back()
+    (repo_plan,) = plan([snapshot], policy_for({"keepLatest": 0, "minAge": "1d"}), NOW).repositories
+    assert {b.keys[a.digest] for a in repo_plan.deletions} == {"mid", "new"}
+    kept = {b.keys[k.digest]: k.reason for k in repo_plan.kept}
+    assert "tagged less than minAge" in kept["old"]
