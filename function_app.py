@@ -6,8 +6,10 @@ Three functions, names fixed by docs/architecture.md (the infra wires them by na
   policy to the one repository a validated `ImagePushed` event names, never deleting the
   digest just pushed.
 - `sweep_schedule` (timer, `%CLEANUP_SCHEDULE%`): lists the repositories the policy covers and
-  puts one message per repository on the Storage queue `acr-cleanup-sweep`.
-- `sweep_repository` (queue trigger): cleans the one repository a message names.
+  puts one message per repository on the Storage queue `acr-cleanup-sweep`. A listing cut off by
+  `CLEANUP_SWEEP_BUDGET_SECONDS` (or by a transient error part-way) also queues a continuation.
+- `sweep_repository` (queue trigger): cleans the one repository a message names, or resumes the
+  listing after the name a continuation carries, queueing as the timer does.
 
 Settings are read once, at import, from `os.environ` (the only place that reads it). Failures:
 transient registry errors (`acr_core.errors.is_transient`) raise so the platform retries;
@@ -243,56 +245,32 @@ async def sweep_schedule(
     settings = _valid_settings(shell, "sweep_schedule")
     if settings is None:
         return
-    started = time.monotonic()
-    names: list[str] = []
-    listed = 0
-    cut_off = False
-
-    async def collect() -> bool:
-        nonlocal listed
-        async with _client(shell, settings) as client:
-            async for name in client.list_repository_names():
-                listed += 1
-                if settings.policy.covers(name):
-                    names.append(name)
-        return True
-
-    completed: object = False
-    try:
-        async with asyncio.timeout(settings.sweep_budget_seconds):
-            completed = await _guarded("the sweep's repository listing", collect())
-    except TimeoutError:
-        cut_off = True
-    out.set([sweep_message(name) for name in names])
-    summary = {
-        "trigger": "schedule",
-        "pastDue": bool(timer.past_due),
-        "listed": listed,
-        "enqueued": len(names),
-        "cutOff": cut_off,
-        "listingFailed": not cut_off and completed is not True,
-        "durationSeconds": round(time.monotonic() - started, 3),
-    }
-    _log_summary("acr-cleanup sweep", summary)
-    if cut_off:
-        log.warning(
-            "acr-cleanup sweep stopped listing after CLEANUP_SWEEP_BUDGET_SECONDS=%g; the %d "
-            "repositories listed were queued, the rest wait for the next sweep",
-            settings.sweep_budget_seconds,
-            len(names),
-        )
+    await _fan_out(shell, settings, out, after=None, cause=None, past_due=bool(timer.past_due))
 
 
 @app.queue_trigger(arg_name="msg", queue_name=SWEEP_QUEUE, connection=STORAGE_CONNECTION)
-async def sweep_repository(msg: func.QueueMessage) -> None:
-    """Clean the one repository a sweep message names."""
+@app.queue_output(arg_name="out", queue_name=SWEEP_QUEUE, connection=STORAGE_CONNECTION)
+async def sweep_repository(
+    msg: func.QueueMessage,
+    out: func.Out[typing.List[str]],  # noqa: UP006 - the worker rejects list[str] (functions-infra.md 1.6)
+) -> None:
+    """Clean the one repository a sweep message names, or continue a cut-off listing."""
     shell = _shell
     settings = _valid_settings(shell, "sweep_repository")
     if settings is None:
         return
-    repository = read_sweep_message(msg.get_body())
+    body = msg.get_body()
+    after = read_continuation(body)
+    if after is not None:
+        await _fan_out(shell, settings, out, after=after, cause=msg.id, past_due=None)
+        return
+    repository = read_sweep_message(body)
     if repository is None:
-        log.error('acr-cleanup sweep message %s is not {"repository": "<name>"}; dropped', msg.id)
+        log.error(
+            'acr-cleanup sweep message %s is not {"repository": "<name>"} or '
+            '{"continueAfter": "<name>"}; dropped',
+            msg.id,
+        )
         return
     if not settings.policy.covers(repository):
         log.info("acr-cleanup sweep: no policy rule covers %r any more; nothing to do", repository)
@@ -304,24 +282,130 @@ async def sweep_repository(msg: func.QueueMessage) -> None:
     await _guarded(f"sweep of {repository}", shell.coalescer.submit(repository, None, run))
 
 
+# --- the sweep's listing ---------------------------------------------------------------------
+
+
+@dataclass
+class _Listing:
+    """How far one budgeted catalog listing got."""
+
+    covered: list[str] = field(default_factory=list)
+    listed: int = 0
+    last: str | None = None  # the last name listed: everything up to it has been seen
+
+
+async def _fan_out(
+    shell: Shell,
+    settings: Settings,
+    out: func.Out[typing.List[str]],  # noqa: UP006 - as the functions' own annotation
+    *,
+    after: str | None,
+    cause: str | None,
+    past_due: bool | None,
+) -> None:
+    """List the catalog (from its start, or lexically after `after`) within the budget and queue
+    one message per covered repository. Cut off, or stopped by a transient error, after listing
+    something: also queue a continuation resuming after the last name listed, so a slow
+    listing's tail is not left to the next sweep. Stopped before listing anything: raise, so
+    the platform retries this invocation (a continuation from the same place would loop).
+    """
+    started = time.monotonic()
+    listing = _Listing()
+
+    async def collect() -> bool:
+        async with _client(shell, settings) as client:
+            async for name in client.list_repository_names(last=after):
+                listing.listed += 1
+                listing.last = name
+                if settings.policy.covers(name):
+                    listing.covered.append(name)
+        return True
+
+    cut_off = transient = False
+    completed: object = False
+    try:
+        async with asyncio.timeout(settings.sweep_budget_seconds):
+            completed = await _guarded("the sweep's repository listing", collect())
+    except TimeoutError:
+        cut_off = True
+    except AcrError:  # transient: `_guarded` logged it and re-raised
+        if listing.last is None:
+            raise
+        transient = True
+    resume = listing.last if cut_off or transient else None
+    summary = {
+        "trigger": "schedule" if after is None else "continuation",
+        "cause": cause,
+        "pastDue": past_due,
+        "after": after,
+        "listed": listing.listed,
+        "enqueued": len(listing.covered),
+        "cutOff": cut_off,
+        "listingFailed": not cut_off and completed is not True,
+        "continueAfter": resume,
+        "durationSeconds": round(time.monotonic() - started, 3),
+    }
+    if cut_off and resume is None:
+        _log_summary("acr-cleanup sweep", summary)
+        problem = (
+            f"the sweep listed no repository within CLEANUP_SWEEP_BUDGET_SECONDS="
+            f"{settings.sweep_budget_seconds:g}; raise it, or see why the registry is slow"
+        )
+        log.warning("acr-cleanup %s; will retry", problem)
+        raise _RetryableRun(problem)
+    messages = [sweep_message(name) for name in listing.covered]
+    if resume is not None:
+        messages.append(continuation_message(resume))
+    out.set(messages)
+    _log_summary("acr-cleanup sweep", summary)
+    if resume is not None:
+        log.warning(
+            "acr-cleanup sweep %s after %d repositories; queued the %d covered ones and a "
+            "continuation after %r",
+            f"stopped listing at CLEANUP_SWEEP_BUDGET_SECONDS={settings.sweep_budget_seconds:g}"
+            if cut_off
+            else "listing failed transiently",
+            listing.listed,
+            len(listing.covered),
+            resume,
+        )
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
 def sweep_message(repository: str) -> str:
-    """The queue message `sweep_schedule` writes for one repository."""
+    """The queue message that has `sweep_repository` clean one repository."""
     return json.dumps({"repository": repository})
 
 
+def continuation_message(after: str) -> str:
+    """The queue message that has `sweep_repository` list the catalog on after `after`."""
+    return json.dumps({"continueAfter": after})
+
+
 def read_sweep_message(body: bytes) -> str | None:
-    """The repository a sweep message names, or None if the message is not one of ours."""
+    """The repository a sweep message names, or None if the message is not one of those."""
+    return _read_name(body, "repository")
+
+
+def read_continuation(body: bytes) -> str | None:
+    """The name a continuation message resumes after, or None if it is not one."""
+    return _read_name(body, "continueAfter")
+
+
+def _read_name(body: bytes, key: str) -> str | None:
+    """`name` from a message that is exactly `{key: name}`, name a valid repository name."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    repository = data.get("repository") if isinstance(data, dict) else None
-    if not isinstance(repository, str) or not REPOSITORY_RE.fullmatch(repository):
+    if not isinstance(data, dict) or list(data) != [key]:
         return None
-    return repository
+    name = data[key]
+    if not isinstance(name, str) or not REPOSITORY_RE.fullmatch(name):
+        return None
+    return name
 
 
 def _valid_settings(shell: Shell, function: str) -> Settings | None:

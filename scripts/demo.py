@@ -125,7 +125,9 @@ class Demo:
 
         async def one(index: int, body: str) -> None:
             async with gate:
-                await function_app.sweep_repository(queue_message(body, message_id=f"m-{index}"))
+                await function_app.sweep_repository(
+                    queue_message(body, message_id=f"m-{index}"), Out()
+                )
 
         await asyncio.gather(*(one(i, m) for i, m in enumerate(messages)))
 

@@ -102,15 +102,38 @@ async def test_nothing_is_left_behind_after_runs() -> None:
         (b'["apps/web"]', None),
         (b"apps/web", None),
         (b"\xff\xfe", None),
+        (b'{"repository": "apps/web", "continueAfter": "apps/a"}', None),
+        (b'{"continueAfter": "apps/web"}', None),
     ],
 )
 def test_sweep_messages_are_validated(body: bytes, expected: str | None) -> None:
-    """Only a JSON object naming a valid repository is read as a sweep message."""
+    """Only a JSON object with nothing but a valid repository name is read as a sweep message."""
     from function_app import read_sweep_message, sweep_message
 
     assert read_sweep_message(body) == expected
     if expected is not None:
         assert read_sweep_message(sweep_message(expected).encode()) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"continueAfter": "apps/web"}', "apps/web"),
+        (b'{"continueAfter": "Apps/Web"}', None),
+        (b'{"continueAfter": ""}', None),
+        (b'{"continueAfter": 7}', None),
+        (b'{"continueAfter": "apps/a", "repository": "apps/b"}', None),
+        (b'{"repository": "apps/web"}', None),
+        (b"\xff\xfe", None),
+    ],
+)
+def test_continuation_messages_are_validated(body: bytes, expected: str | None) -> None:
+    """Only a JSON object with nothing but a valid repository name in continueAfter continues."""
+    from function_app import continuation_message, read_continuation
+
+    assert read_continuation(body) == expected
+    if expected is not None:
+        assert read_continuation(continuation_message(expected).encode()) == expected
 
 
 async def test_cancelled_follow_up_releases_its_joiners() -> None:

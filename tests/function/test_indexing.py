@@ -82,7 +82,7 @@ def test_timer_retries_with_backoff(indexed: dict[str, Any]) -> None:
 
 
 def test_queue_trigger(indexed: dict[str, Any]) -> None:
-    """sweep_repository is triggered by the sweep queue on the host's storage connection."""
+    """sweep_repository is triggered by the sweep queue and writes continuations back to it."""
     assert bindings(indexed["sweep_repository"]) == [
         {
             "direction": "IN",
@@ -90,5 +90,12 @@ def test_queue_trigger(indexed: dict[str, Any]) -> None:
             "name": "msg",
             "queueName": "acr-cleanup-sweep",
             "connection": "AzureWebJobsStorage",
-        }
+        },
+        {
+            "direction": "OUT",
+            "type": "queue",
+            "name": "out",
+            "queueName": "acr-cleanup-sweep",
+            "connection": "AzureWebJobsStorage",
+        },
     ]

@@ -41,16 +41,17 @@ async def test_each_invocation_names_the_bad_setting(
     for _ in range(2):
         await app.on_image_pushed(event_from_json(event))
         await app.sweep_schedule(timer(), out)
-        await app.sweep_repository(queue_message(app.sweep_message("apps/web")))
+        await app.sweep_repository(queue_message(app.sweep_message("apps/web")), out)
+        await app.sweep_repository(queue_message(app.continuation_message("apps/a")), out)
 
     assert registry.state() == before
     assert out.value is None
     lines = app_log()
-    assert len(lines) == 6
+    assert len(lines) == 8
     assert all(line.levelno == logging.ERROR for line in lines)
     assert all(setting in line.getMessage() for line in lines)
     functions = [line.getMessage().split()[1] for line in lines]
-    assert functions == ["on_image_pushed", "sweep_schedule", "sweep_repository"] * 2
+    assert functions == ["on_image_pushed", "sweep_schedule", *["sweep_repository"] * 2] * 2
 
 
 class _UnreadableEnvironment(Mapping[str, str]):
@@ -79,7 +80,9 @@ async def test_unexpected_failure_reading_settings_is_logged_not_raised(
     try:
         app = function_app.configure(_UnreadableEnvironment())
         await function_app.on_image_pushed(event_from_json(event))
-        await function_app.sweep_repository(queue_message(function_app.sweep_message("apps/web")))
+        await function_app.sweep_repository(
+            queue_message(function_app.sweep_message("apps/web")), Out()
+        )
     finally:
         function_app._shell = saved
 

@@ -63,7 +63,7 @@ async def test_queue_message_cleans_its_repository(
     """A sweep message cleans the repository it names and no other."""
     await three_repositories(registry)
 
-    await app.sweep_repository(queue_message(app.sweep_message("apps/a")))
+    await app.sweep_repository(queue_message(app.sweep_message("apps/a")), Out())
 
     assert registry.tags("apps/a") == {"v3", "v4"}
     assert registry.tags("apps/b") == {"v1", "v2", "v3", "v4"}
@@ -73,34 +73,45 @@ async def test_queue_message_cleans_its_repository(
 
 
 @pytest.mark.parametrize(
-    "body", ['{"repository": "../../etc"}', "apps/a", '{"repository": "base/x"}']
+    "body",
+    [
+        '{"repository": "../../etc"}',
+        "apps/a",
+        '{"repository": "base/x"}',
+        '{"continueAfter": "../x"}',
+        '{"continueAfter": "apps/a", "repository": "apps/b"}',
+    ],
 )
 async def test_bad_or_uncovered_messages_change_nothing(
     registry: Registry, app: ModuleType, app_log: Any, body: str
 ) -> None:
-    """A message that is not ours, or names an uncovered repository, deletes nothing."""
+    """A message that is not ours, or names an uncovered repository, deletes and queues nothing."""
     await three_repositories(registry)
     before = registry.state()
+    out = Out()
 
-    await app.sweep_repository(queue_message(body))
+    await app.sweep_repository(queue_message(body), out)
 
     assert registry.state() == before
+    assert out.value is None
     assert len(app_log()) == 1
 
 
-async def test_sweep_budget_cuts_the_listing_short(
+async def test_a_budget_that_lists_nothing_fails_the_timer(
     registry: Registry, configure: Any, app_log: Any
 ) -> None:
-    """A listing slower than CLEANUP_SWEEP_BUDGET_SECONDS stops, queues what it has, and warns."""
+    """A listing that gets nothing within CLEANUP_SWEEP_BUDGET_SECONDS raises (the timer's
+    retry reruns it), queues nothing and warns naming the setting."""
     app = configure(CLEANUP_SWEEP_BUDGET_SECONDS="1")
     await three_repositories(registry)
     registry.emulator.faults = Faults(latency=1.5)
     out = Out()
 
-    await app.sweep_schedule(timer(), out)
+    with pytest.raises(Exception, match="CLEANUP_SWEEP_BUDGET_SECONDS=1"):
+        await app.sweep_schedule(timer(), out)
 
     registry.emulator.faults = Faults()
-    assert out.value == []
+    assert out.value is None
     (warning,) = app_log(logging.WARNING)
     assert "CLEANUP_SWEEP_BUDGET_SECONDS=1" in warning.getMessage()
 
@@ -115,6 +126,171 @@ async def test_timer_raises_on_transient_listing_failure(
 
     with pytest.raises(Exception, match="503"):
         await app.sweep_schedule(timer(), out)
+
+    registry.emulator.faults = Faults()
+    assert out.value is None
+
+
+# --- resuming a cut-off listing --------------------------------------------------------------
+
+# 2,400 repositories in three catalog pages of 1,000 (the client's page size, ACR's maximum):
+# page 1 is acme/* (not covered) and apps/r0000-r0899, page 2 apps/r0900-r1899, page 3
+# apps/r1900-r1999 and base/* (not covered).
+COVERED = [f"apps/r{i:04d}" for i in range(2000)]
+CATALOG = [f"acme/r{i:03d}" for i in range(100)] + COVERED + [f"base/r{i:03d}" for i in range(300)]
+CATALOG_PAGE = "/acr/v1/_catalog"
+
+
+def seed_catalog(registry: Registry) -> None:
+    registry.emulator.seed(
+        {"repositories": [{"name": name, "manifests": [{"tags": ["v1"]}]} for name in CATALOG]}
+    )
+
+
+class AfterPages(Faults):
+    """Faults that begin once `pages` more catalog pages have been served: a registry that slows
+    down (or fails) part-way through a listing, at a point that does not depend on timing."""
+
+    def __init__(self, registry: Registry, pages: int, **faults: Any) -> None:
+        super().__init__(**faults)
+        self.counters = registry.emulator.counters
+        self.start = self.counters.count(CATALOG_PAGE, "GET", 200)
+        self.pages = pages
+
+    def applies_to(self, method: str) -> bool:
+        return self.counters.count(CATALOG_PAGE, "GET", 200) - self.start >= self.pages
+
+
+def slow_after_one_page(registry: Registry) -> AfterPages:
+    """Every request after the next catalog page takes longer than a 1 s budget."""
+    return AfterPages(registry, 1, latency=1.5)
+
+
+def read(messages: list[str] | None) -> tuple[list[str], list[str]]:
+    """The repositories and the continuations (their `continueAfter`) among queue messages."""
+    bodies = [json.loads(m) for m in messages or []]
+    repositories = [b["repository"] for b in bodies if "repository" in b]
+    continuations = [b["continueAfter"] for b in bodies if "continueAfter" in b]
+    assert len(repositories) + len(continuations) == len(bodies)
+    return repositories, continuations
+
+
+def sweep_line(app_log: Any) -> dict[str, Any]:
+    messages = [r.getMessage() for r in app_log()]
+    (line,) = [m for m in messages if m.startswith("acr-cleanup sweep {")]
+    summary: dict[str, Any] = json.loads(line[len("acr-cleanup sweep ") :])
+    return summary
+
+
+async def test_a_cut_off_timer_queues_a_continuation(
+    registry: Registry, configure: Any, app_log: Any
+) -> None:
+    """A timer cut off after one catalog page queues that page's covered repositories and one
+    continuation after the page's last name."""
+    app = configure(CLEANUP_SWEEP_BUDGET_SECONDS="1")
+    seed_catalog(registry)
+    registry.emulator.faults = slow_after_one_page(registry)
+    out = Out()
+
+    await app.sweep_schedule(timer(), out)
+
+    registry.emulator.faults = Faults()
+    repositories, continuations = read(out.value)
+    assert repositories == COVERED[:900]
+    assert continuations == ["apps/r0899"]
+    assert out.value is not None
+    assert out.value[-1] == app.continuation_message("apps/r0899")
+    summary = sweep_line(app_log)
+    assert summary["listed"] == 1000
+    assert summary["cutOff"] is True
+    assert summary["continueAfter"] == "apps/r0899"
+    (warning,) = app_log(logging.WARNING)
+    assert "CLEANUP_SWEEP_BUDGET_SECONDS=1" in warning.getMessage()
+
+
+async def test_a_continuation_queues_the_rest_and_chains_when_cut_again(
+    registry: Registry, configure: Any, app_log: Any
+) -> None:
+    """A continuation lists after its name: cut off again it queues one more continuation;
+    reaching the end of the catalog it queues only repositories."""
+    app = configure(CLEANUP_SWEEP_BUDGET_SECONDS="1")
+    seed_catalog(registry)
+
+    registry.emulator.faults = slow_after_one_page(registry)
+    cut = Out()
+    await app.sweep_repository(queue_message(app.continuation_message("apps/r0899")), cut)
+    registry.emulator.faults = Faults()
+    rest = Out()
+    await app.sweep_repository(queue_message(app.continuation_message("apps/r1899")), rest)
+
+    assert read(cut.value) == (COVERED[900:1900], ["apps/r1899"])
+    assert read(rest.value) == (COVERED[1900:], [])
+    lines = [r.getMessage() for r in app_log() if r.getMessage().startswith("acr-cleanup sweep {")]
+    first, second = (json.loads(line[len("acr-cleanup sweep ") :]) for line in lines)
+    assert (first["trigger"], first["after"], first["continueAfter"]) == (
+        "continuation",
+        "apps/r0899",
+        "apps/r1899",
+    )
+    assert (second["listed"], second["cutOff"], second["continueAfter"]) == (400, False, None)
+    assert summaries(app_log()) == []  # listing cleans nothing itself
+
+
+async def test_nothing_is_lost_across_the_timer_and_its_continuations(
+    registry: Registry, configure: Any
+) -> None:
+    """With every invocation cut off after one page, the timer and the continuations it chains
+    queue every covered repository exactly once and no other, then stop."""
+    app = configure(CLEANUP_SWEEP_BUDGET_SECONDS="1")
+    seed_catalog(registry)
+    registry.emulator.faults = slow_after_one_page(registry)
+    out = Out()
+    await app.sweep_schedule(timer(), out)
+
+    queued, pending = read(out.value)
+    continued: list[str] = []
+    while pending:  # what the queue trigger does with each continuation message
+        after = pending.pop(0)
+        continued.append(after)
+        registry.emulator.faults = slow_after_one_page(registry)
+        out = Out()
+        await app.sweep_repository(queue_message(app.continuation_message(after)), out)
+        repositories, more = read(out.value)
+        queued += repositories
+        pending += more
+
+    registry.emulator.faults = Faults()
+    assert sorted(queued) == COVERED  # each once: no duplicates, none missing, nothing uncovered
+    assert continued == ["apps/r0899", "apps/r1899"]
+
+
+async def test_a_transient_failure_part_way_queues_a_continuation(
+    registry: Registry, app: ModuleType, app_log: Any
+) -> None:
+    """A listing that fails transiently after one page queues what it has and a continuation,
+    and does not fail the timer (the continuation is the retry)."""
+    seed_catalog(registry)
+    registry.emulator.faults = AfterPages(registry, 1, error_rate=1.0, error_status=503)
+    out = Out()
+
+    await app.sweep_schedule(timer(), out)
+
+    registry.emulator.faults = Faults()
+    assert read(out.value) == (COVERED[:900], ["apps/r0899"])
+    summary = sweep_line(app_log)
+    assert (summary["cutOff"], summary["listingFailed"]) == (False, True)
+
+
+async def test_a_continuation_that_lists_nothing_raises(registry: Registry, configure: Any) -> None:
+    """A continuation that lists nothing within the budget raises, so the queue redelivers it
+    (then moves it to the poison queue) rather than chaining from the same place forever."""
+    app = configure(CLEANUP_SWEEP_BUDGET_SECONDS="1")
+    seed_catalog(registry)
+    registry.emulator.faults = Faults(latency=1.5)
+    out = Out()
+
+    with pytest.raises(Exception, match="listed no repository"):
+        await app.sweep_repository(queue_message(app.continuation_message("apps/r0899")), out)
 
     registry.emulator.faults = Faults()
     assert out.value is None
@@ -197,7 +373,7 @@ async def test_sweep_fans_out_through_the_storage_queue(
     taken = list(queue.receive_messages(messages_per_page=32, visibility_timeout=1))
     assert len(taken) == 2
     first = taken[0]
-    await app.sweep_repository(queue_message(first.content, message_id=first.id))
+    await app.sweep_repository(queue_message(first.content, message_id=first.id), Out())
     queue.delete_message(first)
 
     # The others become visible again and a second instance finishes them.
@@ -209,7 +385,7 @@ async def test_sweep_fans_out_through_the_storage_queue(
     assert [m.content for m in again] == [m.content for m in taken[1:]]
     assert all(m.dequeue_count == 2 for m in again)
     for message in again:
-        await app.sweep_repository(queue_message(message.content, message_id=message.id))
+        await app.sweep_repository(queue_message(message.content, message_id=message.id), Out())
         queue.delete_message(message)
 
     assert queue.get_queue_properties().approximate_message_count == 0
