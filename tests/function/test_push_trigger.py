@@ -222,6 +222,36 @@ async def test_transient_registry_failure_raises_for_a_retry(
     assert any("will retry" in r.getMessage() for r in app_log(logging.WARNING))
 
 
+async def test_deletes_that_keep_failing_transiently_raise_for_a_retry(
+    registry: Registry, app: ModuleType, app_log: Any
+) -> None:
+    """Deletes answered 503 after the client's retries, while reads succeed, fail the invocation
+    (Event Grid redelivers) with nothing deleted, and the redelivery then cleans up."""
+    from acr_emulator import Faults
+
+    await seed_history(registry)
+    await registry.push("apps/web", "v5", age=timedelta(0))
+    (event,) = registry.pushed_events()
+    before = registry.state()
+    registry.emulator.faults = Faults(
+        error_rate=1.0, error_status=503, methods=frozenset({"DELETE"})
+    )
+
+    with pytest.raises(Exception, match="transient"):
+        await app.on_image_pushed(event_from_json(event))
+
+    registry.emulator.faults = Faults()
+    assert registry.state() == before
+    assert registry.emulator.counters.count(method="DELETE", status=503) >= 2
+    (summary,) = summaries(app_log())
+    assert (summary["planned"], summary["deleted"], summary["failed"]) == (2, 0, 2)
+    assert any("will retry" in r.getMessage() for r in app_log(logging.WARNING))
+
+    await app.on_image_pushed(event_from_json(event))  # the redelivery
+
+    assert registry.tags("apps/web") == {"v3", "v4", "v5"}
+
+
 async def test_logs_carry_no_token(
     registry: Registry, app: ModuleType, caplog: pytest.LogCaptureFixture
 ) -> None:
