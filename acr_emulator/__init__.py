@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from acr_emulator.auth import ScopedToken
 from acr_emulator.config import EmulatorConfig
 from acr_emulator.emulator import Emulator
 from acr_emulator.events import Webhook
@@ -13,4 +14,12 @@ from acr_emulator.faults import Faults
 from acr_emulator.server import ServerInfo
 from acr_emulator.throttle import ThrottleConfig
 
-__all__ = ["Emulator", "EmulatorConfig", "Faults", "ServerInfo", "ThrottleConfig", "Webhook"]
+__all__ = [
+    "Emulator",
+    "EmulatorConfig",
+    "Faults",
+    "ScopedToken",
+    "ServerInfo",
+    "ThrottleConfig",
+    "Webhook",
+]

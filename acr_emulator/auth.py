@@ -18,6 +18,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ PULL, PUSH, DELETE = "pull", "push", "delete"
 METADATA_READ, METADATA_WRITE = "metadata_read", "metadata_write"
 REPOSITORY_ACTIONS = frozenset({PULL, PUSH, DELETE, METADATA_READ, METADATA_WRITE})
 CATALOG = "catalog"  # stands for registry:catalog:*
+# The Basic username that takes an ACR refresh token as its password (acr-facts.md 2.2).
+TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 
 _ALL = REPOSITORY_ACTIONS | {CATALOG}
 _READ = frozenset({PULL, METADATA_READ, CATALOG})
@@ -59,6 +62,77 @@ class Grant:
     role: str
     # ABAC condition: repository name prefixes (StringStartsWith); None means registry-wide.
     repositories: tuple[str, ...] | None = None
+
+
+# ACR scope-map actions (`az acr scope-map create --repository <name> content/read ...`, stored
+# as `repositories/<name>/<action>`; container-registry-repository-scoped-permissions.md) and the
+# wire actions each one allows.
+SCOPE_MAP_ACTIONS: dict[str, str] = {
+    "content/read": PULL,
+    "content/write": PUSH,
+    "content/delete": DELETE,
+    "metadata/read": METADATA_READ,
+    "metadata/write": METADATA_WRITE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedToken:
+    """An ACR token: a username and password whose only rights are its scope map's actions.
+
+    `actions` are scope-map strings, e.g. `repositories/team-a/api/content/read`; a repository
+    name ending in `/*` covers every repository under that prefix. A scope map grants no
+    catalog listing (our choice; ACR's documentation lists only repository actions).
+    """
+
+    username: str
+    password: str
+    actions: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.username or not self.password:
+            raise ValueError("a scoped token needs a username and a password")
+        self.scope_map()
+
+    def scope_map(self) -> dict[str, frozenset[str]]:
+        """Repository name (or `prefix/*`) -> the wire actions allowed there."""
+        allowed: dict[str, set[str]] = {}
+        for action in self.actions:
+            name, verb = _split_scope_map_action(action)
+            allowed.setdefault(name, set()).add(SCOPE_MAP_ACTIONS[verb])
+        return {name: frozenset(verbs) for name, verbs in allowed.items()}
+
+
+def _split_scope_map_action(action: str) -> tuple[str, str]:
+    if action.startswith("repositories/"):
+        rest = action.removeprefix("repositories/")
+        for verb in SCOPE_MAP_ACTIONS:
+            name = rest.removesuffix("/" + verb)
+            if name != rest and name:
+                return name, verb
+    raise ValueError(
+        f"scope-map action {action!r} is not repositories/<name>/<action> with an action "
+        f"among {sorted(SCOPE_MAP_ACTIONS)}"
+    )
+
+
+def scope_map_access(
+    scopes: list[Scope], scope_map: dict[str, frozenset[str]]
+) -> list[dict[str, Any]]:
+    """The `access` list of a scoped token: each repository scope cut down to its scope map."""
+    access: list[dict[str, Any]] = []
+    for scope in scopes:
+        if scope.type != "repository" or scope.name == "*":
+            continue
+        allowed: set[str] = set(scope_map.get(scope.name, ()))
+        for name, actions in scope_map.items():
+            if name.endswith("/*") and scope.name.startswith(name[:-1]):
+                allowed |= actions
+        wanted = REPOSITORY_ACTIONS if "*" in scope.actions else frozenset(scope.actions)
+        given = sorted(wanted & allowed)
+        if given:
+            access.append({"type": "repository", "name": scope.name, "actions": given})
+    return access
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +259,23 @@ class TokenError(ValueError):
 
 
 class TokenService:
-    """Issues and verifies the emulator's refresh and access tokens."""
+    """Issues and verifies the emulator's refresh and access tokens.
 
-    def __init__(self, secret: bytes | None = None) -> None:
+    `now` is the time source for `iat`/`exp` and for checking them (POSIX seconds): the wall
+    clock, or the registry clock when `EmulatorConfig.tokens_use_clock` is set.
+    """
+
+    def __init__(
+        self, secret: bytes | None = None, *, now: Callable[[], float] = time.time
+    ) -> None:
         self._secret = secret or uuid.uuid4().bytes + uuid.uuid4().bytes
+        self.now = now
         # Tokens issued before this instant are refused (Emulator.revoke_tokens).
         self.not_before = 0.0
         self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, claims: dict[str, Any], lifetime: float) -> str:
-        now = time.time()
+        now = self.now()
         body = {
             "jti": str(uuid.uuid4()),
             "iss": "Azure Container Registry",
@@ -217,7 +298,7 @@ class TokenService:
             if len(self._verified) >= _CACHE_SIZE:
                 self._verified.clear()
             self._verified[token] = claims
-        now = time.time()
+        now = self.now()
         if claims.get("exp", 0) <= now:
             raise TokenError("token has expired")
         if claims.get("_issued", 0) < self.not_before:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from acr_emulator.auth import ScopedToken
 from acr_emulator.events import Webhook
 from acr_emulator.faults import Faults
 from acr_emulator.throttle import ThrottleConfig
@@ -34,6 +35,10 @@ class EmulatorConfig:
     `retag_moves_manifest_time`: whether tagging a manifest the repository already holds
     moves that manifest's `lastUpdateTime` (the tag's always moves). ACR documents only the
     tag's (acr-facts.md 1.4, UNCERTAIN), so a cleaner's tests should pass both ways.
+    `tokens_use_clock`: the emulator's tokens take `iat`/`exp` from the registry clock (so a
+    test expires them with `emu.clock.advance`) instead of the wall clock. Off by default:
+    Microsoft's SDK compares `exp` with its own wall clock. `scoped_tokens`: ACR tokens with
+    scope maps (`ScopedToken`), for Basic auth limited to some repository actions.
     """
 
     login_server: str | None = None
@@ -49,6 +54,8 @@ class EmulatorConfig:
     accepted_audiences: tuple[str, ...] = DEFAULT_AUDIENCES
     access_token_lifetime: float = THREE_HOURS
     refresh_token_lifetime: float = THREE_HOURS
+    tokens_use_clock: bool = False
+    scoped_tokens: tuple[ScopedToken, ...] = ()
     now: datetime | None = None
     frozen_clock: bool = False
     require_blobs: bool = True

@@ -11,13 +11,13 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
 from acr_emulator import auth
-from acr_emulator.auth import Grant, Scope, TokenError, TokenService
+from acr_emulator.auth import TOKEN_USER, Grant, Scope, ScopedToken, TokenError, TokenService
 from acr_emulator.clock import Clock
 from acr_emulator.config import EmulatorConfig
 from acr_emulator.counters import Counters
@@ -55,7 +55,12 @@ class Emulator:
         self.clock = Clock(self.config.now, frozen=self.config.frozen_clock)
         self.registry = Registry(retag_moves_manifest_time=self.config.retag_moves_manifest_time)
         self.counters = Counters()
-        self.tokens = TokenService()
+        self.tokens = TokenService(
+            now=self._registry_seconds if self.config.tokens_use_clock else time.time
+        )
+        self.scoped_tokens: dict[str, ScopedToken] = {}
+        for token in self.config.scoped_tokens:
+            self.add_scoped_token(token.username, token.password, token.actions)
         self.throttle = Throttle(self.config.throttle)
         self.faults: Faults = self.config.faults
         self.events = EventBus(self.config.webhooks, verify=self.config.webhook_verify)
@@ -100,7 +105,17 @@ class Emulator:
 
     def revoke_tokens(self) -> None:
         """Make every token issued so far invalid, as if they had all expired."""
-        self.tokens.not_before = time.time()
+        self.tokens.not_before = self.tokens.now()
+
+    def add_scoped_token(self, username: str, password: str, actions: Sequence[str]) -> None:
+        """Create (or replace) an ACR token: Basic credentials limited to scope-map `actions`,
+        e.g. `repositories/team-a/api/content/read`."""
+        if username in (self.config.admin_username, TOKEN_USER):
+            raise ValueError(f"the scoped token name {username!r} is taken by another login")
+        self.scoped_tokens[username] = ScopedToken(username, password, tuple(actions))
+
+    def _registry_seconds(self) -> float:
+        return self.clock.now().timestamp()
 
     def grants_of(self, principal: str | None) -> tuple[Grant, ...] | None:
         """A principal's grants; None stands for the admin user (everything)."""

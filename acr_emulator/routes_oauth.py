@@ -18,14 +18,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from acr_emulator import auth
-from acr_emulator.auth import TokenError
+from acr_emulator.auth import TOKEN_USER, TokenError
 from acr_emulator.errors import RegistryError, invalid
 from acr_emulator.http import Request, Response, Route, route
 
 if TYPE_CHECKING:
     from acr_emulator.emulator import Emulator
-
-TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 
 
 def _unauthorized(message: str) -> RegistryError:
@@ -77,16 +75,25 @@ def build(emu: Emulator) -> list[Route]:
         )
 
     def access_token_for(
-        principal: str | None, service: str, scopes: list[str], *, anonymous: bool = False
+        principal: str | None,
+        service: str,
+        scopes: list[str],
+        *,
+        anonymous: bool = False,
+        scoped: auth.ScopedToken | None = None,
     ) -> str:
         try:
             parsed = auth.parse_scopes(scopes)
         except ValueError as exc:
             raise invalid("BAD_REQUEST", str(exc)) from None
-        grants: tuple[auth.Grant, ...] | None = () if anonymous else emu.grants_of(principal)
-        access = auth.grant_access(
-            parsed, grants, abac=config.abac, anonymous=anonymous and emu.anonymous_pull
-        )
+        if scoped is not None:
+            principal = f"token:{scoped.username}"
+            access = auth.scope_map_access(parsed, scoped.scope_map())
+        else:
+            grants: tuple[auth.Grant, ...] | None = () if anonymous else emu.grants_of(principal)
+            access = auth.grant_access(
+                parsed, grants, abac=config.abac, anonymous=anonymous and emu.anonymous_pull
+            )
         claims: dict[str, Any] = {
             "sub": principal or "",
             "aud": service,
@@ -133,8 +140,8 @@ def build(emu: Emulator) -> list[Route]:
         if grant_type == "password":
             username, password = _one(form, "username"), _one(form, "password")
             if username or password:
-                user = check_basic(username or "", password or "", service)
-                return Response.json({"access_token": access_token_for(user, service, scopes)})
+                token = basic_access_token(username or "", password or "", service, scopes)
+                return Response.json({"access_token": token})
             if refresh:
                 principal = principal_of_refresh(refresh, service)
                 return Response.json({"access_token": access_token_for(principal, service, scopes)})
@@ -146,6 +153,15 @@ def build(emu: Emulator) -> list[Route]:
         raise invalid(
             "BAD_REQUEST", f"grant_type {grant_type!r} is not supported; use refresh_token"
         )
+
+    def basic_access_token(username: str, password: str, service: str, scopes: list[str]) -> str:
+        """An access token for Basic credentials: a refresh token, an ACR token, the admin."""
+        scoped = emu.scoped_tokens.get(username)
+        if scoped is not None:
+            if not hmac.compare_digest(password, scoped.password):
+                raise _unauthorized("invalid username or password")
+            return access_token_for(None, service, scopes, scoped=scoped)
+        return access_token_for(check_basic(username, password, service), service, scopes)
 
     def check_basic(username: str, password: str, service: str) -> str | None:
         """The principal behind Basic credentials; None is the admin user."""
@@ -169,8 +185,7 @@ def build(emu: Emulator) -> list[Route]:
                 username, _, password = base64.b64decode(encoded).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 raise _unauthorized("malformed Basic credentials") from None
-            principal = check_basic(username, password, service)
-            token = access_token_for(principal, service, scopes)
+            token = basic_access_token(username, password, service, scopes)
         elif emu.anonymous_pull:
             token = access_token_for(None, service, scopes, anonymous=True)
         else:
