@@ -394,6 +394,70 @@ async def test_sweep_fans_out_through_the_storage_queue(
     assert registry.tags("base/x") == {"v1", "v2", "v3", "v4"}
 
 
+@pytest.mark.azurite
+async def test_a_cut_off_sweep_continues_through_the_storage_queue(
+    registry: Registry, configure: Any, azurite_queue: str
+) -> None:
+    """Continuations written to a Storage queue as the host does, and consumed from it, carry a
+    sweep cut off after every catalog page to the end: each covered repository is cleaned."""
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    covered = ["apps/r0005", "apps/r1005", "apps/r1950"]  # one on each catalog page
+    policy = {"version": 1, "rules": [{"name": "three", "repositories": covered, "keepLatest": 1}]}
+    app = configure(CLEANUP_SWEEP_BUDGET_SECONDS="1", CLEANUP_POLICY=json.dumps(policy))
+    history = [
+        {"pushed": "2025-01-01T00:00:00Z", "tags": ["v1"], "salt": "1"},
+        {"pushed": "2025-01-02T00:00:00Z", "tags": ["v2"], "salt": "2"},
+    ]
+    registry.emulator.seed(
+        {
+            "repositories": [
+                {"name": name, "manifests": history if name in covered else [{"tags": ["v1"]}]}
+                for name in CATALOG
+            ]
+        }
+    )
+    before = registry.state()
+    queue = QueueClient.from_connection_string(
+        azurite_queue,
+        QUEUE,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+    queue.create_queue()
+    registry.emulator.faults = slow_after_one_page(registry)
+    out = Out()
+    await app.sweep_schedule(timer(), out)
+    for body in out.value or []:
+        queue.send_message(body)
+
+    continued: list[str] = []
+    for _ in range(10):  # rounds of an instance taking what is visible; the chain needs three
+        taken = list(queue.receive_messages(messages_per_page=32, visibility_timeout=30))
+        if not taken:
+            break
+        for message in taken:
+            after = app.read_continuation(message.content.encode())
+            if after is not None:
+                continued.append(after)
+            registry.emulator.faults = slow_after_one_page(registry)
+            out = Out()
+            await app.sweep_repository(queue_message(message.content, message_id=message.id), out)
+            registry.emulator.faults = Faults()
+            for body in out.value or []:
+                queue.send_message(body)
+            queue.delete_message(message)
+
+    assert continued == ["apps/r0899", "apps/r1899"]
+    assert queue.get_queue_properties().approximate_message_count == 0
+    after_state = registry.state()
+    for name in covered:
+        assert registry.tags(name) == {"v2"}
+    assert {k: v for k, v in after_state.items() if k not in covered} == {
+        k: v for k, v in before.items() if k not in covered
+    }
+
+
 async def test_sweep_without_catalog_permission_names_the_role(
     registry: Registry, app: ModuleType, app_log: Any
 ) -> None:
