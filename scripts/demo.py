@@ -117,19 +117,33 @@ class Demo:
         s.step("the timer fires: sweep_schedule lists the catalog")
         out = Out()
         await function_app.sweep_schedule(timer(), out)
-        messages = out.value or []
+        messages = list(out.value or [])
         s.note(f"{len(messages)} messages on queue acr-cleanup-sweep: " + ", ".join(
-            json.loads(m)["repository"] for m in messages))  # fmt: skip
+            _describe(m) for m in messages))  # fmt: skip
         s.step("sweep_repository takes them, up to 4 at a time (host.json batchSize)")
         gate = asyncio.Semaphore(4)
+        taken = 0
 
-        async def one(index: int, body: str) -> None:
+        async def one(index: int, body: str) -> list[str]:
             async with gate:
+                more = Out()
                 await function_app.sweep_repository(
-                    queue_message(body, message_id=f"m-{index}"), Out()
+                    queue_message(body, message_id=f"m-{index}"), more
                 )
+                return list(more.value or [])  # a continuation queues the rest of the catalog
 
-        await asyncio.gather(*(one(i, m) for i, m in enumerate(messages)))
+        while messages:
+            batch, messages = messages, []
+            for queued in await asyncio.gather(*(one(taken + i, m) for i, m in enumerate(batch))):
+                messages.extend(queued)
+            taken += len(batch)
+
+
+def _describe(message: str) -> str:
+    """A sweep message as the screen shows it: the repository, or where a continuation resumes."""
+    body = json.loads(message)
+    repository = body.get("repository")
+    return str(repository) if repository else f"(the catalog after {body.get('continueAfter')})"
 
 
 class _ScreenLog(logging.Handler):
