@@ -237,13 +237,19 @@ async def test_paging_follows_links_across_many_pages(
         tags = [
             t async for t in client.list_tag_properties("big", order_by=order, results_per_page=7)
         ]
-    assert sorted(m.digest for m in manifests) == sorted(state.manifests)
-    assert len({t.name for t in tags}) == 97
+    # Every lastUpdateTime in the fixture differs, so each order is a single sequence.
+    newest_first = order == "timedesc"
     if order is None:
-        assert [m.digest for m in manifests] == sorted(state.manifests)
+        expected_manifests = sorted(state.manifests)
+        expected_tags = sorted(state.tags)
     else:
-        times = [m.last_updated_on for m in manifests]
-        assert times == sorted(times, reverse=order == "timedesc")  # type: ignore[type-var]
+        by_time = sorted(state.manifests.values(), key=lambda m: m.updated, reverse=newest_first)
+        expected_manifests = [m.digest for m in by_time]
+        tags_by_time = sorted(state.tags.values(), key=lambda t: t.updated, reverse=newest_first)
+        expected_tags = [t.name for t in tags_by_time]
+    assert len(expected_manifests) == len(expected_tags) == 97
+    assert [m.digest for m in manifests] == expected_manifests
+    assert [t.name for t in tags] == expected_tags
     assert emulator.counters.count(endpoint="/acr/v1/{name}/_manifests", status=200) == 10
     assert emulator.counters.count(endpoint="/acr/v1/{name}/_tags", status=200) == 14
 
