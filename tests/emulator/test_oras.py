@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +25,7 @@ REPOSITORY = "oras/demo"
 
 
 @pytest.fixture
-def registry(emulator_server: ServerInfo) -> Registry:
+def registry(emulator_server: ServerInfo) -> Iterator[Registry]:
     """An oras-py client holding one token for `pull,push` on oras/demo, fetched up front.
 
     oras-py 0.2.43 cannot step up a token's scope when ACR answers 401: `Registry.do_request`
@@ -49,7 +50,8 @@ def registry(emulator_server: ServerInfo) -> Registry:
     ).json()["access_token"]
     client = Registry(hostname=emulator_server.login_server, tls_verify=emulator_server.ca_file)
     client.auth.set_token_auth(token)
-    return client
+    yield client
+    client.session.close()
 
 
 def write_blob(layout: Path, data: bytes, media_type: str) -> dict[str, Any]:
