@@ -300,7 +300,7 @@ class AcrClient:
         except CONNECTION_ERRORS as exc:
             raise error_from_transport(exc, self._http.build_request(method, url)) from None
         if not response.is_success:
-            raise error_from_response(response)
+            raise error_from_response(response, scope_map=self._auth.mode == "basic")
         return response
 
     async def _delete(self, url: str) -> bool:

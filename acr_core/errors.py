@@ -49,6 +49,17 @@ _ROLE_FOR_ACTION: Mapping[str, str] = {
 }
 
 
+# The ACR token (scope map) action that allows each wire action, as `az acr scope-map` names
+# them (container-registry-repository-scoped-permissions.md).
+_SCOPE_MAP_ACTION: Mapping[str, str] = {
+    "pull": "content/read",
+    "push": "content/write",
+    "delete": "content/delete",
+    "metadata_read": "metadata/read",
+    "metadata_write": "metadata/write",
+}
+
+
 class AcrError(Exception):
     """Root of every error this library raises on purpose."""
 
@@ -136,8 +147,9 @@ def scrub(text: str) -> str:
     return _JWT_LIKE.sub("<redacted>", text)
 
 
-def role_hint(scope: str | None) -> str:
-    """A sentence naming the action a scope asks for and the Azure role that grants it."""
+def role_hint(scope: str | None, *, scope_map: bool = False) -> str:
+    """A sentence naming the action a scope asks for and the Azure role that grants it, or
+    with `scope_map` (Basic auth: an ACR token), the scope-map action to add to the token."""
     if not scope:
         return "The identity lacks a data-plane role on this registry"
     parts = []
@@ -145,8 +157,13 @@ def role_hint(scope: str | None) -> str:
         kind, _, rest = one.partition(":")
         name, _, actions = rest.rpartition(":")
         for action in actions.split(","):
-            role = _ROLE_FOR_ACTION.get(action, "a role that grants it")
-            parts.append(f"'{action}' on {kind} '{name}' needs {role}")
+            if not scope_map:
+                needs = _ROLE_FOR_ACTION.get(action, "a role that grants it")
+            elif kind == "repository" and action in _SCOPE_MAP_ACTION:
+                needs = f"repositories/{name}/{_SCOPE_MAP_ACTION[action]} in the token's scope map"
+            else:
+                needs = "more than a scope map grants: pass the repositories explicitly"
+            parts.append(f"'{action}' on {kind} '{name}' needs {needs}")
     return "The identity is not allowed: " + "; ".join(parts)
 
 
@@ -178,8 +195,11 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     return None, scrub(text[:200]) if text else response.reason_phrase
 
 
-def error_from_response(response: httpx.Response) -> AcrResponseError:
-    """The exception for an error response: the one place statuses become exception classes."""
+def error_from_response(response: httpx.Response, *, scope_map: bool = False) -> AcrResponseError:
+    """The exception for an error response: the one place statuses become exception classes.
+
+    `scope_map`: the caller logs in with Basic (an ACR token), so a permission error names
+    the scope-map action to add rather than an Azure role."""
     request = response.request
     code, message = _error_fields(response)
     challenge = parse_challenge(response.headers.get("www-authenticate", ""))
@@ -191,7 +211,7 @@ def error_from_response(response: httpx.Response) -> AcrResponseError:
         message=message,
         method=request.method,
         url=redact_url(request.url),
-        hint=role_hint(scope) if cls is PermissionDeniedError else hint,
+        hint=role_hint(scope, scope_map=scope_map) if cls is PermissionDeniedError else hint,
         correlation_id=_correlation_id(response),
     )
     if isinstance(error, PermissionDeniedError):

@@ -103,6 +103,8 @@ async def test_a_scoped_token_cleans_inside_its_scope_map_only(
     assert lock.value.scope == "repository:app:metadata_write"
     assert elsewhere.value.scope == "repository:other:metadata_read"
     assert lock.value.status == 401
+    assert "repositories/app/metadata/write in the token's scope map" in str(lock.value)
+    assert "repositories/other/metadata/read" in str(elsewhere.value)
     remaining = emulator.registry.repositories["app"]
     assert set(remaining.manifests) == set(digests[1:])
     assert all(t.attributes.delete_enabled for t in remaining.tags.values())
