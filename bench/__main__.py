@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         "tiny" if args.tiny else "quick" if args.quick else "issue" if args.issue_sizes else "full"
     )
     results_dir = args.results or (RESULTS if size_label == "full" else RESULTS / size_label)
-    doc = args.doc or (DOC if size_label in ("full", "issue") else None)
+    # Only a complete run into the default results directory rewrites docs/benchmarks.md.
+    complete = args.results is None and not args.scenario and not args.side
+    doc = args.doc or (DOC if size_label in ("full", "issue") and complete else None)
     # The issue-sized run fills a block of its own in the same document, without a chart.
     block = "issue-sizes" if size_label == "issue" else "results"
     chart = args.chart or (
