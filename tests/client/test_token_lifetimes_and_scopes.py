@@ -48,8 +48,8 @@ def fixture(count: int, name: str = "app") -> dict[str, Any]:
 async def test_tokens_expiring_mid_listing_are_renewed_or_recovered(
     emulator: Emulator, connect: Connect
 ) -> None:
-    """Past exp a page's 401 and the refused refresh token cost one re-exchange; near exp the
-    client renews up front with no 401; the listing completes in order."""
+    """A listing completes in order, recovering from tokens past exp with one re-exchange and
+    renewing a token near its exp before it is refused."""
     emulator.seed(fixture(20))
 
     def tokens(status: int) -> int:
@@ -86,8 +86,8 @@ async def test_tokens_expiring_mid_listing_are_renewed_or_recovered(
 async def test_a_scoped_token_cleans_inside_its_scope_map_only(
     emulator: Emulator, connect: Connect
 ) -> None:
-    """Basic auth with an ACR token lists and deletes in its repository; a lock change or
-    another repository is refused as insufficient scope and changes nothing."""
+    """An ACR token lists and deletes in its repository, and anything else is refused as
+    insufficient scope, changing nothing."""
     emulator.seed(fixture(3))
     emulator.seed(fixture(1, "other"))
     digests = sorted(emulator.registry.repositories["app"].manifests)

@@ -36,7 +36,7 @@ def seeded(emulator: Emulator) -> Emulator:
 
 
 async def test_an_access_token_past_its_exp_is_refused(seeded, emulator_client):
-    """A token accepted a second before its exp gets a plain 401 challenge once exp has passed."""
+    """A token accepted shortly before its exp gets a plain 401 challenge once exp has passed."""
     refresh = await refresh_token(emulator_client)
     token = await access_token(emulator_client, refresh, "repository:team-a/api:metadata_read")
     headers = {"authorization": f"Bearer {token}"}
@@ -116,6 +116,23 @@ async def test_an_action_outside_the_scope_map_is_insufficient_scope(
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].endswith(',error="insufficient_scope"')
     assert "v1" in seeded.registry.repositories["team-a/api"].tags
+
+
+async def test_a_scoped_token_works_with_the_password_grant_too(seeded, emulator_client):
+    """POST /oauth2/token grant_type=password with the token's credentials is cut to its map."""
+    response = await emulator_client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "password",
+            "service": SERVICE,
+            "scope": "repository:team-a/api:pull,delete",
+            "username": SCOPED.username,
+            "password": SCOPED.password,
+        },
+    )
+    assert claims(response.json()["access_token"])["access"] == [
+        {"type": "repository", "name": "team-a/api", "actions": ["pull"]}
+    ]
 
 
 async def test_a_scoped_token_with_a_wrong_password_is_refused(seeded, emulator_client):
