@@ -12,6 +12,7 @@ AIMD limiter, shared by all repositories, which grows until ACR answers 429 and 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -123,8 +124,12 @@ class Executor:
         snapshots: Mapping[str, RepositorySnapshot],
         *,
         on_done: Callable[[ActionOutcome], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._clock = clock
+        # repository -> (when its first action started, when its last action ended)
+        self._spans: dict[str, tuple[float, float]] = {}
         self._governor = governor
         self._manifests: dict[Key, ManifestProperties] = {
             (s.name, m.digest): m for s in snapshots.values() for m in s.manifests
@@ -141,7 +146,12 @@ class Executor:
 
         async def worker() -> None:
             while (index := await schedule.next()) is not None:
-                schedule.finish(index, await self._run(schedule.actions[index]))
+                action = schedule.actions[index]
+                started = self._clock()
+                outcome = await self._run(action)
+                first, _ = self._spans.get(action.repository, (started, started))
+                self._spans[action.repository] = (min(first, started), self._clock())
+                schedule.finish(index, outcome)
 
         if not schedule.complete:
             tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
@@ -151,6 +161,11 @@ class Executor:
                 for task in tasks:
                     task.cancel()
         return schedule.outcomes()
+
+    def apply_seconds(self) -> dict[str, float]:
+        """Per repository, from its first action's start to its last action's end (actions of
+        several repositories run interleaved, so the spans overlap)."""
+        return {repository: end - start for repository, (start, end) in self._spans.items()}
 
     async def _run(self, action: Action) -> ActionOutcome:
         # A permission the identity lacks in a repository is lacking for every action of the

@@ -55,6 +55,24 @@ class Durations:
 
 
 @dataclass(frozen=True, slots=True)
+class RepositoryDurations:
+    """Seconds spent on one repository: reading it, planning it, and from its first action's
+    start to its last action's end. Repositories are read and applied concurrently, so these
+    overlap and do not add up to the run's `Durations`."""
+
+    gather: float = 0.0
+    plan: float = 0.0
+    apply: float = 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "gatherSeconds": round(self.gather, 3),
+            "planSeconds": round(self.plan, 3),
+            "applySeconds": round(self.apply, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Counts:
     planned_deletions: int = 0
     planned_locks: int = 0
@@ -102,6 +120,7 @@ class RunReport:
     outcomes: tuple[ActionOutcome, ...] = ()
     issues: tuple[RepositoryIssue, ...] = ()
     durations: Durations = field(default_factory=Durations)
+    repository_durations: Mapping[str, RepositoryDurations] = field(default_factory=dict)
     requests: RequestStats = field(default_factory=RequestStats)
     cancelled: bool = False
     _by_repository: dict[str, tuple[ActionOutcome, ...]] = field(
@@ -181,7 +200,9 @@ class RunReport:
         repositories: list[dict[str, object]] = [
             self._repository_dict(r) for r in self.plan.repositories
         ]
-        repositories += [_issue_dict(issue) for issue in self.issues]
+        repositories += [
+            _issue_dict(issue, self.durations_of(issue.repository)) for issue in self.issues
+        ]
         repositories.sort(key=lambda r: str(r["repository"]))
         return {
             "schemaVersion": SCHEMA_VERSION,
@@ -211,6 +232,10 @@ class RunReport:
             "repositories": repositories,
         }
 
+    def durations_of(self, repository: str) -> RepositoryDurations:
+        """Time spent on `repository` (zeros when the run did not measure it)."""
+        return self.repository_durations.get(repository, RepositoryDurations())
+
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
@@ -222,6 +247,7 @@ class RunReport:
             "blocked": repository.blocked,
             "error": None,
             "counts": self.counts(repository).to_dict(),
+            "durations": self.durations_of(repository.repository).to_dict(),
             "actions": [_action_dict(r) for r in self.results(repository)],
             "kept": [_kept_dict(k) for k in repository.kept],
         }
@@ -254,7 +280,7 @@ def _kept_dict(kept: Kept) -> dict[str, object]:
     }
 
 
-def _issue_dict(issue: RepositoryIssue) -> dict[str, object]:
+def _issue_dict(issue: RepositoryIssue, durations: RepositoryDurations) -> dict[str, object]:
     return {
         "repository": issue.repository,
         "rule": None,
@@ -263,6 +289,7 @@ def _issue_dict(issue: RepositoryIssue) -> dict[str, object]:
         "error": issue.detail,
         "transient": issue.transient,
         "counts": Counts().to_dict(),
+        "durations": durations.to_dict(),
         "actions": [],
         "kept": [],
     }
@@ -328,8 +355,32 @@ def _repository_lines(report: RunReport, repository: RepositoryPlan, show_kept: 
         lines.append("  nothing to do")
     if repository.blocked:
         lines.append(f"  BLOCKED: {repository.blocked}")
+    lines.append("  " + _repository_summary(report, repository))
     lines.append("")
     return lines
+
+
+def _repository_summary(report: RunReport, repository: RepositoryPlan) -> str:
+    c, d = report.counts(repository), report.durations_of(repository.repository)
+    if report.outcomes:
+        done = (
+            f"{c.deleted} deleted ({_bytes(c.bytes_deleted)}), {c.already_gone} already gone, "
+            f"{c.locked} locked, {c.kept} kept, {c.skipped} skipped, {c.failed} failed"
+        )
+    elif repository.blocked:
+        done = (
+            f"{c.planned_deletions} deletion(s) held back ({_bytes(c.bytes_planned)}), "
+            f"would lock {c.planned_locks}, {c.kept} kept"
+        )
+    else:
+        done = (
+            f"would delete {c.planned_deletions} ({_bytes(c.bytes_planned)}), "
+            f"would lock {c.planned_locks}, {c.kept} kept"
+        )
+    timing = f"gather {d.gather:.1f} s, plan {d.plan:.1f} s"
+    if report.outcomes:
+        timing += f", apply {d.apply:.1f} s"
+    return f"{done}; {timing}"
 
 
 def _summary(report: RunReport) -> str:

@@ -40,10 +40,11 @@ from acr_core.models import (
     RepositorySnapshot,
     TagProperties,
 )
-from acr_core.plan import Plan
+from acr_core.plan import Plan, RepositoryPlan
 from acr_core.policy import Policy
 from acr_core.report import (
     Durations,
+    RepositoryDurations,
     RepositoryIssue,
     RequestStats,
     RunReport,
@@ -133,12 +134,12 @@ async def run_cleanup(
     began = time.monotonic()
     with _listening(client, governor):
         names, issues = await _select(client, policy, repositories)
-        snapshots, failed = await _gather_all(client, governor, names, progress)
+        snapshots, failed, gather_seconds = await _gather_all(client, governor, names, progress)
         gathered = time.monotonic()
-        ordered = [snapshots[name] for name in sorted(snapshots)]
-        the_plan = planner.plan(ordered, policy, now, protect=protect)
+        the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
         planned = time.monotonic()
         outcomes: tuple[ActionOutcome, ...] = ()
+        apply_seconds: dict[str, float] = {}
         cancelled = False
         if not dry_run and the_plan.actions:
             cancelled = confirm is not None and not await confirm(the_plan)
@@ -146,6 +147,7 @@ async def run_cleanup(
                 on_done = _apply_progress(the_plan, progress)
                 executor = Executor(client, governor, snapshots, on_done=on_done)
                 outcomes = await executor.apply(the_plan)
+                apply_seconds = executor.apply_seconds()
         applied = time.monotonic()
     after = _request_stats(client.stats)
     return RunReport(
@@ -162,6 +164,14 @@ async def run_cleanup(
             apply=applied - planned,
             total=applied - began,
         ),
+        repository_durations={
+            name: RepositoryDurations(
+                gather=seconds,
+                plan=plan_seconds.get(name, 0.0),
+                apply=apply_seconds.get(name, 0.0),
+            )
+            for name, seconds in gather_seconds.items()
+        },
         requests=RequestStats(
             requests=after.requests - before.requests,
             throttled=after.throttled - before.throttled,
@@ -259,26 +269,48 @@ async def _select(
     return [name for name in names if policy.covers(name)], issues
 
 
+def _plan_each(
+    snapshots: Mapping[str, RepositorySnapshot],
+    policy: Policy,
+    now: datetime,
+    protect: Mapping[str, frozenset[str]] | None,
+) -> tuple[Plan, dict[str, float]]:
+    """The plan, one repository at a time so each one's planning time is known (repositories
+    are planned independently, so this is the same plan as planning them all at once)."""
+    repositories: list[RepositoryPlan] = []
+    seconds: dict[str, float] = {}
+    for name in sorted(snapshots):
+        started = time.monotonic()
+        repositories += planner.plan([snapshots[name]], policy, now, protect=protect).repositories
+        seconds[name] = time.monotonic() - started
+    return Plan(tuple(repositories)), seconds
+
+
 async def _gather_all(
     client: RegistryClient, governor: Governor, names: Sequence[str], progress: Progress | None
-) -> tuple[dict[str, RepositorySnapshot], list[RepositoryIssue]]:
+) -> tuple[dict[str, RepositorySnapshot], list[RepositoryIssue], dict[str, float]]:
+    """Snapshots, issues for the repositories that could not be read, and the seconds each
+    repository took to read (failed ones too)."""
     snapshots: dict[str, RepositorySnapshot] = {}
     issues: list[RepositoryIssue] = []
+    seconds: dict[str, float] = {}
     pending = iter(names)
 
     async def reader() -> None:
         for name in pending:
+            started = time.monotonic()
             try:
                 snapshots[name] = await gather_repository(client, name, governor)
             except NotFoundError:
                 issues.append(RepositoryIssue(name, Status.GONE, "deleted while it was read"))
             except AcrError as exc:
                 issues.append(RepositoryIssue(name, Status.FAILED, str(exc), is_transient(exc)))
+            seconds[name] = time.monotonic() - started
             if progress is not None:
                 progress(ProgressEvent("gather", len(snapshots) + len(issues), len(names), name))
 
     await _all(*(reader() for _ in range(min(REPOSITORY_CONCURRENCY, len(names)))))
-    return snapshots, issues
+    return snapshots, issues, seconds
 
 
 async def _all(*coroutines: Coroutine[Any, Any, T]) -> list[T]:

@@ -357,3 +357,28 @@ async def test_a_delete_that_keeps_failing_with_a_5xx_is_a_transient_failure():
     executor = Executor(registry, Governor(), snapshots(registry))
     [outcome] = await executor.apply(plan_of(delete(digest)))
     assert (outcome.outcome, outcome.transient) == (Outcome.FAILED, False)
+
+
+async def test_apply_seconds_span_each_repositorys_first_start_to_last_end():
+    """Each repository's apply time runs from its first action's start to its last action's end."""
+    registry = FakeRegistry()
+    a1, a2 = registry.push(REPO, "a1"), registry.push(REPO, "a2")
+    b1 = registry.push("team/other", "b1")
+    held = registry.push("team/held", "h1")
+    ticks = iter(range(100))
+    executor = Executor(
+        registry,
+        Governor(ExecutionLimits(max_concurrency=1)),  # one action at a time: a known order
+        snapshots(registry),
+        clock=lambda: float(next(ticks)),
+    )
+    plan = plan_of(
+        delete(a1),
+        delete(a2),
+        delete(b1, repository="team/other"),
+        delete(held, repository="team/held"),
+        blocked={"team/held": "over the limit"},
+    )
+    await executor.apply(plan)
+    # team/app: ticks 0-1 and 2-3; team/held: never started; team/other: ticks 4-5.
+    assert executor.apply_seconds() == {REPO: 3.0, "team/other": 1.0}

@@ -12,7 +12,7 @@ import pytest
 import acr_core
 from acr_core.executor import ActionOutcome, Outcome
 from acr_core.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
-from acr_core.report import RepositoryIssue, RunReport, Status, render_table
+from acr_core.report import RepositoryDurations, RepositoryIssue, RunReport, Status, render_table
 from tests.unit.fake_registry import digest_of
 
 SCHEMA = json.loads((Path(acr_core.__file__).parent / "report.schema.json").read_text())
@@ -164,3 +164,39 @@ def test_docs_name_every_field_of_the_schema():
     docs = (Path(acr_core.__file__).parent.parent / "docs" / "cli.md").read_text()
     missing = sorted(n for n in _property_names(SCHEMA) if f"`{n}`" not in docs)
     assert missing == []
+
+
+def test_each_repository_reports_its_own_durations_in_the_json_and_the_table():
+    """Per-repository gather, plan and apply seconds appear in the JSON and under each table."""
+    outcomes = (Outcome.APPLIED, Outcome.APPLIED, Outcome.APPLIED, Outcome.APPLIED)
+    issue = RepositoryIssue("broken", Status.FAILED, "500 from the registry", transient=True)
+    report = _report(
+        _plan(),
+        outcomes,
+        issues=(issue,),
+        repository_durations={
+            "app": RepositoryDurations(gather=1.25, plan=0.0042, apply=7.5),
+            "broken": RepositoryDurations(gather=30.0),
+        },
+    )
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, SCHEMA)
+    durations = {r["repository"]: r["durations"] for r in data["repositories"]}
+    assert durations == {
+        "app": {"gatherSeconds": 1.25, "planSeconds": 0.004, "applySeconds": 7.5},
+        "broken": {"gatherSeconds": 30.0, "planSeconds": 0.0, "applySeconds": 0.0},
+    }
+    text = render_table(report)
+    assert (
+        "  3 deleted (2.4 KiB), 0 already gone, 1 locked, 1 kept, 0 skipped, 0 failed; "
+        "gather 1.2 s, plan 0.0 s, apply 7.5 s\n"
+    ) in text
+
+
+def test_a_dry_run_table_gives_each_repository_its_counts_bytes_and_read_time():
+    """Without outcomes a repository's line says what would happen, its bytes, and no apply."""
+    report = _report(_plan(), repository_durations={"app": RepositoryDurations(gather=2.0)})
+    text = render_table(report)
+    assert "  would delete 3 (2.4 KiB), would lock 1, 1 kept; gather 2.0 s, plan 0.0 s\n" in text
+    blocked = render_table(_report(_plan(blocked="over the limit")))
+    assert "  3 deletion(s) held back (2.4 KiB), would lock 1, 1 kept;" in blocked

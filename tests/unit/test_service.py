@@ -157,3 +157,16 @@ async def test_a_manifest_that_cannot_be_read_fails_its_repository_and_deletes_n
     ]
     assert len(registry.digests("apps/a")) == 3
     assert len(registry.digests("apps/b")) == 2
+
+
+async def test_the_report_times_each_repository_it_read_planned_and_applied():
+    """Every repository read gets its own durations; apply time only where something applied."""
+    registry = registry_with_two_apps()
+    dry = await run_cleanup(registry, POLICY, now=NOW)
+    assert set(dry.repository_durations) == {"apps/a", "apps/b"}
+    assert all(d.apply == 0.0 for d in dry.repository_durations.values())
+    applied = await run_cleanup(registry_with_two_apps(), POLICY, now=NOW, dry_run=False)
+    for name, durations in applied.repository_durations.items():
+        assert 0.0 < durations.gather <= applied.durations.gather, name
+        assert 0.0 < durations.plan <= applied.durations.plan, name
+        assert 0.0 < durations.apply <= applied.durations.apply, name
