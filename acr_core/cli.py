@@ -17,7 +17,7 @@ import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -27,7 +27,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.client import AcrClient
-from acr_core.errors import AcrError, PermissionDeniedError
+from acr_core.errors import AcrError, AuthenticationError, PermissionDeniedError
 from acr_core.executor import DEFAULT_MAX_CONCURRENCY, ExecutionLimits, Outcome
 from acr_core.plan import ActionKind, Plan
 from acr_core.policy import Policy, PolicyError, load_policy
@@ -155,6 +155,11 @@ def main(
     except KeyboardInterrupt:
         _error("interrupted; what was done is done, and the next run picks up the rest")
         return EXIT_INTERRUPTED
+
+
+def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
+    """The options of `plan`/`apply` as `main` reads them; raises `UsageError`/`PolicyError`."""
+    return _options(build_parser().parse_args(argv), environ)
 
 
 def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
@@ -309,11 +314,12 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                 confirm=None if options.yes else _confirm(client.login_server, options.now),
             )
     except (ClientAuthenticationError, AcrError) as exc:
-        _error(_explain(exc))
+        _error(_explain(exc, options))
         return EXIT_FAILED
     finally:
         if credential is not None and credential is not given:
             await credential.close()
+    report = _explain_issues(report, options)
     sys.stdout.write(report.to_json() + "\n" if options.output == "json" else render_table(report))
     sys.stdout.flush()
     if report.cancelled:
@@ -327,17 +333,27 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
 def _credential(
     options: Options, given: AsyncTokenCredential | None
 ) -> AsyncTokenCredential | None:
-    """Azure AD unless Basic credentials or --anonymous were chosen."""
-    if options.anonymous or options.username is not None:
-        return None
-    if given is not None:
+    """`given` (tests) stands in for the Azure AD credential `credential_for` would build."""
+    if given is not None and _uses_azure_ad(options):
         return given
+    return credential_for(options)
+
+
+def credential_for(options: Options) -> AsyncTokenCredential | None:
+    """The credential `plan`/`apply` sign in with: none for Basic or --anonymous, else a
+    `DefaultAzureCredential` (building it sends nothing; it asks for tokens on first use)."""
+    if not _uses_azure_ad(options):
+        return None
     from azure.identity.aio import DefaultAzureCredential
 
     return DefaultAzureCredential()
 
 
-def _explain(exc: ClientAuthenticationError | AcrError) -> str:
+def _uses_azure_ad(options: Options) -> bool:
+    return not options.anonymous and options.username is None
+
+
+def _explain(exc: ClientAuthenticationError | AcrError, options: Options) -> str:
     """One line: what went wrong, and what to do about it."""
     if isinstance(exc, ClientAuthenticationError):
         text = str(exc).strip()
@@ -346,12 +362,54 @@ def _explain(exc: ClientAuthenticationError | AcrError) -> str:
             f"no Azure AD token for the registry ({first}). Sign in with `az login`, use a "
             "managed identity, or pass --username/--password (ACR_USERNAME/ACR_PASSWORD)"
         )
+    if isinstance(exc, AuthenticationError):
+        exc = AuthenticationError(
+            status=exc.status,
+            code=exc.code,
+            message=exc.message,
+            method=exc.method,
+            url=exc.url,
+            hint=_sign_in_hint(options) or exc.hint,
+            correlation_id=exc.correlation_id,
+        )
     hint = ""
     if "CERTIFICATE_VERIFY_FAILED" in str(exc):
         hint = ". If the registry's certificate comes from a private CA, pass --ca-file"
     if isinstance(exc, PermissionDeniedError) and (exc.scope or "").startswith("registry:"):
         hint = ". To skip the catalog, name the repositories: --repository NAME"
     return f"{exc}{hint}"
+
+
+def _explain_issues(report: RunReport, options: Options) -> RunReport:
+    """The report with each repository the registry refused to sign in to explained for the
+    way the CLI signed in (`_explain`)."""
+    if not any(isinstance(i.cause, AuthenticationError) for i in report.issues):
+        return report
+    issues = tuple(
+        replace(issue, detail=_explain(issue.cause, options))
+        if isinstance(issue.cause, AuthenticationError)
+        else issue
+        for issue in report.issues
+    )
+    return replace(report, issues=issues)
+
+
+def _sign_in_hint(options: Options) -> str | None:
+    """What to check when the registry refuses the sign-in, for the way the CLI signed in
+    (None: Azure AD, whose hint the error already carries)."""
+    if options.anonymous:
+        return (
+            "The registry refused anonymous access: it may not allow anonymous pull "
+            "(`az acr update --anonymous-pull-enabled true`, Standard and Premium only), or "
+            "this needs credentials: drop --anonymous to sign in with Azure AD, or pass "
+            "--username/--password"
+        )
+    if options.username is not None:
+        return (
+            "Check --username/--password (ACR_USERNAME/ACR_PASSWORD): the admin user must be "
+            "enabled, or the token and its password must exist and not have expired"
+        )
+    return None
 
 
 def _failure_line(report: RunReport) -> str:

@@ -37,6 +37,9 @@ class RepositoryIssue:
     status: Status
     detail: str
     transient: bool = False  # worth retrying as a whole (throttling, 5xx, connection)
+    # The exception behind a failed read, for callers that explain it in their own terms
+    # (the CLI words a refused sign-in for the way it signed in); not part of the JSON.
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

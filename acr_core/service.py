@@ -304,7 +304,9 @@ async def _gather_all(
             except NotFoundError:
                 issues.append(RepositoryIssue(name, Status.GONE, "deleted while it was read"))
             except AcrError as exc:
-                issues.append(RepositoryIssue(name, Status.FAILED, str(exc), is_transient(exc)))
+                issues.append(
+                    RepositoryIssue(name, Status.FAILED, str(exc), is_transient(exc), cause=exc)
+                )
             seconds[name] = time.monotonic() - started
             if progress is not None:
                 progress(ProgressEvent("gather", len(snapshots) + len(issues), len(names), name))

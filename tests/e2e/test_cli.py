@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import jsonschema
 import pytest
 from azure.core.credentials import AccessToken
 from azure.identity import CredentialUnavailableError
+from azure.identity.aio import DefaultAzureCredential
 
 import acr_core
 from acr_core.cli import (
@@ -25,7 +27,9 @@ from acr_core.cli import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     _progress,
+    credential_for,
     main,
+    parse_options,
 )
 from acr_core.service import ProgressEvent
 from acr_emulator import Emulator, EmulatorConfig, ServerInfo
@@ -136,6 +140,56 @@ def test_a_wrong_password_is_one_line_without_the_secret(emulator, server, polic
     assert "Traceback" not in captured.err
     assert "not-the-password" not in captured.err + captured.out
     assert state(emulator, "services/api") == API_BEFORE
+    assert "Check --username/--password" in captured.err
+    assert "managed identity" not in captured.err
+
+
+@pytest.mark.parametrize("named", [(), ("--repository", "services/api")])
+def test_a_refused_anonymous_plan_says_anonymous_pull_or_credentials(
+    server, policy_file, capsys, named
+):
+    """--anonymous refused by the registry names anonymous pull, catalog read or not."""
+    code = main(
+        [
+            "plan",
+            "--anonymous",
+            "--registry",
+            server.url,
+            "--ca-file",
+            str(server.ca_file),
+            "--policy",
+            str(policy_file),
+            *named,
+        ],
+        environ={},
+    )
+    captured = capsys.readouterr()
+    assert code == EXIT_FAILED
+    assert "refused anonymous access" in captured.err
+    assert "drop --anonymous" in captured.err
+    assert "managed identity" not in captured.err + captured.out
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "azure_ad"),
+    [
+        ((), {}, True),
+        (("--anonymous",), {}, False),
+        (("--username", "admin", "--password", "secret"), {}, False),
+        ((), {"ACR_USERNAME": "admin", "ACR_PASSWORD": "secret"}, False),
+    ],
+)
+def test_azure_ad_is_the_default_credential(policy_file, flags, environ, azure_ad):
+    """With no Basic credentials and no --anonymous the CLI builds a DefaultAzureCredential."""
+    argv = ["plan", "--registry", "myregistry.azurecr.io", "--policy", str(policy_file), *flags]
+    credential = credential_for(parse_options(argv, environ))
+    try:
+        # Built, never used: asking it for a token would probe IMDS off the machine.
+        assert isinstance(credential, DefaultAzureCredential) is azure_ad
+        assert azure_ad or credential is None
+    finally:
+        if credential is not None:
+            asyncio.run(credential.close())
 
 
 def test_anonymous_apply_is_a_usage_error(server, policy_file, capsys):
