@@ -17,10 +17,6 @@ var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 // Storage Queue Data Contributor: the sweep queue's trigger and output binding, and the host
 // moving a failing message to `<queue>-poison`.
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-var appRoles = [
-  storageBlobDataOwner
-  storageQueueDataContributor
-]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35:Flex Consumption without a virtual network reaches storage over its public endpoint; shared keys are off, so every request needs an Entra token and a data role.
@@ -99,15 +95,43 @@ resource sweepPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queue
   name: '${sweepQueueName}-poison'
 }
 
-resource appRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in appRoles: {
-  name: guid(account.id, appPrincipalId, roleId)
+// Blob access on the whole account: the Functions host creates and uses containers of its own
+// (azure-webjobs-hosts for timer schedule status and singleton leases, azure-webjobs-secrets
+// for its keys) when it first starts, and creating a container is an account-level operation,
+// so no narrower scope lets the host start. The account holds nothing but this app's state.
+resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, appPrincipalId, storageBlobDataOwner)
   scope: account
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
-}]
+}
+
+// Queue access only on the two queues the app uses, both created above so the host never needs
+// to create one: the sweep queue (trigger and output binding) and its poison queue (the queue
+// extension moves a message there after maxDequeueCount failures). The host itself keeps its
+// state in blobs, and no blob trigger (which would use queues of its own) is bound.
+resource sweepQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(sweepQueue.id, appPrincipalId, storageQueueDataContributor)
+  scope: sweepQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource sweepPoisonQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(sweepPoisonQueue.id, appPrincipalId, storageQueueDataContributor)
+  scope: sweepPoisonQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 output storageAccountName string = account.name
 output storageAccountId string = account.id

@@ -286,3 +286,10 @@ def test_deploy_doc_parameter_table_matches_the_templates(templates: Templates) 
         match = AZD_VALUE_RE.fullmatch(text)
         assert match is not None
         assert documented[name] == match.group("name"), name
+
+
+def test_funcignore_names_only_tests_that_exist() -> None:
+    """Every test file the .funcignore comments point to is there."""
+    named = re.findall(r"tests/\S+?\.py", (ROOT / ".funcignore").read_text())
+    assert named
+    assert [n for n in named if not (ROOT / n).is_file()] == []

@@ -526,6 +526,29 @@ def test_every_role_id_is_a_known_built_in(templates: Templates) -> None:
                 assert value.lower() in KNOWN_ROLES, f"{name}: unknown role id {value}"
 
 
+def test_host_storage_roles_are_scoped_blob_to_the_account_queue_to_the_two_queues(
+    templates: Templates,
+) -> None:
+    """Blob Data Owner is on the account (the host makes its own containers); the queue role
+    only on the sweep queue and its poison queue."""
+    storage = templates["modules/storage.bicep"]
+    (account,) = _of_type(storage, "Microsoft.Storage/storageAccounts")
+    queues = {
+        q.symbol: q.config["name"]
+        for q in _of_type(storage, "Microsoft.Storage/storageAccounts/queueServices/queues")
+    }
+    scopes: dict[str, list[object]] = {}
+    for symbol, roles in _assigned_roles(storage).items():
+        (role,) = roles
+        scopes.setdefault(role, []).append(storage.resources[symbol].config["scope"])
+    assert scopes[STORAGE_BLOB_DATA_OWNER] == [Ref(account.symbol)]
+    queue_scopes = scopes[STORAGE_QUEUE_DATA_CONTRIBUTOR]
+    scoped = [queues[s.name] for s in queue_scopes if isinstance(s, Ref) and s.name in queues]
+    assert len(scoped) == len(queue_scopes) == 2
+    assert Ref("sweepQueueName") in scoped
+    assert Interpolation((Ref("sweepQueueName"), "-poison")) in scoped
+
+
 def test_dead_letter_role_is_scoped_to_its_container(templates: Templates) -> None:
     """The system topic may write only into the dead-letter container."""
     module = templates["modules/dead-letter-access.bicep"]
