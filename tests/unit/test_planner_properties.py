@@ -35,8 +35,9 @@ AGES = (
     timedelta(days=20),
     timedelta(days=40),
 )
+PROPERTY_CHECKS_OFF = [HealthCheck.too_slow]
 PROPERTY_SETTINGS = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=200, deadline=None, suppress_health_check=PROPERTY_CHECKS_OFF
 )
 
 
@@ -63,7 +64,13 @@ def worlds(  # draw: hypothesis.DrawFn
 ) -> World:
     """A random repository; with `referrer_children`, indexes may also list referrers (as the
     referrers tag-schema fallback index does). A `crowded` one has a keepLatest, more tagged
-    images than usual and every index read, so that keepLatest usually has images to delete."""
+    images than usual and every index read, so that keepLatest usually has images to delete;
+    its simplest draws (where hypothesis starts and shrinks to) are old, unlocked and dated."""
+
+    def one_in(n: int) -> bool:
+        drawn: int = draw(st.integers(0, n - 1))
+        return drawn == (n - 1 if crowded else 0)
+
     repo_locked = draw(st.sampled_from([False] * 12 + [True])) and not crowded
     b = RepoBuilder(attributes=ChangeableAttributes(write_enabled=not repo_locked))
     keys: list[str] = []
@@ -72,16 +79,17 @@ def worlds(  # draw: hypothesis.DrawFn
     count = draw(st.integers(4 if crowded else 1, 14))
     for i in range(count):
         key = f"m{i}"
-        age = draw(st.sampled_from(AGES)) if draw(st.integers(0, 15)) else None
-        locked = draw(st.integers(0, 15)) == 0
+        ages = AGES[::-1] if crowded else AGES
+        age = None if one_in(16) else draw(st.sampled_from(ages))
+        locked = one_in(16)
         tags: list[str] = []
         for _ in range(draw(st.integers(1 if crowded else 0, 2))):
             if free_tags and (crowded or draw(st.booleans())):
                 tags.append(free_tags.pop(draw(st.integers(0, len(free_tags) - 1))))
-        locked_tags = tuple(t for t in tags if draw(st.integers(0, 9)) == 0)
+        locked_tags = tuple(t for t in tags if one_in(10))
         kind = draw(st.sampled_from(["image"] * 4 + ["index"] * 2 + ["referrer", "signature"]))
         # An unread index stops every deletion in the repository (tested on its own).
-        inspected = draw(st.integers(0, 14)) > 0 or (crowded and kind == "index")
+        inspected = not one_in(15) or (crowded and kind == "index")
         if kind == "index":
             candidates = [k for k in keys if referrer_children or k not in referrer_keys(b)]
             children = (
@@ -294,15 +302,12 @@ def test_a_manifest_hidden_from_the_listing_stops_every_deletion(
     assert replace(world, snapshot=snapshot).plan().deletions == ()
 
 
-@PROPERTY_SETTINGS
-@given(
-    st.one_of(
-        worlds(crowded=True),
-        worlds(crowded=True, referrer_children=True),
-        worlds(),
-        worlds(referrer_children=True),
-    )
+# The test keeps only worlds with more candidates than keepLatest (about two in three crowded
+# worlds); an unlucky start can trip the filtering health check without anything being wrong.
+@settings(
+    PROPERTY_SETTINGS, suppress_health_check=[*PROPERTY_CHECKS_OFF, HealthCheck.filter_too_much]
 )
+@given(st.one_of(worlds(crowded=True), worlds(crowded=True, referrer_children=True)))
 def test_exactly_keep_latest_unprotected_tagged_images_survive(world: World) -> None:
     """With more than keepLatest unprotected tagged images, exactly keepLatest remain afterwards."""
     keep_latest = world.rule.get("keepLatest")
