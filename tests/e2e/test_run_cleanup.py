@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from acr_core.report import RunReport, Status
 from acr_core.retry import RetryPolicy
 from acr_core.service import run_cleanup
 from acr_emulator import Emulator, EmulatorConfig, Faults, ThrottleConfig
+from acr_emulator.generate import generate
 from scripts.oci_push import BasicTokenAuth
 from tests.e2e.registry import (
     API_AFTER,
@@ -301,3 +303,29 @@ async def test_a_tag_hidden_from_the_tag_listing_protects_only_its_image(seeded,
     )
     assert state(seeded, "hidden/tags") == {"secret"}
     assert report.totals.deleted == 1
+
+
+async def test_the_example_policy_has_work_to_do_on_the_demo_registry():
+    """examples/policy.json covers every demo repository and plans locks and deletions there."""
+    policy = load_policy((Path(__file__).parents[2] / "examples" / "policy.json").read_text())
+    demo = generate("demo", now=NOW)
+    emulator = Emulator(EmulatorConfig(now=NOW))
+    emulator.seed(demo)
+    transport = httpx.ASGITransport(app=emulator.app)
+    async with AcrClient(
+        BASE_URL,
+        username=emulator.config.admin_username,
+        password=emulator.admin_password,
+        transport=transport,
+    ) as acr:
+        report = await run_cleanup(acr, policy, now=NOW)
+    names = sorted(r["name"] for r in demo["repositories"])
+    assert names
+    assert [r.repository for r in report.plan.repositories] == names
+    for repository in report.plan.repositories:
+        assert repository.rule == "services"
+        assert repository.blocked is None
+        assert repository.locks, repository.repository
+        assert repository.deletions, repository.repository
+        # Releases (1.2.3) are locked and kept; only untagged leftovers go.
+        assert all(not a.tags for a in repository.deletions), repository.repository
