@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     size.add_argument(
         "--issue-sizes",
         action="store_true",
-        help="the sizes issue 7 names (2,000; 500 x 10; 200): about ten minutes",
+        help="the sizes issue 7 names (2,000; 500 x 10; 200): about nine minutes",
     )
     p.add_argument("--scenario", action="append", help="run only these scenarios (by name)")
     p.add_argument("--side", action="append", choices=SIDES, help="run only these sides")

@@ -126,7 +126,7 @@ def expected_remaining(
 
 
 def issue() -> list[Scenario]:
-    """The sizes issue 7 names; the quickstart baseline alone takes about six minutes here."""
+    """The sizes issue 7 names; the quickstart baseline alone takes about five minutes here."""
     return [
         Scenario("one-repo", "1 repository x 2,000 images", 1, 2000),
         Scenario("many-repos", "500 repositories x 10 images", 500, 10),
