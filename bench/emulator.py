@@ -16,13 +16,12 @@ import asyncio
 import hashlib
 import json
 import os
-import re
 import ssl
 import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,7 @@ from typing import IO, Any
 import httpx
 
 from bench.scenarios import OCI_MANIFEST, SeedImage
+from scripts.oci_push import BasicTokenAuth
 
 # ReadOps / WriteOps per minute (acr-facts.md section 4; the emulator's presets).
 SKUS = {"Basic": (1_000, 100), "Standard": (3_000, 500), "Premium": (10_000, 2_000)}
@@ -45,7 +45,6 @@ STATE_TIMEOUT = 300.0
 # One repository's state is read through at most this many manifests (a bound, never reached).
 MAX_MANIFESTS = 1_000_000
 
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 State = dict[str, dict[str, datetime]]  # repository -> digest -> lastUpdateTime
 
@@ -247,7 +246,7 @@ def _push(emu: RunningEmulator, image: SeedImage) -> tuple[str, Counter[tuple[st
     with httpx.Client(
         base_url=emu.url,
         verify=ssl.create_default_context(cafile=emu.ca_file),
-        auth=_TokenAuth(emu.admin_username, emu.admin_password),
+        auth=BasicTokenAuth(emu.admin_username, emu.admin_password),
         event_hooks={"response": [record]},
         timeout=30,
     ) as client:
@@ -268,31 +267,3 @@ def _push(emu: RunningEmulator, image: SeedImage) -> tuple[str, Counter[tuple[st
         )
         put.raise_for_status()
     return put.headers.get("docker-content-digest") or image.digest, seen
-
-
-class _TokenAuth(httpx.Auth):
-    """Docker's token flow with the admin user: on a 401 challenge, `GET realm?service&scope`
-    with Basic credentials, then retry with the bearer token; tokens cached per scope."""
-
-    requires_response_body = True
-
-    def __init__(self, username: str, password: str) -> None:
-        self._basic = httpx.BasicAuth(username, password)
-        self._tokens: dict[str, str] = {}
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        response = yield request
-        challenge = response.headers.get("www-authenticate", "")
-        if response.status_code != 401 or not challenge.lower().startswith("bearer "):
-            return
-        params = dict(_CHALLENGE_PARAM.findall(challenge))
-        token_request = httpx.Request(
-            "GET",
-            params["realm"],
-            params={"service": params.get("service", ""), "scope": params.get("scope", "")},
-        )
-        token_response = yield next(self._basic.auth_flow(token_request))
-        token_response.raise_for_status()
-        body = token_response.json()
-        request.headers["Authorization"] = f"Bearer {body.get('access_token') or body['token']}"
-        yield request

@@ -32,7 +32,6 @@ class BasicTokenAuth(httpx.Auth):
 
     def __init__(self, username: str, password: str) -> None:
         self._basic = httpx.BasicAuth(username, password)
-        self._tokens: dict[str, str] = {}
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         response = yield request
