@@ -34,7 +34,7 @@ from acr_core.cli import (
 from acr_core.service import ProgressEvent
 from acr_emulator import Emulator, EmulatorConfig, ServerInfo
 from acr_emulator.testing import AsyncFakeCredential
-from tests.e2e.registry import API_AFTER, API_BEFORE, FIXTURE, NOW, POLICY, digests, state
+from tests.e2e.registry import API_AFTER, API_BEFORE, NOW, digests, state
 
 SCHEMA = json.loads((Path(acr_core.__file__).parent / "report.schema.json").read_text())
 ALL = ("services/api", "services/blocked", "other/thing")
@@ -43,19 +43,6 @@ ALL = ("services/api", "services/blocked", "other/thing")
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     return EmulatorConfig(now=NOW)
-
-
-@pytest.fixture
-def server(emulator: Emulator, emulator_server: ServerInfo) -> ServerInfo:
-    emulator.seed(FIXTURE)
-    return emulator_server
-
-
-@pytest.fixture
-def policy_file(tmp_path: Path) -> Path:
-    path = tmp_path / "policy.json"
-    path.write_text(json.dumps(POLICY))
-    return path
 
 
 def cli(server: ServerInfo, policy: Path, *args: str, password: str | None = None) -> int:

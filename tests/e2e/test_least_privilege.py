@@ -8,22 +8,9 @@ from pathlib import Path
 import pytest
 
 from acr_core.cli import EXIT_DONE, EXIT_FAILED, main
-from acr_emulator import Emulator, EmulatorConfig, ServerInfo
+from acr_emulator import EmulatorConfig, ServerInfo
 from acr_emulator.testing import AsyncFakeCredential
-from tests.e2e.registry import API_AFTER, API_BEFORE, FIXTURE, NOW, POLICY, state, tag_locked
-
-
-@pytest.fixture
-def server(emulator: Emulator, emulator_server: ServerInfo) -> ServerInfo:
-    emulator.seed(FIXTURE)
-    return emulator_server
-
-
-@pytest.fixture
-def policy_file(tmp_path: Path) -> Path:
-    path = tmp_path / "policy.json"
-    path.write_text(json.dumps(POLICY))
-    return path
+from tests.e2e.registry import API_AFTER, API_BEFORE, NOW, state, tag_locked
 
 
 def run(server: ServerInfo, policy: Path, credential: AsyncFakeCredential, *args: str) -> int:
