@@ -12,7 +12,7 @@ Three functions, names fixed by docs/architecture.md (the infra wires them by na
   listing after the name a continuation carries, queueing as the timer does.
 
 Settings are read once, at import, from `os.environ` (the only place that reads it). Failures:
-transient registry errors (`acr_core.errors.is_transient`) raise so the platform retries;
+transient registry errors (`acr_core.registry.errors.is_transient`) raise so the platform retries;
 permanent ones (a bad event, invalid settings, permission denied) log one error saying what to
 fix and return, so nothing retries in vain. Every run logs one structured summary line.
 Operating notes: docs/operations.md.
@@ -37,20 +37,20 @@ import azure.functions as func
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
-from acr_core.client import AcrClient
-from acr_core.errors import AcrError, is_transient
-from acr_core.events import (
-    REPOSITORY_RE,
+from acr_core.app.events import (
     Envelope,
     Ignored,
     make_envelope,
     read_image_pushed,
 )
-from acr_core.executor import ExecutionLimits, Outcome
-from acr_core.report import RunReport, Status
-from acr_core.retry import RetryPolicy
-from acr_core.service import run_cleanup
-from acr_core.settings import Settings, SettingsError, load_settings
+from acr_core.app.settings import Settings, SettingsError, load_settings
+from acr_core.names import is_repository_name
+from acr_core.registry.client import AcrClient
+from acr_core.registry.errors import AcrError, is_transient
+from acr_core.registry.transport import RetryPolicy
+from acr_core.run.executor import ExecutionLimits, Outcome
+from acr_core.run.report import RunReport, Status
+from acr_core.run.service import run_cleanup
 
 SWEEP_QUEUE = "acr-cleanup-sweep"
 STORAGE_CONNECTION = "AzureWebJobsStorage"
@@ -403,7 +403,7 @@ def _read_name(body: bytes, key: str) -> str | None:
     if not isinstance(data, dict) or list(data) != [key]:
         return None
     name = data[key]
-    if not isinstance(name, str) or not REPOSITORY_RE.fullmatch(name):
+    if not isinstance(name, str) or not is_repository_name(name):
         return None
     return name
 

@@ -6,8 +6,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from acr_core.client import AcrClient
-    from acr_core.errors import (
+    from acr_core.registry.client import AcrClient
+    from acr_core.registry.errors import (
         AcrConnectionError,
         AcrError,
         AcrResponseError,
@@ -21,14 +21,14 @@ if TYPE_CHECKING:
         UnsupportedOperationError,
         is_transient,
     )
-    from acr_core.retry import ClientStats, RetryPolicy
+    from acr_core.registry.transport import ClientStats, RetryPolicy
 
 # Loaded on first use, so that importing a pure module (acr_core.models, .planner, ...) does
 # not pull httpx in through this package (tests/unit/test_imports.py).
 _EXPORTS = {
-    "AcrClient": "acr_core.client",
-    "ClientStats": "acr_core.retry",
-    "RetryPolicy": "acr_core.retry",
+    "AcrClient": "acr_core.registry.client",
+    "ClientStats": "acr_core.registry.transport",
+    "RetryPolicy": "acr_core.registry.transport",
     **dict.fromkeys(
         [
             "AcrConnectionError",
@@ -44,7 +44,7 @@ _EXPORTS = {
             "UnsupportedOperationError",
             "is_transient",
         ],
-        "acr_core.errors",
+        "acr_core.registry.errors",
     ),
 }
 

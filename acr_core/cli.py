@@ -26,13 +26,15 @@ from urllib.parse import urlsplit
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
-from acr_core.client import AcrClient
-from acr_core.errors import AcrError, AuthenticationError, PermissionDeniedError
-from acr_core.executor import DEFAULT_MAX_CONCURRENCY, ExecutionLimits, Outcome
-from acr_core.plan import ActionKind, Plan
-from acr_core.policy import Policy, PolicyError, load_policy
-from acr_core.report import RunReport, Status, render_table
-from acr_core.service import ProgressEvent, run_cleanup
+from acr_core.names import is_repository_name
+from acr_core.planning.plan import ActionKind, Plan
+from acr_core.planning.policy import Policy, PolicyError, load_policy
+from acr_core.registry.client import AcrClient
+from acr_core.registry.errors import AcrError, AuthenticationError, PermissionDeniedError
+from acr_core.run.executor import Outcome
+from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
+from acr_core.run.report import RunReport, Status, render_table
+from acr_core.run.service import ProgressEvent, run_cleanup
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -44,8 +46,6 @@ _EXIT_FOR_STATUS = {Status.DONE: EXIT_DONE, Status.BLOCKED: EXIT_BLOCKED}
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")
 # The OCI distribution spec's repository name grammar (path components separated by `/`).
-_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(f"{_COMPONENT}(?:/{_COMPONENT})*")
 
 
 class UsageError(Exception):
@@ -182,7 +182,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
     except ValueError as exc:
         raise UsageError(f"--{str(exc).split()[0].replace('_', '-')}: {exc}") from None
     for name in args.repository or ():
-        if not _REPOSITORY.fullmatch(name):
+        if not is_repository_name(name):
             raise UsageError(
                 f"--repository {name!r} is not a repository name: lower-case letters, digits "
                 "and . _ - separators, with / between path components"

@@ -139,8 +139,8 @@ class RepositorySnapshot:
 
     `contents` holds the parsed raw manifest of every digest the gatherer inspected: every
     index (its children) and every manifest whose referrer status the listing cannot tell
-    (see `acr_core.planner.needs_inspection`). A manifest the planner would delete but whose
-    referrer status is unknown is protected instead.
+    (see `acr_core.planning.planner.needs_inspection`). A manifest the planner would delete
+    but whose referrer status is unknown is protected instead.
 
     `manifest_count` and `tag_count` are what the repository's properties reported before the
     listings were read (None: not known). Listings leave out whatever has `listEnabled=false`

@@ -1,4 +1,4 @@
-"""Our side: `acr_core.service.run_cleanup` with `keepLatest: 3` over `acr_core.AcrClient`.
+"""Our side: `acr_core.run.service.run_cleanup` with `keepLatest: 3` over `acr_core.AcrClient`.
 
 For the push-triggered scenario the event the emulator delivered goes to the function's own
 Event Grid handler (`function_app.on_image_pushed`), which validates it and cleans that one
@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from acr_core.client import AcrClient
-from acr_core.executor import ExecutionLimits
-from acr_core.policy import load_policy
-from acr_core.service import run_cleanup
+from acr_core.planning.policy import load_policy
+from acr_core.registry.client import AcrClient
+from acr_core.run.executor import ExecutionLimits
+from acr_core.run.service import run_cleanup
 from bench.events import PushedImage
 from bench.wire import DeleteClock, RecordingTransport
 

@@ -174,8 +174,8 @@ def _peak_rss_mb() -> float:
 
 def run(manifests: int) -> dict[str, Any]:
     """Build snapshots holding `manifests` manifests, plan them once, and measure."""
-    from acr_core.planner import plan
-    from acr_core.policy import load_policy
+    from acr_core.planning.planner import plan
+    from acr_core.planning.policy import load_policy
 
     policy = load_policy(POLICY)
     rss_start = _rss_mb()

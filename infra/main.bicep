@@ -56,7 +56,7 @@ param existingSystemTopicName string = ''
 @description('Create the Event Grid subscription. false on the first pass: the function must be published first.')
 param deployEventSubscription bool = false
 
-// The bounds below are the ones acr_core/settings.py accepts; outside them the app refuses to run.
+// The bounds below are the ones acr_core/app/settings.py accepts; outside them the app refuses to run.
 @description('Upper bound on concurrent registry writes per cleanup run.')
 @minValue(1)
 @maxValue(128)

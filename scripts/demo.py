@@ -29,7 +29,7 @@ import httpx  # noqa: E402
 from azure.core.credentials_async import AsyncTokenCredential  # noqa: E402
 
 import function_app  # noqa: E402
-from acr_core.report import RunReport  # noqa: E402
+from acr_core.run.report import RunReport  # noqa: E402
 from acr_emulator import Emulator, EmulatorConfig  # noqa: E402
 from acr_emulator.testing import AsyncFakeCredential  # noqa: E402
 from scripts.demo_registry import demo_registry  # noqa: E402

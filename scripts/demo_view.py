@@ -14,9 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from acr_core.executor import Outcome
-from acr_core.plan import Action, ActionKind, Kept
-from acr_core.report import RunReport
+from acr_core.planning.plan import Action, ActionKind, Kept
+from acr_core.run.executor import Outcome
+from acr_core.run.report import RunReport
 from acr_emulator import Emulator
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{6,}")

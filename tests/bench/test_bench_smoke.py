@@ -110,7 +110,7 @@ def _importable(*modules: str) -> bool:
 
 
 @pytest.mark.skipif(
-    not _importable("acr_emulator.__main__", "acr_emulator.testing", "acr_core.service"),
+    not _importable("acr_emulator.__main__", "acr_emulator.testing", "acr_core.run.service"),
     reason="the emulator or the service is not there yet",
 )
 @pytest.mark.slow

@@ -284,7 +284,7 @@ async def test_many_concurrent_scopes_share_one_challenge_and_one_exchange(
 
 def test_transport_errors_keep_the_url_redacted() -> None:
     """A connection failure names the method and URL without the query values."""
-    from acr_core.errors import error_from_transport
+    from acr_core.registry.errors import error_from_transport
 
     request = httpx.Request("GET", "https://r.io/acr/v1/_catalog?last=secret&n=1")
     error = error_from_transport(httpx.ConnectError("refused"), request)

@@ -265,7 +265,7 @@ async def test_catalog_pages(emulator: Emulator, connect: Connect) -> None:
 
 def test_client_satisfies_the_service_protocol() -> None:
     """AcrClient is what the orchestrator's RegistryClient protocol describes (checked by mypy)."""
-    from acr_core.service import RegistryClient
+    from acr_core.run.service import RegistryClient
 
     client: RegistryClient = AcrClient("https://acr.test")
     assert client.login_server == "acr.test"

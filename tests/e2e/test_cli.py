@@ -31,12 +31,12 @@ from acr_core.cli import (
     main,
     parse_options,
 )
-from acr_core.service import ProgressEvent
+from acr_core.run.service import ProgressEvent
 from acr_emulator import Emulator, EmulatorConfig, ServerInfo
 from acr_emulator.testing import AsyncFakeCredential
 from tests.e2e.registry import API_AFTER, API_BEFORE, NOW, digests, state
 
-SCHEMA = json.loads((Path(acr_core.__file__).parent / "report.schema.json").read_text())
+SCHEMA = json.loads((Path(acr_core.__file__).parent / "run" / "report.schema.json").read_text())
 ALL = ("services/api", "services/blocked", "other/thing")
 
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from acr_core.client import AcrClient
-from acr_core.policy import load_policy
-from acr_core.service import run_cleanup
+from acr_core.planning.policy import load_policy
+from acr_core.registry.client import AcrClient
+from acr_core.run.service import run_cleanup
 from acr_emulator import Emulator, EmulatorConfig
 from scripts.oci_push import OCI_MANIFEST, BasicTokenAuth, push_image
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from acr_core.client import AcrClient
-from acr_core.executor import ExecutionLimits, Outcome
-from acr_core.plan import Plan
-from acr_core.policy import load_policy
-from acr_core.report import RunReport, Status
-from acr_core.retry import RetryPolicy
-from acr_core.service import run_cleanup
+from acr_core.planning.plan import Plan
+from acr_core.planning.policy import load_policy
+from acr_core.registry.client import AcrClient
+from acr_core.registry.transport import RetryPolicy
+from acr_core.run.executor import ExecutionLimits, Outcome
+from acr_core.run.report import RunReport, Status
+from acr_core.run.service import run_cleanup
 from acr_emulator import Emulator, EmulatorConfig, Faults, ThrottleConfig
 from acr_emulator.generate import generate
 from scripts.oci_push import BasicTokenAuth

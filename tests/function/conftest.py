@@ -22,7 +22,7 @@ import pytest
 from azure.core.credentials_async import AsyncTokenCredential
 
 import function_app
-from acr_core.retry import RetryPolicy
+from acr_core.registry.transport import RetryPolicy
 from acr_emulator import Emulator, ServerInfo
 from acr_emulator.testing import AsyncFakeCredential
 from scripts.oci_push import BasicTokenAuth, Pushed, push_image

@@ -164,7 +164,7 @@ async def test_managed_identity_honours_azure_client_id() -> None:
     from azure.identity.aio import ManagedIdentityCredential
 
     import function_app
-    from acr_core.settings import load_settings
+    from acr_core.app.settings import load_settings
 
     settings = load_settings(
         {

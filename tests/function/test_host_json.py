@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from acr_core.settings import DEFAULT_SWEEP_BUDGET_SECONDS, MAX_SWEEP_BUDGET_SECONDS
+from acr_core.app.settings import DEFAULT_SWEEP_BUDGET_SECONDS, MAX_SWEEP_BUDGET_SECONDS
 
 HOST = Path(__file__).resolve().parents[2] / "host.json"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import function_app
-from acr_core.settings import SettingsError
+from acr_core.app.settings import SettingsError
 from scripts.func_objects import Out, event_from_json, queue_message, timer
 from tests.function.conftest import Registry
 

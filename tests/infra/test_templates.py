@@ -182,7 +182,7 @@ def _module(templates: Templates, symbol: str) -> tuple[Declaration, dict[str, o
 def _settings_read_by_the_app() -> set[str]:
     """Setting names in the app's source: string literals shaped like one, and %NAME% references
     in trigger arguments."""
-    sources = [ROOT / "function_app.py", ROOT / "acr_core" / "settings.py"]
+    sources = [ROOT / "function_app.py", ROOT / "acr_core" / "app" / "settings.py"]
     names: set[str] = set()
     for path in sources:
         if not path.exists():
@@ -276,7 +276,7 @@ def test_documented_settings_are_set(templates: Templates) -> None:
 
 
 def test_settings_the_app_reads_are_set(templates: Templates) -> None:
-    """Every setting function_app.py or acr_core/settings.py reads is set by the Bicep."""
+    """Every setting function_app.py or acr_core/app/settings.py reads is set by the Bicep."""
     _require_function_app()
     read = _settings_read_by_the_app()
     assert {"ACR_LOGIN_SERVER", "CLEANUP_SCHEDULE"} <= read, "setting names were not found"

@@ -14,14 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from acr_core.errors import (
-    AcrResponseError,
-    DisallowedOperationError,
-    NotFoundError,
-    PermissionDeniedError,
-    ServerError,
-    ThrottledError,
-)
 from acr_core.models import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -33,7 +25,15 @@ from acr_core.models import (
     RepositorySnapshot,
     TagProperties,
 )
-from acr_core.retry import ClientStats, ThrottleListener
+from acr_core.registry.errors import (
+    AcrResponseError,
+    DisallowedOperationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    ThrottledError,
+)
+from acr_core.registry.transport import ClientStats, ThrottleListener
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LOCKED = ChangeableAttributes(delete_enabled=False, write_enabled=False)

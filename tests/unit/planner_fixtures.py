@@ -23,7 +23,7 @@ from acr_core.models import (
     RepositorySnapshot,
     TagProperties,
 )
-from acr_core.plan import Plan
+from acr_core.planning.plan import Plan
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"

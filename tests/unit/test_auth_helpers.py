@@ -7,8 +7,14 @@ import json
 
 import pytest
 
-from acr_core._wire import Challenge, jwt_claims, parse_challenge, refresh_margin, token_lifetime
-from acr_core.errors import role_hint, scrub
+from acr_core.registry._wire import (
+    Challenge,
+    jwt_claims,
+    parse_challenge,
+    refresh_margin,
+    token_lifetime,
+)
+from acr_core.registry.errors import role_hint, scrub
 
 
 def jwt(claims: dict[str, object]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from acr_core.events import (
+from acr_core.app.events import (
     Envelope,
     Ignored,
     ImagePushed,

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acr_core.executor import CHANGED, ExecutionLimits, Executor, Governor, Outcome
 from acr_core.models import ChangeableAttributes, RepositorySnapshot
-from acr_core.plan import Action, ActionKind, Plan, RepositoryPlan
+from acr_core.planning.plan import Action, ActionKind, Plan, RepositoryPlan
+from acr_core.run.executor import CHANGED, ExecutionLimits, Executor, Governor, Outcome
 from tests.unit.fake_registry import LOCKED, FakeRegistry, later
 
 REPO = "team/app"

@@ -18,11 +18,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PURE_MODULES = [
     "acr_core.models",
-    "acr_core.plan",
-    "acr_core.patterns",
-    "acr_core.policy",
-    "acr_core.planner",
-    "acr_core.events",
+    "acr_core.planning.plan",
+    "acr_core.planning.patterns",
+    "acr_core.planning.policy",
+    "acr_core.planning.planner",
+    "acr_core.app.events",
 ]
 FORBIDDEN_IN_PURE = ("httpx", "azure", "acr_emulator")
 

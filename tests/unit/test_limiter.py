@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from acr_core.limiter import AdaptiveLimiter, ExecutionLimits, TokenBucket
+from acr_core.run.limiter import AdaptiveLimiter, ExecutionLimits, TokenBucket
 
 
 class FakeTime:

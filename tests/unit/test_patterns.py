@@ -6,7 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from acr_core.patterns import NameKind, PatternError, PatternSet, format_duration, parse_duration
+from acr_core.planning.patterns import (
+    NameKind,
+    PatternError,
+    PatternSet,
+    format_duration,
+    parse_duration,
+)
 
 REPO = NameKind.REPOSITORY
 TAG = NameKind.TAG

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from acr_core.models import OCI_INDEX, ChangeableAttributes, RepositorySnapshot
-from acr_core.plan import ActionKind, Plan, RepositoryPlan
-from acr_core.planner import attached_subject, needs_inspection, plan
-from acr_core.policy import Policy, load_policy
+from acr_core.planning.plan import ActionKind, Plan, RepositoryPlan
+from acr_core.planning.planner import attached_subject, needs_inspection, plan
+from acr_core.planning.policy import Policy, load_policy
 from tests.unit.planner_fixtures import NOW, RepoBuilder, apply_to_snapshot, signature_tag
 
 NO_SAFETY = {"maxDeletesPerRepository": None, "maxDeleteFraction": None}

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from acr_core.models import OCI_INDEX, ChangeableAttributes, RepositorySnapshot
-from acr_core.patterns import NameKind, PatternSet, parse_duration
-from acr_core.plan import Plan, RepositoryPlan
-from acr_core.planner import needs_inspection, plan
-from acr_core.policy import Policy, load_policy
+from acr_core.planning.patterns import NameKind, PatternSet, parse_duration
+from acr_core.planning.plan import Plan, RepositoryPlan
+from acr_core.planning.planner import needs_inspection, plan
+from acr_core.planning.policy import Policy, load_policy
 from tests.unit.planner_fixtures import NOW, RepoBuilder, apply_to_snapshot, signature_tag
 
 TAG_POOL = ("latest", "stable", "v1", "v1.2.3", "v2.0.0", "dev-1", "dev-2", "pr-7", "b1", "b2")

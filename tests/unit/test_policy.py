@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from acr_core.policy import (
+from acr_core.planning.policy import (
     DEFAULT_MAX_DELETE_FRACTION,
     DEFAULT_MAX_DELETES_PER_REPOSITORY,
     DEFAULT_MIN_AGE,
@@ -18,7 +18,7 @@ from acr_core.policy import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((ROOT / "acr_core" / "policy.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "acr_core" / "planning" / "policy.schema.json").read_text())
 EXAMPLE = (ROOT / "examples" / "policy.json").read_text()
 ISSUE_EXAMPLE = {
     "version": 1,

@@ -10,12 +10,18 @@ import jsonschema
 import pytest
 
 import acr_core
-from acr_core.executor import ActionOutcome, Outcome
-from acr_core.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
-from acr_core.report import RepositoryDurations, RepositoryIssue, RunReport, Status, render_table
+from acr_core.planning.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
+from acr_core.run.executor import ActionOutcome, Outcome
+from acr_core.run.report import (
+    RepositoryDurations,
+    RepositoryIssue,
+    RunReport,
+    Status,
+    render_table,
+)
 from tests.unit.fake_registry import digest_of
 
-SCHEMA = json.loads((Path(acr_core.__file__).parent / "report.schema.json").read_text())
+SCHEMA = json.loads((Path(acr_core.__file__).parent / "run" / "report.schema.json").read_text())
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 OLD, INDEX, CHILD, SIGNATURE, KEPT = (
     digest_of(n) for n in ("old", "index", "child", "sig", "kept")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from acr_core.errors import ServerError
-from acr_core.executor import Outcome
 from acr_core.models import ManifestContent
-from acr_core.plan import Plan
-from acr_core.policy import load_policy
-from acr_core.report import Status
-from acr_core.service import ProgressEvent, run_cleanup
+from acr_core.planning.plan import Plan
+from acr_core.planning.policy import load_policy
+from acr_core.registry.errors import ServerError
+from acr_core.run.executor import Outcome
+from acr_core.run.report import Status
+from acr_core.run.service import ProgressEvent, run_cleanup
 from tests.unit.fake_registry import T0, FakeRegistry, digest_of, later
 
 NOW = T0 + timedelta(days=30)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from acr_core.settings import (
+from acr_core.app.settings import (
     DEFAULT_AUDIENCE,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_SCHEDULE,
@@ -210,7 +210,7 @@ def _settings_table(document: Path, heading: str) -> dict[str, str]:
 
 def test_readme_settings_table_lists_exactly_the_settings_read() -> None:
     """The README's settings table names every setting settings.py reads, and no other."""
-    source = (ROOT / "acr_core" / "settings.py").read_text(encoding="utf-8")
+    source = (ROOT / "acr_core" / "app" / "settings.py").read_text(encoding="utf-8")
     read = set(re.findall(r'"((?:ACR|AZURE|CLEANUP)_[A-Z_]+)"', source))
     table = _settings_table(ROOT / "README.md", "## Settings")
     assert set(table) == read

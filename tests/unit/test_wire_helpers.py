@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from acr_core import _decode
-from acr_core._wire import (
+from acr_core.models import OCI_INDEX
+from acr_core.registry import _decode
+from acr_core.registry._wire import (
     is_digest,
     parse_datetime,
     parse_next_link,
@@ -17,7 +18,7 @@ from acr_core._wire import (
     redact_url,
     repository_path,
 )
-from acr_core.errors import (
+from acr_core.registry.errors import (
     AcrResponseError,
     AuthenticationError,
     DisallowedOperationError,
@@ -29,7 +30,6 @@ from acr_core.errors import (
     UnsupportedOperationError,
     error_from_response,
 )
-from acr_core.models import OCI_INDEX
 
 D = "sha256:" + "a" * 64
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from acr_core.policy import Policy, PolicyError, load_policy
+from acr_core.planning.policy import Policy, PolicyError, load_policy
 
 DEFAULT_SCHEDULE = "0 0 3 * * *"
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"

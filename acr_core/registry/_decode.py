@@ -12,8 +12,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from acr_core._wire import parse_datetime
-from acr_core.errors import InvalidResponseError
 from acr_core.models import (
     ChangeableAttributes,
     Descriptor,
@@ -23,6 +21,8 @@ from acr_core.models import (
     RepositoryProperties,
     TagProperties,
 )
+from acr_core.registry._wire import parse_datetime
+from acr_core.registry.errors import InvalidResponseError
 
 _HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 

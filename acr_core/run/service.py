@@ -25,24 +25,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from acr_core import planner
-from acr_core.errors import AcrError, NotFoundError, is_transient
-from acr_core.executor import (
-    ActionOutcome,
-    ExecutionLimits,
-    Executor,
-    ExecutorClient,
-    Governor,
-)
 from acr_core.models import (
     ManifestContent,
     ManifestProperties,
     RepositorySnapshot,
     TagProperties,
 )
-from acr_core.plan import Plan, RepositoryPlan
-from acr_core.policy import Policy
-from acr_core.report import (
+from acr_core.planning import planner
+from acr_core.planning.plan import Plan, RepositoryPlan
+from acr_core.planning.policy import Policy
+from acr_core.registry.errors import AcrError, NotFoundError, is_transient
+from acr_core.registry.transport import ClientStats, ThrottleListener
+from acr_core.run.executor import (
+    ActionOutcome,
+    ExecutionLimits,
+    Executor,
+    ExecutorClient,
+    Governor,
+)
+from acr_core.run.report import (
     Durations,
     RepositoryDurations,
     RepositoryIssue,
@@ -50,7 +51,6 @@ from acr_core.report import (
     RunReport,
     Status,
 )
-from acr_core.retry import ClientStats, ThrottleListener
 
 __all__ = [
     "ExecutionLimits",
@@ -71,7 +71,7 @@ T = TypeVar("T")
 
 
 class RegistryClient(ExecutorClient, Protocol):
-    """The part of `acr_core.client.AcrClient` a run uses (fakes implement the same)."""
+    """The part of `acr_core.registry.client.AcrClient` a run uses (fakes implement the same)."""
 
     @property
     def login_server(self) -> str: ...

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from acr_core._wire import retry_after_from
+from acr_core.registry._wire import retry_after_from
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 506, 507, 508, 509, 510, 511})

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from acr_core._wire import Challenge, parse_challenge, redact_url, retry_after_from
+from acr_core.registry._wire import Challenge, parse_challenge, redact_url, retry_after_from
 
 # JWTs start with a base64url-encoded '{"' ("eyJ"); ACR tokens and AAD tokens are JWTs.
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")

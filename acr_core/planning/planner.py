@@ -47,9 +47,9 @@ from acr_core.models import (
     RepositorySnapshot,
     TagProperties,
 )
-from acr_core.patterns import format_duration
-from acr_core.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
-from acr_core.policy import Policy, Rule, Safety
+from acr_core.planning.patterns import format_duration
+from acr_core.planning.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
+from acr_core.planning.policy import Policy, Rule, Safety
 
 _PARENT_DELETED = "its last parent index is deleted"
 _SUBJECT_DELETED = "its subject is deleted"

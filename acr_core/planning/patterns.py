@@ -12,8 +12,8 @@ Durations: a whole number followed by one unit, `s`, `m` (minutes), `h`, `d` or 
 `90s`, `30m`, `1h`, `7d`, `2w`; at most 100 years. Nothing else is accepted (no `1.5h`, no
 `1h30m`, no `-1d`, no months or years, which have no fixed length).
 
-Everything raises `PatternError`, whose message says what is allowed; `acr_core.policy` adds the
-rule and the field.
+Everything raises `PatternError`, whose message says what is allowed; `acr_core.planning.policy`
+adds the rule and the field.
 """
 
 from __future__ import annotations

@@ -25,16 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from acr_core.names import TAG_RE, is_repository_name
+
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 IMAGE_DELETED = "Microsoft.ContainerRegistry.ImageDeleted"
 
-# OCI distribution-spec v1.1, "Pulling manifests": <name> grammar. The spec notes that many
-# clients cap hostname + "/" + name at 255 characters; no name can be longer than that.
-_NAME_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-REPOSITORY_RE = re.compile(rf"{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*")
-MAX_REPOSITORY_LENGTH = 255
-# OCI distribution-spec v1.1 <reference> tag grammar.
-TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 # Shown whole in the "not the configured ACR_RESOURCE_ID" line, since the operator needs the
 # registry's name at its end: a subscription GUID (36), a resource group name (at most 90) and a
 # registry name (at most 50) plus the fixed segments come to about 220 characters.
@@ -179,11 +174,7 @@ def read_image_pushed(
 
 def _read_target(eid: str, target: Mapping[str, object]) -> ImagePushed | Ignored:
     repository = target.get("repository")
-    if (
-        not isinstance(repository, str)
-        or len(repository) > MAX_REPOSITORY_LENGTH
-        or not REPOSITORY_RE.fullmatch(repository)
-    ):
+    if not isinstance(repository, str) or not is_repository_name(repository):
         return Ignored(
             eid,
             f"data.target.repository {_short(repository)!r} is not a valid repository name "

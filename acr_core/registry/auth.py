@@ -30,8 +30,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from acr_core._wire import Challenge, parse_challenge, predict_scope, refresh_margin, token_lifetime
-from acr_core.errors import AuthenticationError, InvalidResponseError, error_from_response
+from acr_core.registry._wire import (
+    Challenge,
+    parse_challenge,
+    predict_scope,
+    refresh_margin,
+    token_lifetime,
+)
+from acr_core.registry.errors import AuthenticationError, InvalidResponseError, error_from_response
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeGuard
 
-from acr_core.patterns import NameKind, PatternError, PatternSet, parse_duration
+from acr_core.planning.patterns import NameKind, PatternError, PatternSet, parse_duration
 
 POLICY_VERSION = 1
 DEFAULT_MIN_AGE = timedelta(hours=1)

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from acr_core.executor import ActionOutcome, Outcome
-from acr_core.plan import ActionKind, Kept, Plan, RepositoryPlan
+from acr_core.names import short_digest
+from acr_core.planning.plan import ActionKind, Kept, Plan, RepositoryPlan
+from acr_core.run.executor import ActionOutcome, Outcome
 
 SCHEMA_VERSION = 1
 
@@ -337,7 +338,7 @@ def _repository_lines(report: RunReport, repository: RepositoryPlan, show_kept: 
         rows.append(
             (
                 _VERB[action.kind],
-                _short(action.digest),
+                short_digest(action.digest),
                 ", ".join(action.tags) or "-",
                 result.outcome.value,
                 reason,
@@ -345,7 +346,7 @@ def _repository_lines(report: RunReport, repository: RepositoryPlan, show_kept: 
         )
     if show_kept:
         rows += [
-            ("keep", _short(k.digest), ", ".join(k.tags) or "-", "-", k.reason)
+            ("keep", short_digest(k.digest), ", ".join(k.tags) or "-", "-", k.reason)
             for k in repository.kept
         ]
     if rows:
@@ -420,11 +421,6 @@ def _summary(report: RunReport) -> str:
         f"Requests: {r.requests} ({r.throttled} throttled, {r.retries} retried); "
         f"gather {d.gather:.1f} s, plan {d.plan:.1f} s, apply {d.apply:.1f} s"
     )
-
-
-def _short(digest: str) -> str:
-    algorithm, _, hexdigits = digest.partition(":")
-    return f"{algorithm}:{hexdigits[:12]}" if hexdigits else digest
 
 
 def _bytes(size: int) -> str:

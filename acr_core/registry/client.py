@@ -3,7 +3,7 @@
 Method names follow Microsoft's Python SDK (acr-facts.md section 7) so users feel at home; unlike
 it, nothing ACR sends is dropped, access tokens are cached per scope, and PATCH is retried.
 Listings are async iterators that follow the `Link` header verbatim (section 1.12). Deletes are
-idempotent: a 404 returns False, "already gone" (section 3). Errors: `acr_core.errors`.
+idempotent: a 404 returns False, "already gone" (section 3). Errors: `acr_core.registry.errors`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,6 @@ from typing import Any, Literal
 
 import httpx
 
-from acr_core import _decode
-from acr_core._wire import is_digest, parse_next_link, redact_url, repository_path, segment
-from acr_core.auth import AcrAuth, AsyncTokenCredential
-from acr_core.errors import (
-    InvalidResponseError,
-    NotFoundError,
-    error_from_response,
-    error_from_transport,
-)
 from acr_core.models import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -36,7 +27,16 @@ from acr_core.models import (
     RepositoryProperties,
     TagProperties,
 )
-from acr_core.retry import (
+from acr_core.registry import _decode
+from acr_core.registry._wire import is_digest, parse_next_link, redact_url, repository_path, segment
+from acr_core.registry.auth import AcrAuth, AsyncTokenCredential
+from acr_core.registry.errors import (
+    InvalidResponseError,
+    NotFoundError,
+    error_from_response,
+    error_from_transport,
+)
+from acr_core.registry.transport import (
     CONNECTION_ERRORS,
     ClientStats,
     RetryingTransport,

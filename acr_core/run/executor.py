@@ -5,7 +5,7 @@ whose tags, locks or `lastUpdateTime` moved since the snapshot is skipped: someo
 tagged it `prod`, and the next run plans it again from fresh state. An index goes before its
 children (`Action.after`), so a failure never leaves a kept index pointing at deleted children.
 
-Speed comes from the run's `Governor` (acr_core.limiter): every request takes a slot from its
+Speed comes from the run's `Governor` (acr_core.run.limiter): every request takes a slot from its
 AIMD limiter, shared by all repositories, which grows until ACR answers 429 and then backs off.
 """
 
@@ -18,15 +18,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from acr_core.errors import (
-    AcrError,
-    DisallowedOperationError,
-    NotFoundError,
-    PermissionDeniedError,
-    ThrottledError,
-    is_transient,
-)
-from acr_core.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits, Governor
 from acr_core.models import (
     ChangeableAttributes,
     ManifestProperties,
@@ -34,7 +25,16 @@ from acr_core.models import (
     RepositorySnapshot,
     TagProperties,
 )
-from acr_core.plan import Action, ActionKind, Plan
+from acr_core.planning.plan import Action, ActionKind, Plan
+from acr_core.registry.errors import (
+    AcrError,
+    DisallowedOperationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ThrottledError,
+    is_transient,
+)
+from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits, Governor
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -52,7 +52,8 @@ THROTTLE_ROUNDS = 6
 
 
 class ExecutorClient(Protocol):
-    """The part of `acr_core.client.AcrClient` the executor uses (fakes implement the same)."""
+    """The part of `AcrClient` (acr_core.registry.client) the executor uses; fakes implement
+    the same."""
 
     async def get_repository_properties(self, repository: str) -> RepositoryProperties: ...
 
