@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import os
-import re
 import signal
 import ssl
 import sys
@@ -21,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
@@ -30,6 +27,7 @@ from acr_core.names import is_repository_name
 from acr_core.planning.plan import ActionKind, Plan
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.client import AcrClient
+from acr_core.registry.endpoint import EndpointError, parse_endpoint
 from acr_core.registry.errors import AcrError, AuthenticationError, PermissionDeniedError
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
@@ -43,8 +41,6 @@ EXIT_BLOCKED = 3
 EXIT_INTERRUPTED = 130
 
 _EXIT_FOR_STATUS = {Status.DONE: EXIT_DONE, Status.BLOCKED: EXIT_BLOCKED}
-_LOOPBACK_NAMES = frozenset({"localhost"})
-_HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")
 # The OCI distribution spec's repository name grammar (path components separated by `/`).
 
 
@@ -205,33 +201,10 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
 
 def _endpoint(registry: str) -> str:
     """`myregistry.azurecr.io` or `https://host[:port]`; plain http only to loopback."""
-    url = registry if "://" in registry else f"https://{registry}"
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (parsing the port is what checks it)
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or parts.scheme not in ("https", "http")
-        or not parts.hostname
-        or not _HOST.fullmatch(parts.hostname)
-    ):
-        raise UsageError(f"--registry {registry!r} is not a login server or an https URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise UsageError(f"--registry {registry!r}: use https (plain http only to loopback)")
-    if parts.path.strip("/") or parts.query:
-        raise UsageError(f"--registry {registry!r}: give the registry only, without a path")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return parse_endpoint(registry).url
+    except EndpointError as exc:
+        raise UsageError(f"--registry {registry!r} {exc.problem}") from None
 
 
 def _parse_now(text: str, command: str) -> datetime:

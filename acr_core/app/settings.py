@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from acr_core.planning.policy import Policy, PolicyError, load_policy
+from acr_core.registry.endpoint import EndpointError, parse_endpoint
 
 DEFAULT_SCHEDULE = "0 0 3 * * *"
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
@@ -28,7 +29,6 @@ DEFAULT_SWEEP_BUDGET_SECONDS = 600.0
 # host.json sets functionTimeout to 30 minutes; the sweep must hand over well before that.
 MAX_SWEEP_BUDGET_SECONDS = 1500.0
 
-_HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
 _RESOURCE_ID_RE = re.compile(
     r"/subscriptions/[^/]+/resourceGroups/[^/]+"
     r"/providers/Microsoft\.ContainerRegistry/registries/[^/]+",
@@ -128,13 +128,10 @@ def _login_server(env: Mapping[str, str]) -> str:
             "ACR_LOGIN_SERVER is not set: set it to the registry's login server, "
             "e.g. myregistry.azurecr.io"
         )
-    host = value.lower()
-    if "://" in host or "/" in host or not _HOST_RE.fullmatch(host):
-        raise ValueError(
-            f"ACR_LOGIN_SERVER {value!r} is not a host name: give the login server only, "
-            "e.g. myregistry.azurecr.io (no https://, no path)"
-        )
-    return host
+    try:
+        return parse_endpoint(value, allow_scheme=False).login_server
+    except EndpointError as exc:
+        raise ValueError(f"ACR_LOGIN_SERVER {value!r} {exc.problem}") from None
 
 
 def _resource_id(env: Mapping[str, str]) -> str:

@@ -30,6 +30,7 @@ from acr_core.models import (
 from acr_core.registry import _decode
 from acr_core.registry._wire import is_digest, parse_next_link, redact_url, repository_path, segment
 from acr_core.registry.auth import AcrAuth, AsyncTokenCredential
+from acr_core.registry.endpoint import EndpointError, parse_endpoint
 from acr_core.registry.errors import (
     InvalidResponseError,
     NotFoundError,
@@ -329,19 +330,10 @@ class AcrClient:
 
 
 def _endpoint_url(endpoint: str) -> httpx.URL:
-    text = endpoint.strip().rstrip("/")
-    if not text:
-        raise ValueError("endpoint is empty; give the login server, e.g. myregistry.azurecr.io")
-    if "://" not in text:
-        text = "https://" + text
-    url = httpx.URL(text)
-    if url.scheme not in ("https", "http") or not url.host:
-        raise ValueError(
-            f"endpoint {endpoint!r} is not a registry URL like https://myregistry.azurecr.io"
-        )
-    if url.scheme == "http" and url.host not in ("127.0.0.1", "::1", "localhost"):
-        raise ValueError(f"endpoint {endpoint!r} uses plain http; tokens are only sent over https")
-    return url.copy_with(path="/", query=None, fragment=None)
+    try:
+        return httpx.URL(parse_endpoint(endpoint).url + "/")
+    except EndpointError as exc:
+        raise ValueError(f"endpoint {endpoint!r} {exc.problem}") from None
 
 
 def _repo(repository: str) -> str:
