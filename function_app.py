@@ -38,7 +38,7 @@ SWEEP_QUEUE = "acr-cleanup-sweep"
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 APP_ROOT = Path(__file__).resolve().parent
 
-log = logging.getLogger("acr_cleanup")
+log = logging.getLogger("acr_cleanup")  # the logger acr_core.app.handlers writes to
 app = func.FunctionApp()
 
 
