@@ -1,8 +1,9 @@
 """What a run did, as plain data: the plan, each action's outcome, and the numbers.
 
 `RunReport.to_dict()` / `to_json()` is the stable schema (version 1) the CLI prints with
-`--output json` and the function logs as its summary; docs/cli.md documents every field. Keys
-are camelCase like ACR's own JSON. `render_table()` is the same report for people.
+`--output json`; docs/cli.md documents every field. `RunReport.summary()` is the flat subset
+the function logs once per run (docs/operations.md, "The summary line"). Keys are camelCase
+like ACR's own JSON. `render_table()` is the same report for people.
 """
 
 from __future__ import annotations
@@ -234,6 +235,28 @@ class RunReport:
                 **self.totals.to_dict(),
             },
             "repositories": repositories,
+        }
+
+    def summary(self) -> dict[str, object]:
+        """The run's numbers, flat, for one log line and Application Insights: the fields of
+        docs/operations.md's summary line except `repository`, `trigger` and `cause`, which
+        the caller knows."""
+        totals = self.totals
+        return {
+            "status": self.status.value,
+            "dryRun": self.dry_run,
+            "kept": totals.kept,
+            "planned": totals.planned_deletions,
+            "deleted": totals.deleted,
+            "alreadyGone": totals.already_gone,
+            "locked": totals.locked,
+            "skipped": totals.skipped,
+            "failed": totals.failed,
+            "blocked": sum(1 for r in self.plan.repositories if r.blocked),
+            "bytesDeleted": totals.bytes_deleted,
+            "durationSeconds": round(self.durations.total, 3),
+            "requests": self.requests.requests,
+            "throttled": self.requests.throttled,
         }
 
     def durations_of(self, repository: str) -> RepositoryDurations:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from function_app import Coalescer
+from acr_core.app.coalescer import Coalescer
 
 
 class Recorder:
@@ -92,50 +92,6 @@ async def test_nothing_is_left_behind_after_runs() -> None:
     assert recorder.runs == [("r", frozenset({"sha256:1"})), ("r", frozenset())]
 
 
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        (b'{"repository": "apps/web"}', "apps/web"),
-        (b'{"repository": "Apps/Web"}', None),
-        (b'{"repository": "../x"}', None),
-        (b'{"repo": "apps/web"}', None),
-        (b'["apps/web"]', None),
-        (b"apps/web", None),
-        (b"\xff\xfe", None),
-        (b'{"repository": "apps/web", "continueAfter": "apps/a"}', None),
-        (b'{"continueAfter": "apps/web"}', None),
-    ],
-)
-def test_sweep_messages_are_validated(body: bytes, expected: str | None) -> None:
-    """Only a JSON object with nothing but a valid repository name is read as a sweep message."""
-    from function_app import read_sweep_message, sweep_message
-
-    assert read_sweep_message(body) == expected
-    if expected is not None:
-        assert read_sweep_message(sweep_message(expected).encode()) == expected
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        (b'{"continueAfter": "apps/web"}', "apps/web"),
-        (b'{"continueAfter": "Apps/Web"}', None),
-        (b'{"continueAfter": ""}', None),
-        (b'{"continueAfter": 7}', None),
-        (b'{"continueAfter": "apps/a", "repository": "apps/b"}', None),
-        (b'{"repository": "apps/web"}', None),
-        (b"\xff\xfe", None),
-    ],
-)
-def test_continuation_messages_are_validated(body: bytes, expected: str | None) -> None:
-    """Only a JSON object with nothing but a valid repository name in continueAfter continues."""
-    from function_app import continuation_message, read_continuation
-
-    assert read_continuation(body) == expected
-    if expected is not None:
-        assert read_continuation(continuation_message(expected).encode()) == expected
-
-
 async def test_cancelled_follow_up_releases_its_joiners() -> None:
     """If the invocation holding the follow-up run is cancelled, those folded into it are too."""
     coalescer = Coalescer()
@@ -157,28 +113,3 @@ async def test_cancelled_follow_up_releases_its_joiners() -> None:
         frozenset({"sha256:1"}),
         frozenset({"sha256:4"}),
     ]
-
-
-async def test_managed_identity_honours_azure_client_id() -> None:
-    """With AZURE_CLIENT_ID the function signs in as that user-assigned identity, once per loop."""
-    from azure.identity.aio import ManagedIdentityCredential
-
-    import function_app
-    from acr_core.app.settings import load_settings
-
-    settings = load_settings(
-        {
-            "ACR_LOGIN_SERVER": "myregistry.azurecr.io",
-            "ACR_RESOURCE_ID": "/subscriptions/s/resourceGroups/g/providers/"
-            "Microsoft.ContainerRegistry/registries/myregistry",
-            "CLEANUP_POLICY": '{"version": 1, "rules": [{"repositories": ["a"]}]}',
-            "AZURE_CLIENT_ID": "00000000-0000-0000-0000-0000000000aa",
-        }
-    )
-    shell = function_app.Shell(settings)
-    credential = function_app._credential(shell, settings)
-    try:
-        assert isinstance(credential, ManagedIdentityCredential)
-        assert function_app._credential(shell, settings) is credential
-    finally:
-        await credential.close()

@@ -11,6 +11,7 @@ import pytest
 
 import function_app
 from acr_core.app.settings import SettingsError
+from acr_core.app.sweep import continuation_message, sweep_message
 from scripts.func_objects import Out, event_from_json, queue_message, timer
 from tests.function.conftest import Registry
 
@@ -41,8 +42,8 @@ async def test_each_invocation_names_the_bad_setting(
     for _ in range(2):
         await app.on_image_pushed(event_from_json(event))
         await app.sweep_schedule(timer(), out)
-        await app.sweep_repository(queue_message(app.sweep_message("apps/web")), out)
-        await app.sweep_repository(queue_message(app.continuation_message("apps/a")), out)
+        await app.sweep_repository(queue_message(sweep_message("apps/web")), out)
+        await app.sweep_repository(queue_message(continuation_message("apps/a")), out)
 
     assert registry.state() == before
     assert out.value is None
@@ -80,9 +81,7 @@ async def test_unexpected_failure_reading_settings_is_logged_not_raised(
     try:
         app = function_app.configure(_UnreadableEnvironment())
         await function_app.on_image_pushed(event_from_json(event))
-        await function_app.sweep_repository(
-            queue_message(function_app.sweep_message("apps/web")), Out()
-        )
+        await function_app.sweep_repository(queue_message(sweep_message("apps/web")), Out())
     finally:
         function_app._shell = saved
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from acr_core.app.sweep import continuation_message, read_continuation, sweep_message
 from acr_emulator import Faults
 from scripts.func_objects import Out, queue_message, timer
 from tests.function.conftest import Registry, summaries
@@ -63,7 +64,7 @@ async def test_queue_message_cleans_its_repository(
     """A sweep message cleans the repository it names and no other."""
     await three_repositories(registry)
 
-    await app.sweep_repository(queue_message(app.sweep_message("apps/a")), Out())
+    await app.sweep_repository(queue_message(sweep_message("apps/a")), Out())
 
     assert registry.tags("apps/a") == {"v3", "v4"}
     assert registry.tags("apps/b") == {"v1", "v2", "v3", "v4"}
@@ -199,7 +200,7 @@ async def test_a_cut_off_timer_queues_a_continuation(
     assert repositories == COVERED[:900]
     assert continuations == ["apps/r0899"]
     assert out.value is not None
-    assert out.value[-1] == app.continuation_message("apps/r0899")
+    assert out.value[-1] == continuation_message("apps/r0899")
     summary = sweep_line(app_log)
     assert summary["listed"] == 1000
     assert summary["cutOff"] is True
@@ -218,10 +219,10 @@ async def test_a_continuation_queues_the_rest_and_chains_when_cut_again(
 
     registry.emulator.faults = slow_after_one_page(registry)
     cut = Out()
-    await app.sweep_repository(queue_message(app.continuation_message("apps/r0899")), cut)
+    await app.sweep_repository(queue_message(continuation_message("apps/r0899")), cut)
     registry.emulator.faults = Faults()
     rest = Out()
-    await app.sweep_repository(queue_message(app.continuation_message("apps/r1899")), rest)
+    await app.sweep_repository(queue_message(continuation_message("apps/r1899")), rest)
 
     assert read(cut.value) == (COVERED[900:1900], ["apps/r1899"])
     assert read(rest.value) == (COVERED[1900:], [])
@@ -254,7 +255,7 @@ async def test_nothing_is_lost_across_the_timer_and_its_continuations(
         continued.append(after)
         registry.emulator.faults = slow_after_one_page(registry)
         out = Out()
-        await app.sweep_repository(queue_message(app.continuation_message(after)), out)
+        await app.sweep_repository(queue_message(continuation_message(after)), out)
         repositories, more = read(out.value)
         queued += repositories
         pending += more
@@ -290,7 +291,7 @@ async def test_a_continuation_that_lists_nothing_raises(registry: Registry, conf
     out = Out()
 
     with pytest.raises(Exception, match="listed no repository"):
-        await app.sweep_repository(queue_message(app.continuation_message("apps/r0899")), out)
+        await app.sweep_repository(queue_message(continuation_message("apps/r0899")), out)
 
     registry.emulator.faults = Faults()
     assert out.value is None
@@ -437,7 +438,7 @@ async def test_a_cut_off_sweep_continues_through_the_storage_queue(
         if not taken:
             break
         for message in taken:
-            after = app.read_continuation(message.content.encode())
+            after = read_continuation(message.content.encode())
             if after is not None:
                 continued.append(after)
             registry.emulator.faults = slow_after_one_page(registry)
