@@ -1,8 +1,9 @@
-"""Who may import what (docs/architecture.md, "Modules and who may import what").
+"""Who may import what (docs/architecture.md, "Packages and who may import what").
 
-The pure core must stay pure, so a fresh interpreter imports each pure module and then looks at
-what got loaded; and the emulator and the library must share no code, so their sources are
-scanned for imports of each other.
+Each package of `acr_core` has a rule: which of our packages and which third-party packages its
+sources may import (anywhere in a file, not only at the top). The pure core is also imported in a
+fresh interpreter to see that nothing impure gets loaded through a package `__init__`. The emulator
+and the library share no code, and neither package has an import cycle.
 """
 
 from __future__ import annotations
@@ -11,13 +12,37 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# Our modules each part may import (by prefix), and the third-party top-level packages it may use.
+PURE = ("acr_core.models", "acr_core.names")
+RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "acr_core": (("acr_core.registry",), ()),  # the package's lazy exports of the client
+    "acr_core.__main__": (("acr_core.cli",), ()),
+    "acr_core.models": ((), ()),
+    "acr_core.names": ((), ()),
+    "acr_core.planning": ((*PURE, "acr_core.planning"), ()),
+    "acr_core.registry": ((*PURE, "acr_core.registry"), ("httpx", "azure.core")),
+    "acr_core.run": ((*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run"), ()),
+    "acr_core.app": (
+        (*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run", "acr_core.app"),
+        ("azure.core", "azure.identity"),
+    ),
+    "acr_core.cli": (
+        (*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run"),
+        ("azure.core", "azure.identity"),
+    ),
+    "function_app": (("acr_core.app",), ("azure.functions", "azure.core")),
+}
+# Modules whose import must load nothing impure, checked in a fresh interpreter.
 PURE_MODULES = [
     "acr_core.models",
+    "acr_core.names",
     "acr_core.planning.plan",
     "acr_core.planning.patterns",
     "acr_core.planning.policy",
@@ -27,8 +52,119 @@ PURE_MODULES = [
 FORBIDDEN_IN_PURE = ("httpx", "azure", "acr_emulator")
 
 
-def _exists(module: str) -> bool:
-    return (ROOT / (module.replace(".", "/") + ".py")).exists()
+def module_name(root: Path, path: Path) -> str:
+    """`acr_core/run/service.py` -> `acr_core.run.service`; an `__init__` is its package."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(root: Path, path: Path) -> set[str]:
+    """Every module `path` imports, at any depth of the file, relative imports resolved.
+
+    `from p import m` counts as importing `p.m` when `m` is a module under `root`, and as
+    importing `p` otherwise; the parent packages every import runs first are left out.
+    """
+    name = module_name(root, path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if _is_module(root, candidate) else base)
+    return found
+
+
+def _is_module(root: Path, name: str) -> bool:
+    as_path = root / name.replace(".", "/")
+    return as_path.with_suffix(".py").exists() or (as_path / "__init__.py").exists()
+
+
+def import_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Each module of `package` (a directory under `root`) mapped to the modules of `package`
+    it imports."""
+    modules = {module_name(root, path): path for path in sorted((root / package).rglob("*.py"))}
+    return {
+        name: {m for m in imports_of(root, path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+
+def find_cycle(graph: Mapping[str, set[str]]) -> list[str] | None:
+    """One import cycle (its modules in order, the first repeated at the end), or None."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return [*stack[stack.index(target) :], target]
+            if target not in state and (cycle := visit(target)) is not None:
+                return cycle
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)) is not None:
+            return cycle
+    return None
+
+
+def _rule_for(module: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    matches = [p for p in RULES if module == p or module.startswith(p + ".")]
+    assert matches, f"{module} is in no package of RULES: give it a rule"
+    return RULES[max(matches, key=len)]
+
+
+def _within(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _sources() -> Iterator[Path]:
+    yield from sorted((ROOT / "acr_core").rglob("*.py"))
+    yield ROOT / "function_app.py"
+
+
+def _violations(path: Path) -> list[str]:
+    module = module_name(ROOT, path)
+    ours, third_party = _rule_for(module)
+    bad = []
+    for imported in sorted(imports_of(ROOT, path)):
+        top = imported.split(".")[0]
+        if top in sys.stdlib_module_names or top == "__future__":
+            continue
+        if top in ("acr_core", "acr_emulator"):
+            allowed = module.startswith("acr_core.") and imported == "acr_core"
+            if not (allowed or _within(imported, ours)):
+                bad.append(f"{module} imports {imported}")
+        elif not _within(imported, third_party):
+            bad.append(f"{module} imports third-party {imported}")
+    return bad
+
+
+@pytest.mark.parametrize("path", list(_sources()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_module_imports_only_what_its_package_may(path: Path) -> None:
+    """A module imports only our packages and third-party packages its package's rule allows."""
+    assert _violations(path) == []
+
+
+def test_the_rules_catch_an_import_across_the_layering(tmp_path: Path) -> None:
+    """A planning module importing the client, or the shell importing the executor, is caught."""
+    assert not _within("acr_core.registry.client", RULES["acr_core.planning"][0])
+    assert not _within("acr_core.run.executor", RULES["function_app"][0])
+    assert _within("acr_core.app.handlers", RULES["function_app"][0])
+    assert _rule_for("acr_core.planning.graph") == RULES["acr_core.planning"]
 
 
 def _loaded_after_import(module: str) -> list[str]:
@@ -42,26 +178,19 @@ def _loaded_after_import(module: str) -> list[str]:
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_pure_modules_import_neither_httpx_nor_azure(module: str) -> None:
     """Importing a pure module loads no httpx, no azure package and nothing of the emulator."""
-    if not _exists(module):
-        pytest.skip(f"{module} is not written yet")
     loaded = _loaded_after_import(module)
     bad = [m for m in loaded if m.split(".")[0] in FORBIDDEN_IN_PURE]
     assert bad == []
 
 
-def _imported_roots(directory: Path) -> dict[str, set[str]]:
-    """Each source file under `directory` mapped to the top-level packages it imports."""
-    result: dict[str, set[str]] = {}
-    for path in sorted(directory.rglob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        roots: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                roots.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                roots.add(node.module.split(".")[0])
-        result[str(path.relative_to(directory))] = roots
-    return result
+@pytest.mark.parametrize(
+    "module",
+    sorted(f"acr_core.app.{p.stem}" for p in (ROOT / "acr_core" / "app").glob("[!_]*.py")),
+)
+def test_the_function_apps_library_never_loads_the_functions_worker(module: str) -> None:
+    """Importing an acr_core.app module in a fresh interpreter loads no azure.functions."""
+    loaded = _loaded_after_import(module)
+    assert [m for m in loaded if m == "azure.functions" or m.startswith("azure.functions.")] == []
 
 
 @pytest.mark.parametrize(
@@ -69,18 +198,29 @@ def _imported_roots(directory: Path) -> dict[str, set[str]]:
 )
 def test_the_emulator_and_the_library_never_import_each_other(package: str, other: str) -> None:
     """No source file of one package imports the other (they share no protocol code)."""
-    if not (ROOT / package).is_dir():
-        pytest.skip(f"{package} does not exist yet")
-    imports = _imported_roots(ROOT / package)
-    offenders = sorted(path for path, roots in imports.items() if other in roots)
+    offenders = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / package).rglob("*.py")
+        if any(m.split(".")[0] == other for m in imports_of(ROOT, path))
+    )
     assert offenders == []
 
 
-def test_the_scan_sees_imports_at_any_depth(tmp_path: Path) -> None:
-    """The import scan finds plain and `from` imports inside functions, not only at the top."""
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "m.py").write_text(
-        "def f():\n    import acr_core.models\n    from acr_emulator import x\n"
-        "    from . import sibling\n"
-    )
-    assert _imported_roots(tmp_path) == {"sub/m.py": {"acr_core", "acr_emulator"}}
+@pytest.mark.parametrize("package", ["acr_core", "acr_emulator"])
+def test_no_package_has_an_import_cycle(package: str) -> None:
+    """No module of the package imports itself through others, at any depth of the file."""
+    assert find_cycle(import_graph(ROOT, package)) is None
+
+
+def test_the_scan_sees_imports_at_any_depth_and_finds_cycles(tmp_path: Path) -> None:
+    """The scan finds plain, `from` and relative imports inside functions, and a cycle in them."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "a.py").write_text("def f():\n    from pkg import b\n")
+    (tmp_path / "pkg" / "b.py").write_text("import json\nfrom . import c\n")
+    (tmp_path / "pkg" / "c.py").write_text("def g():\n    import pkg.a\n")
+    graph = import_graph(tmp_path, "pkg")
+    assert graph == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": {"pkg.c"}, "pkg.c": {"pkg.a"}}
+    assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.c", "pkg.a"]
+    (tmp_path / "pkg" / "c.py").write_text("import os\n")
+    assert find_cycle(import_graph(tmp_path, "pkg")) is None
