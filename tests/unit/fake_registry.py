@@ -3,7 +3,8 @@
 It keeps ACR's delete semantics that matter to the executor (acr-facts.md section 3): delete is
 by digest and removes the manifest's tags and its referrers; a manifest is locked when the
 manifest, any of its tags or the repository has `deleteEnabled` or `writeEnabled` off; a second
-delete answers "already gone". `throttle_writes` makes the next writes answer 429.
+delete answers "already gone". It raises no 429s: throttling is the real client's transport's
+job, tested on the real client (tests/client/test_one_owner_for_429.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from acr_core.registry.errors import (
     NotFoundError,
     PermissionDeniedError,
     ServerError,
-    ThrottledError,
 )
 from acr_core.registry.transport import ClientStats, ThrottleListener
 
@@ -71,12 +71,9 @@ class FakeRegistry:
         self.tags: dict[tuple[str, str], TagProperties] = {}
         self.contents: dict[tuple[str, str], ManifestContent] = {}
         self.deleted: list[str] = []  # digests in the order the registry deleted them
-        self.throttle_writes = 0
-        self.retry_after: float | None = 0.01
         self.latency = 0.0
         self.in_flight = 0
         self.peak = 0
-        self._listeners: list[ThrottleListener] = []
         self.forbidden: set[str] = set()  # repositories this identity may not read
         self.undeletable: set[str] = set()  # repositories this identity may not delete in
         self.unavailable_deletes = False  # every delete answers 503 (after the client's retries)
@@ -160,7 +157,7 @@ class FakeRegistry:
     # --- the client's shape -----------------------------------------------------------------
 
     def add_throttle_listener(self, listener: ThrottleListener) -> None:
-        self._listeners.append(listener)
+        """Nothing here answers 429, so no listener is ever called."""
 
     async def _request(self, method: str, path: str) -> None:
         self.stats.requests += 1
@@ -170,15 +167,6 @@ class FakeRegistry:
             await asyncio.sleep(self.latency)
         finally:
             self.in_flight -= 1
-        if method in ("DELETE", "PATCH") and self.throttle_writes > 0:
-            self.throttle_writes -= 1
-            self.stats.throttled += 1
-            for listener in self._listeners:
-                listener(self.retry_after)
-            error = _error(ThrottledError, 429, "TOOMANYREQUESTS", method, path)
-            assert isinstance(error, ThrottledError)
-            error.retry_after = self.retry_after
-            raise error
 
     def _manifest(self, repository: str, digest: str) -> ManifestProperties:
         tags = sorted(

@@ -10,7 +10,7 @@ from acr_core.planning.policy import load_policy
 from acr_core.registry.errors import ServerError
 from acr_core.run.executor import Outcome
 from acr_core.run.report import Status
-from acr_core.run.service import ProgressEvent, run_cleanup
+from acr_core.run.service import run_cleanup
 from tests.unit.fake_registry import T0, FakeRegistry, digest_of, later
 
 NOW = T0 + timedelta(days=30)
@@ -110,19 +110,6 @@ async def test_a_declined_confirmation_applies_nothing():
     assert report.cancelled
     assert registry.manifests == before
     assert len(seen[0].actions) == 2
-
-
-async def test_progress_and_request_counts_are_reported():
-    """Progress reaches every repository and action; throttles are counted in the report."""
-    registry = registry_with_two_apps()
-    registry.throttle_writes = 1
-    events: list[ProgressEvent] = []
-    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False, progress=events.append)
-    assert report.totals.deleted == 2
-    assert ("gather", 2, 2) in [(e.phase, e.done, e.total) for e in events]
-    assert ("apply", 2, 2) in [(e.phase, e.done, e.total) for e in events]
-    assert report.requests.throttled == 1
-    assert report.requests.requests == registry.stats.requests
 
 
 class FailingReads(FakeRegistry):
