@@ -49,9 +49,9 @@ class RetryPolicy:
     windows are per minute (section 4), so a run must be able to wait out most of one.
 
     Worst case per HTTP request: `attempts` (6) attempts; a retry is only started when its wait
-    ends before `deadline` (120 s), so the request ends within 120 s plus one attempt's timeout
-    (`AcrClient(timeout=30.0)`), about 150 s. A token request the auth flow sends on a 401 is
-    a request of its own with the same budget.
+    ends before `deadline` (120 s), so the request ends within 120 s plus its last attempt,
+    which `AcrClient(timeout=30.0)` bounds (per httpx phase): about 150 s. A token request the
+    auth flow sends on a 401 is a request of its own with the same budget.
     """
 
     attempts: int = 6

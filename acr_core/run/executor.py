@@ -17,7 +17,8 @@ Worst case per deletion: its re-check reads (the repository's properties, once p
 per run; the manifest's properties; each of its t tags' properties), then the DELETE, one after
 another. That is 3 + t requests, each at most `RetryPolicy.attempts` (6) attempts within
 `RetryPolicy.deadline` (120 s) plus one attempt's timeout (30 s): 6 * (3 + t) attempts and
-about (3 + t) * 150 s, per run. A lock is one PATCH: 6 attempts, about 150 s.
+about (3 + t) * 150 s, per run. A lock is one PATCH: 6 attempts, about 150 s. Each re-run of a
+failed run by the platform (docs/operations.md, "Failure modes and fixes") starts afresh.
 """
 
 from __future__ import annotations
