@@ -51,8 +51,7 @@ __all__ = ["ActionOutcome", "Executor", "ExecutorClient", "Outcome"]
 
 
 class ExecutorClient(Protocol):
-    """The part of `AcrClient` (acr_core.registry.client) the executor uses; fakes implement
-    the same."""
+    """The part of `AcrClient` (acr_core.registry.client) the executor uses."""
 
     async def get_repository_properties(self, repository: str) -> RepositoryProperties: ...
 

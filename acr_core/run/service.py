@@ -65,7 +65,7 @@ T = TypeVar("T")
 
 
 class RegistryClient(ExecutorClient, Protocol):
-    """The part of `acr_core.registry.client.AcrClient` a run uses (fakes implement the same)."""
+    """The part of `acr_core.registry.client.AcrClient` a run uses."""
 
     @property
     def login_server(self) -> str: ...
