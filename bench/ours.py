@@ -20,7 +20,7 @@ import httpx
 
 from acr_core.planning.policy import load_policy
 from acr_core.registry.client import AcrClient
-from acr_core.run.executor import ExecutionLimits
+from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.service import run_cleanup
 from bench.events import PushedImage
 from bench.wire import DeleteClock, RecordingTransport

@@ -34,7 +34,8 @@ from acr_core.app.sweep import Listing, read_continuation, read_sweep_message
 from acr_core.registry.client import AcrClient
 from acr_core.registry.errors import AcrError, is_transient
 from acr_core.registry.transport import RetryPolicy
-from acr_core.run.executor import ExecutionLimits, Outcome
+from acr_core.run.executor import Outcome
+from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.report import RunReport, Status
 from acr_core.run.service import run_cleanup
 

@@ -18,12 +18,10 @@ from typing import TypeVar
 
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
+from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY
 
 DEFAULT_SCHEDULE = "0 0 3 * * *"
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
-# acr-cli's purge caps parallel deletes at 32, "the max number of parallel delete requests
-# recommended by ACR server" (Azure/acr-cli cmd/acr/purge.go; acr-facts.md section 4).
-DEFAULT_MAX_CONCURRENCY = 32
 MAX_CONCURRENCY_LIMIT = 128
 DEFAULT_SWEEP_BUDGET_SECONDS = 600.0
 # host.json sets functionTimeout to 30 minutes; the sweep must hand over well before that.

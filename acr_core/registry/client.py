@@ -2,6 +2,10 @@
 
 Method names follow Microsoft's Python SDK (acr-facts.md section 7) so users feel at home; unlike
 it, nothing ACR sends is dropped, access tokens are cached per scope, and PATCH is retried.
+The cleaner itself only reads, deletes manifests and locks tags; the repository, manifest and
+tag property updates and the repository and tag deletes are here for parity with the SDK's
+`ContainerRegistryClient` (same names and keywords), which the sync client and the quickstart
+examples follow.
 Listings are async iterators that follow the `Link` header verbatim (section 1.12). Deletes are
 idempotent: a 404 returns False, "already gone" (section 3). Errors: `acr_core.registry.errors`.
 """
@@ -9,7 +13,7 @@ idempotent: a 404 returns False, "already gone" (section 3). Errors: `acr_core.r
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Literal
 
@@ -21,7 +25,6 @@ from acr_core.models import (
     OCI_ARTIFACT_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
-    Descriptor,
     ManifestContent,
     ManifestProperties,
     RepositoryProperties,
@@ -108,7 +111,7 @@ class AcrClient:
     def login_server(self) -> str:
         return self._base.netloc.decode("ascii")
 
-    def add_throttle_listener(self, callback: Callable[[float | None], None]) -> None:
+    def add_throttle_listener(self, callback: ThrottleListener) -> None:
         """Call `callback(retry_after)` on every 429 received, before the client's own wait."""
         self._listeners.append(callback)
 
@@ -157,11 +160,14 @@ class AcrClient:
         can_read: bool | None = None,
         can_list: bool | None = None,
     ) -> RepositoryProperties:
+        """Change the repository's locks; for parity with the SDK (the cleaner never calls it)."""
         body = _writeable(can_delete, can_write, can_read, can_list)
         response = await self._send("PATCH", _repo(repository), json=body)
         return _decode.repository(_json(response), self.login_server)
 
     async def delete_repository(self, repository: str) -> bool:
+        """Delete the repository and everything in it; False when it was already gone. For
+        parity with the SDK (the cleaner never calls it)."""
         return await self._delete(_repo(repository))
 
     # -- manifests --------------------------------------------------------------------------
@@ -195,6 +201,7 @@ class AcrClient:
         can_read: bool | None = None,
         can_list: bool | None = None,
     ) -> ManifestProperties:
+        """Change a manifest's locks; for parity with the SDK (the cleaner never calls it)."""
         digest = await self._digest_of(repository, tag_or_digest)
         body = _writeable(can_delete, can_write, can_read, can_list)
         path = f"{_repo(repository)}/_manifests/{segment(digest)}"
@@ -225,27 +232,6 @@ class AcrClient:
                 f"({content.digest})"
             )
         return content
-
-    async def list_referrers(
-        self, repository: str, digest: str, *, artifact_type: str | None = None
-    ) -> list[Descriptor]:
-        """Manifests whose `subject` is `digest` (OCI 1.1 referrers), filtered by artifact type.
-
-        ACR may or may not apply the `artifactType` filter itself (acr-facts.md section 1.9), so
-        the result is filtered here too.
-        """
-        params = {"artifactType": artifact_type} if artifact_type else {}
-        path = f"{_v2(repository)}/referrers/{segment(digest)}"
-        found: list[Descriptor] = []
-        async for body in self._pages(path, params):
-            found.extend(_decode.descriptor(item) for item in _list(body, "manifests"))
-        if artifact_type:
-            found = [d for d in found if d.artifact_type == artifact_type]
-        return found
-
-    async def get_index_children(self, repository: str, digest: str) -> tuple[Descriptor, ...]:
-        """The `manifests` an index or manifest list points at; empty for a plain manifest."""
-        return (await self.get_manifest(repository, digest)).children
 
     # -- tags ---------------------------------------------------------------------------------
 
@@ -284,7 +270,8 @@ class AcrClient:
         return _decode.tag(_member(response, "tag"), self.login_server, repository)
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
-        """Untag (the manifest stays). False when the tag was already gone."""
+        """Untag (the manifest stays). False when the tag was already gone. For parity with the
+        SDK (the cleaner never calls it: it deletes manifests, which takes their tags along)."""
         return await self._delete(f"{_repo(repository)}/_tags/{segment(tag)}")
 
     # -- plumbing -----------------------------------------------------------------------------

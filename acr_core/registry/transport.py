@@ -7,6 +7,12 @@ Retried: 408, 429, 5xx other than 501/505, and transport errors, waiting as long
 GET, HEAD, PUT, PATCH, DELETE, and POSTs to `/oauth2/` (a token request has no side effect).
 A PATCH of locks is idempotent even though azure-core does not retry it (acr-facts.md
 section 7). Bounded by attempts and by a total deadline.
+
+This is the one place 429s are handled. Each 429 is counted and reported once to the throttle
+listeners (the run's limiter, which only adapts its pace and never retries), then retried here
+after `Retry-After`. Nothing above retries a request again: the executor reports a request
+still throttled after these retries as a transient failure, and the platform re-runs the
+whole run from a fresh read (docs/operations.md, "Failure modes and fixes").
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 506, 507, 508, 509, 5
 # httpx's transport errors, and the socket errors an in-process (ASGI) transport lets through.
 CONNECTION_ERRORS = (httpx.TransportError, ConnectionError)
 
+# Called with the 429's Retry-After (None when it sent none) for every 429 received, before the
+# wait for its retry.
 ThrottleListener = Callable[[float | None], None]
 
 
@@ -39,6 +47,11 @@ class RetryPolicy:
     Defaults: 6 attempts within 120 s. azure-core, which the official SDK uses, allows 3 status
     retries with backoff factor 0.8 capped at 120 s (acr-facts.md section 7); ACR's throttling
     windows are per minute (section 4), so a run must be able to wait out most of one.
+
+    Worst case per HTTP request: `attempts` (6) attempts; a retry is only started when its wait
+    ends before `deadline` (120 s), so the request ends within 120 s plus its last attempt,
+    which `AcrClient(timeout=30.0)` bounds (per httpx phase): about 150 s. A token request the
+    auth flow sends on a 401 is a request of its own with the same budget.
     """
 
     attempts: int = 6

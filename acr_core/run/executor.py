@@ -7,6 +7,18 @@ children (`Action.after`), so a failure never leaves a kept index pointing at de
 
 Speed comes from the run's `Governor` (acr_core.run.limiter): every request takes a slot from its
 AIMD limiter, shared by all repositories, which grows until ACR answers 429 and then backs off.
+
+429s have one owner, the client's transport (acr_core.registry.transport): it retries each
+request and reports each 429 once to the limiter. The executor never retries: an action whose
+request is still refused after those retries fails as transient, the function fails its
+invocation, and the platform runs the whole run again from a fresh read.
+
+Worst case per deletion: its re-check reads (the repository's properties, once per repository
+per run; the manifest's properties; each of its t tags' properties), then the DELETE, one after
+another. That is 3 + t requests, each at most `RetryPolicy.attempts` (6) attempts within
+`RetryPolicy.deadline` (120 s) plus one attempt's timeout (30 s): 6 * (3 + t) attempts and
+about (3 + t) * 150 s, per run. A lock is one PATCH: 6 attempts, about 150 s. Each re-run of a
+failed run by the platform (docs/operations.md, "Failure modes and fixes") starts afresh.
 """
 
 from __future__ import annotations
@@ -31,29 +43,15 @@ from acr_core.registry.errors import (
     DisallowedOperationError,
     NotFoundError,
     PermissionDeniedError,
-    ThrottledError,
     is_transient,
 )
-from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits, Governor
+from acr_core.run.limiter import Governor
 
-__all__ = [
-    "DEFAULT_MAX_CONCURRENCY",
-    "ActionOutcome",
-    "ExecutionLimits",
-    "Executor",
-    "ExecutorClient",
-    "Governor",
-    "Outcome",
-]
-
-# How often one operation may meet a 429 that outlived the client's own retries before it is
-# reported as failed; each time the limiter halves and waits first.
-THROTTLE_ROUNDS = 6
+__all__ = ["ActionOutcome", "Executor", "ExecutorClient", "Outcome"]
 
 
 class ExecutorClient(Protocol):
-    """The part of `AcrClient` (acr_core.registry.client) the executor uses; fakes implement
-    the same."""
+    """The part of `AcrClient` (acr_core.registry.client) the executor uses."""
 
     async def get_repository_properties(self, repository: str) -> RepositoryProperties: ...
 
@@ -174,22 +172,16 @@ class Executor:
         denied = self._denied.get((action.repository, action.kind))
         if denied is not None:
             return ActionOutcome(action, Outcome.FAILED, f"not attempted: {denied}")
-        for _ in range(THROTTLE_ROUNDS):
-            try:
-                if action.kind is ActionKind.LOCK_TAG:
-                    return await self._lock(action)
-                return await self._delete(action)
-            except ThrottledError as exc:
-                self._governor.throttled(exc.retry_after)
-                last = str(exc)
-            except PermissionDeniedError as exc:
-                self._denied[(action.repository, action.kind)] = str(exc)
-                return ActionOutcome(action, Outcome.FAILED, str(exc))
-            except AcrError as exc:
-                return ActionOutcome(action, Outcome.FAILED, str(exc), is_transient(exc))
-        return ActionOutcome(
-            action, Outcome.FAILED, f"still throttled after retrying: {last}", transient=True
-        )
+        try:
+            if action.kind is ActionKind.LOCK_TAG:
+                return await self._lock(action)
+            return await self._delete(action)
+        except PermissionDeniedError as exc:
+            self._denied[(action.repository, action.kind)] = str(exc)
+            return ActionOutcome(action, Outcome.FAILED, str(exc))
+        except AcrError as exc:
+            # A 429 here has outlived the transport's retries: transient, like a 5xx.
+            return ActionOutcome(action, Outcome.FAILED, str(exc), is_transient(exc))
 
     async def _lock(self, action: Action) -> ActionOutcome:
         tag = action.tags[0]

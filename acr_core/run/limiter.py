@@ -5,6 +5,9 @@ writes. Concurrency grows while requests succeed and halves when ACR answers 429
 requests wait out `Retry-After`. Token buckets can cap it below the SKU's published budget
 (acr-facts.md section 4: WriteOps per minute Basic 100, Standard 500, Premium 2000; ReadOps
 1000, 3000, 10000), so a large sweep runs just under the limit instead of bouncing off it.
+
+The limiters only set the pace; they never retry. Retrying a 429 is the client transport's job
+(acr_core.registry.transport), which tells the run of each 429 once, through its listener.
 """
 
 from __future__ import annotations

@@ -36,13 +36,8 @@ from acr_core.planning.plan import Plan, RepositoryPlan
 from acr_core.planning.policy import Policy
 from acr_core.registry.errors import AcrError, NotFoundError, is_transient
 from acr_core.registry.transport import ClientStats, ThrottleListener
-from acr_core.run.executor import (
-    ActionOutcome,
-    ExecutionLimits,
-    Executor,
-    ExecutorClient,
-    Governor,
-)
+from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient
+from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.report import (
     Durations,
     RepositoryDurations,
@@ -53,7 +48,6 @@ from acr_core.run.report import (
 )
 
 __all__ = [
-    "ExecutionLimits",
     "ProgressEvent",
     "RegistryClient",
     "RunReport",
@@ -71,7 +65,7 @@ T = TypeVar("T")
 
 
 class RegistryClient(ExecutorClient, Protocol):
-    """The part of `acr_core.registry.client.AcrClient` a run uses (fakes implement the same)."""
+    """The part of `acr_core.registry.client.AcrClient` a run uses."""
 
     @property
     def login_server(self) -> str: ...

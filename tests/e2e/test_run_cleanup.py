@@ -12,7 +12,8 @@ from acr_core.planning.plan import Plan
 from acr_core.planning.policy import load_policy
 from acr_core.registry.client import AcrClient
 from acr_core.registry.transport import RetryPolicy
-from acr_core.run.executor import ExecutionLimits, Outcome
+from acr_core.run.executor import Outcome
+from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.report import RunReport, Status
 from acr_core.run.service import run_cleanup
 from acr_emulator import Emulator, EmulatorConfig, Faults, ThrottleConfig

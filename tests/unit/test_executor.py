@@ -1,4 +1,4 @@
-"""The executor against an in-memory registry: what survives, what is skipped, and why."""
+"""The executor on the real client and the emulator: what survives, what is skipped, and why."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acr_core.models import ChangeableAttributes, RepositorySnapshot
+from acr_core.models import RepositorySnapshot
 from acr_core.planning.plan import Action, ActionKind, Plan, RepositoryPlan
-from acr_core.run.executor import CHANGED, ExecutionLimits, Executor, Governor, Outcome
-from tests.unit.fake_registry import LOCKED, FakeRegistry, later
+from acr_core.registry.transport import RetryPolicy
+from acr_core.run.executor import CHANGED, Executor, Outcome
+from acr_core.run.limiter import ExecutionLimits, Governor
+from acr_emulator import Faults
+from acr_emulator.testing import DEFAULT_OID
+from tests.unit.emulated_registry import LOCKED, EmulatedRegistry, later
 
 REPO = "team/app"
 
@@ -36,6 +40,13 @@ def delete(
     )
 
 
+def undeletable(registry: EmulatedRegistry) -> None:
+    """The client's identity may read and change locks, but not delete."""
+    registry.emulator.grant(DEFAULT_OID, "AcrPull")
+    registry.emulator.grant(DEFAULT_OID, "AcrMetadataWriter")
+    registry.emulator.revoke_tokens()  # a role change counts from the client's next token
+
+
 def lock(tag: str, digest: str, *, repository: str = REPO) -> Action:
     return Action(ActionKind.LOCK_TAG, repository, digest, (tag,), "matches lockTags", "r")
 
@@ -56,17 +67,14 @@ def plan_of(*actions: Action, blocked: Mapping[str, str] | None = None) -> Plan:
     )
 
 
-def snapshots(registry: FakeRegistry) -> dict[str, RepositorySnapshot]:
-    return {name: registry.snapshot(name) for name in registry.repositories}
-
-
 async def run(
-    registry: FakeRegistry,
+    registry: EmulatedRegistry,
     plan: Plan,
     taken: dict[str, RepositorySnapshot] | None = None,
     limits: ExecutionLimits | None = None,
 ) -> dict[str, Outcome]:
-    executor = Executor(registry, Governor(limits), taken or snapshots(registry))
+    taken = taken or await registry.snapshots()
+    executor = Executor(registry.client, Governor(limits), taken)
     outcomes = await executor.apply(plan)
     assert [o.action for o in outcomes] == list(plan.actions)
     return {f"{o.action.kind.value}:{o.action.digest}": o.outcome for o in outcomes}
@@ -74,19 +82,19 @@ async def run(
 
 async def test_deletes_an_index_before_its_children():
     """Children listed in `after` are deleted only once their index is gone."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     amd, arm = registry.push(REPO, "amd"), registry.push(REPO, "arm")
     index = registry.push(REPO, "index", children=(amd, arm))
     plan = plan_of(delete(amd, after=(index,)), delete(arm, after=(index,)), delete(index))
     outcomes = await run(registry, plan)
     assert set(outcomes.values()) == {Outcome.APPLIED}
     assert registry.digests(REPO) == set()
-    assert registry.deleted[0] == index
+    assert registry.wire.deleted[0] == index
 
 
 async def test_children_survive_when_their_index_is_locked():
     """An index the registry refuses to delete keeps its children: they are skipped, not deleted."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     amd = registry.push(REPO, "amd")
     index = registry.push(REPO, "index", children=(amd,), attributes=LOCKED)
     outcomes = await run(registry, plan_of(delete(amd, after=(index,)), delete(index)))
@@ -97,9 +105,9 @@ async def test_children_survive_when_their_index_is_locked():
 
 async def test_a_manifest_tagged_after_the_snapshot_survives():
     """Someone tags the image `prod` between plan and apply: it is skipped and kept."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     old = registry.push(REPO, "old", tags=("1.0",))
-    taken = snapshots(registry)
+    taken = await registry.snapshots()
     registry.tag(REPO, "prod", old)
     outcomes = await run(registry, plan_of(delete(old, tags=("1.0",))), taken)
     assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
@@ -108,7 +116,7 @@ async def test_a_manifest_tagged_after_the_snapshot_survives():
 
 async def test_a_manifest_that_lost_a_planned_tag_survives():
     """The plan judged it with a tag the manifest listing missed; that tag is gone: skip it."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     old = registry.push(REPO, "old")
     outcomes = await run(registry, plan_of(delete(old, tags=("1.0",))))
     assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
@@ -117,11 +125,11 @@ async def test_a_manifest_that_lost_a_planned_tag_survives():
 
 async def test_a_manifest_whose_tag_was_locked_after_the_snapshot_survives():
     """A tag locked between plan and apply protects its manifest."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     old = registry.push(REPO, "old", tags=("1.0",))
-    taken = snapshots(registry)
-    await registry.update_tag_properties(REPO, "1.0", can_delete=False)
-    executor = Executor(registry, Governor(), taken)
+    taken = await registry.snapshots()
+    await registry.client.update_tag_properties(REPO, "1.0", can_delete=False)
+    executor = Executor(registry.client, Governor(), taken)
     [outcome] = await executor.apply(plan_of(delete(old, tags=("1.0",))))
     assert outcome.outcome is Outcome.SKIPPED_CHANGED
     assert outcome.detail == f"tag 1.0 was locked; {CHANGED}"
@@ -130,9 +138,9 @@ async def test_a_manifest_whose_tag_was_locked_after_the_snapshot_survives():
 
 async def test_a_manifest_updated_after_the_snapshot_survives():
     """A changed lastUpdateTime means the planner's view is stale: skip it."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     old = registry.push(REPO, "old", tags=("1.0",))
-    taken = snapshots(registry)
+    taken = await registry.snapshots()
     registry.tag(REPO, "1.0", old, updated=later(3))
     outcomes = await run(registry, plan_of(delete(old, tags=("1.0",))), taken)
     assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
@@ -141,10 +149,10 @@ async def test_a_manifest_updated_after_the_snapshot_survives():
 
 async def test_a_repository_locked_after_the_snapshot_keeps_everything():
     """A repository-level lock that appeared since the snapshot stops every deletion in it."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     old = registry.push(REPO, "old")
-    taken = snapshots(registry)
-    registry.repositories[REPO] = ChangeableAttributes(write_enabled=False)
+    taken = await registry.snapshots()
+    await registry.client.update_repository_properties(REPO, can_write=False)
     outcomes = await run(registry, plan_of(delete(old)), taken)
     assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
     assert old in registry.digests(REPO)
@@ -152,11 +160,11 @@ async def test_a_repository_locked_after_the_snapshot_keeps_everything():
 
 async def test_a_manifest_already_gone_counts_as_deleted():
     """A 404 before or on delete is success, and its children still follow."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     child = registry.push(REPO, "child")
     index = registry.push(REPO, "index", children=(child,))
-    taken = snapshots(registry)
-    await registry.delete_manifest(REPO, index)
+    taken = await registry.snapshots()
+    await registry.client.delete_manifest(REPO, index)
     outcomes = await run(registry, plan_of(delete(child, after=(index,)), delete(index)), taken)
     assert outcomes[f"delete_manifest:{index}"] is Outcome.ALREADY_GONE
     assert outcomes[f"delete_manifest:{child}"] is Outcome.APPLIED
@@ -165,7 +173,7 @@ async def test_a_manifest_already_gone_counts_as_deleted():
 
 async def test_a_blocked_repository_gets_its_locks_but_no_deletions():
     """Safety-blocked deletions are not applied; the same repository's lock actions are."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     old = registry.push(REPO, "old")
     release = registry.push(REPO, "release", tags=("v1.0.0",))
     plan = plan_of(delete(old), lock("v1.0.0", release), blocked={REPO: "over the limit"})
@@ -173,12 +181,13 @@ async def test_a_blocked_repository_gets_its_locks_but_no_deletions():
     assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_BLOCKED
     assert outcomes[f"lock_tag:{release}"] is Outcome.APPLIED
     assert old in registry.digests(REPO)
-    assert registry.tags[(REPO, "v1.0.0")].attributes.fully_locked
+    tag = await registry.client.get_tag_properties(REPO, "v1.0.0")
+    assert tag.attributes.fully_locked
 
 
 async def test_a_child_whose_index_is_not_in_the_plan_is_not_deleted():
     """`after` naming a digest the plan does not delete keeps the dependent."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     child = registry.push(REPO, "child")
     index = registry.push(REPO, "index", children=(child,))
     outcomes = await run(registry, plan_of(delete(child, after=(index,))))
@@ -188,14 +197,14 @@ async def test_a_child_whose_index_is_not_in_the_plan_is_not_deleted():
 
 async def test_a_cycle_in_the_plan_deletes_nothing_in_it():
     """Two actions that each wait for the other fail instead of hanging."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     a, b = registry.push(REPO, "a"), registry.push(REPO, "b")
     plan = plan_of(delete(a, after=(b,)), delete(b, after=(a,)))
     reported: list[str] = []
     executor = Executor(
-        registry,
+        registry.client,
         Governor(),
-        snapshots(registry),
+        await registry.snapshots(),
         on_done=lambda o: reported.append(o.action.digest),
     )
     outcomes = {o.action.digest: o.outcome for o in await executor.apply(plan)}
@@ -207,7 +216,7 @@ async def test_a_cycle_in_the_plan_deletes_nothing_in_it():
 
 async def test_deleting_a_subject_takes_its_referrers_along():
     """Referrers are not actions of their own; ACR removes them with their subject."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     image = registry.push(REPO, "image")
     signature = registry.push(REPO, "sig", subject=image)
     outcomes = await run(registry, plan_of(delete(image)))
@@ -216,33 +225,53 @@ async def test_deleting_a_subject_takes_its_referrers_along():
 
 
 async def test_throttled_writes_back_off_and_all_succeed():
-    """429s that outlive the client's retries slow the run down but fail nothing."""
-    registry = FakeRegistry()
-    registry.throttle_writes = 5
+    """429s the client's transport retries slow the run down but fail nothing."""
+    registry = EmulatedRegistry()
     digests = [registry.push(REPO, f"m{i}") for i in range(20)]
+    registry.wire.throttle_writes = 5
     outcomes = await run(registry, plan_of(*(delete(d) for d in digests)))
     assert set(outcomes.values()) == {Outcome.APPLIED}
     assert registry.digests(REPO) == set()
-    assert registry.stats.throttled == 5
+    assert registry.client.stats.throttled == 5
+
+
+async def test_a_delete_throttled_beyond_the_retries_fails_transient_and_the_next_run_deletes_it():
+    """Each 429 reaches the limiter once and the DELETE goes out `attempts` times, no more; the
+    action fails as transient, and a fresh run (the platform's retry) deletes the manifest."""
+    registry = EmulatedRegistry()
+    digest = registry.push(REPO, "m")
+    attempts = RetryPolicy().attempts
+    governor = Governor()
+    registry.client.add_throttle_listener(governor.throttled)
+    executor = Executor(registry.client, governor, await registry.snapshots())
+    registry.wire.throttle_writes = attempts
+    [outcome] = await executor.apply(plan_of(delete(digest)))
+    assert (outcome.outcome, outcome.transient) == (Outcome.FAILED, True)
+    assert registry.client.stats.by_status[429] == governor.throttle_count == attempts
+    assert registry.digests(REPO) == {digest}
+    assert await run(registry, plan_of(delete(digest))) == {
+        f"delete_manifest:{digest}": Outcome.APPLIED
+    }
+    assert registry.digests(REPO) == set()
 
 
 async def test_concurrency_never_exceeds_the_cap():
     """`max_concurrency` bounds the requests in flight, whatever the limiter learns."""
-    registry = FakeRegistry()
-    registry.latency = 0.002
+    registry = EmulatedRegistry()
+    registry.emulator.faults = Faults(latency=0.002)
     digests = [registry.push(REPO, f"m{i}") for i in range(60)]
     limits = ExecutionLimits(max_concurrency=3)
     outcomes = await run(registry, plan_of(*(delete(d) for d in digests)), limits=limits)
     assert set(outcomes.values()) == {Outcome.APPLIED}
-    assert 1 < registry.peak <= 3
+    assert 1 < registry.wire.peak <= 3
 
 
 async def test_a_lock_on_a_tag_that_vanished_is_skipped():
     """Locking a tag deleted since the snapshot is a skip that the next run re-plans."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     release = registry.push(REPO, "release", tags=("v1.0.0",))
-    del registry.tags[(REPO, "v1.0.0")]
-    executor = Executor(registry, Governor(), snapshots(registry))
+    await registry.client.delete_tag(REPO, "v1.0.0")
+    executor = Executor(registry.client, Governor(), await registry.snapshots())
     [outcome] = await executor.apply(plan_of(lock("v1.0.0", release)))
     assert outcome.outcome is Outcome.SKIPPED_CHANGED
     assert CHANGED in outcome.detail
@@ -250,13 +279,13 @@ async def test_a_lock_on_a_tag_that_vanished_is_skipped():
 
 async def test_a_missing_delete_permission_is_asked_once_per_repository():
     """After one 401 insufficient_scope on delete, the repository's other deletions fail unsent."""
-    registry = FakeRegistry()
-    registry.undeletable.add(REPO)
+    registry = EmulatedRegistry()
     digests = [registry.push(REPO, f"m{i}") for i in range(5)]
+    undeletable(registry)
     plan = plan_of(*(delete(d) for d in digests))
     outcomes = await run(registry, plan, limits=ExecutionLimits(max_concurrency=1))
     assert set(outcomes.values()) == {Outcome.FAILED}
-    assert registry.delete_attempts == 1
+    assert len(registry.wire.delete_sent) == 1
     assert registry.digests(REPO) == set(digests)
 
 
@@ -277,7 +306,7 @@ def index_graphs(draw: st.DrawFn) -> tuple[list[str], dict[str, list[str]], set[
 async def test_children_go_only_after_every_parent_and_otherwise_always_go(graph):
     """Whatever is locked, a child is deleted only after all its indexes, and if they all went."""
     images, indexes, locked = graph
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     digest = {
         name: registry.push(REPO, name, attributes=LOCKED if name in locked else None)
         for name in images
@@ -294,7 +323,7 @@ async def test_children_go_only_after_every_parent_and_otherwise_always_go(graph
         if parents[img]
     ]
     await run(registry, plan_of(*actions))
-    order = registry.deleted
+    order = registry.wire.deleted
     for img in images:
         if not parents[img]:
             continue
@@ -308,68 +337,53 @@ async def test_children_go_only_after_every_parent_and_otherwise_always_go(graph
         assert (digest[name] in order) == (name not in locked)
 
 
-class StallingDeletes(FakeRegistry):
-    """A registry whose delete of one manifest never answers, as a run cut off mid-request."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stalled: str | None = None
-        self.reached = asyncio.Event()
-
-    async def delete_manifest(self, repository: str, digest: str) -> bool:
-        if digest == self.stalled:
-            self.reached.set()
-            await asyncio.Event().wait()
-        return await super().delete_manifest(repository, digest)
-
-
 async def test_a_run_cancelled_while_deleting_an_index_leaves_its_children():
     """Cancelled while the index delete is in flight, the run has deleted none of its children."""
-    registry = StallingDeletes()
+    registry = EmulatedRegistry()
     amd, arm = registry.push(REPO, "amd"), registry.push(REPO, "arm")
     index = registry.push(REPO, "index", children=(amd, arm))
     other = registry.push(REPO, "other")
-    registry.stalled = index
+    registry.wire.stalled = index  # its DELETE never answers, as a run cut off mid-request
     plan = plan_of(delete(amd, after=(index,)), delete(arm, after=(index,)), delete(index))
-    executor = Executor(registry, Governor(), snapshots(registry))
+    executor = Executor(registry.client, Governor(), await registry.snapshots())
     run_task = asyncio.ensure_future(executor.apply(plan))
-    await registry.reached.wait()
+    await registry.wire.reached.wait()
     run_task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run_task
     assert registry.digests(REPO) == {amd, arm, index, other}
-    assert registry.deleted == []
+    assert registry.wire.deleted == []
 
 
 async def test_a_delete_that_keeps_failing_with_a_5xx_is_a_transient_failure():
     """A 503 that outlives the client's retries fails the action as transient, so the function
     can raise for a platform retry; a refusal for lack of a role is not transient."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     digest = registry.push(REPO, "m")
-    registry.unavailable_deletes = True
-    executor = Executor(registry, Governor(), snapshots(registry))
+    registry.emulator.faults = Faults(error_rate=1.0, methods=frozenset({"DELETE"}))
+    executor = Executor(registry.client, Governor(), await registry.snapshots())
     [outcome] = await executor.apply(plan_of(delete(digest)))
     assert (outcome.outcome, outcome.transient) == (Outcome.FAILED, True)
     assert registry.digests(REPO) == {digest}
 
-    registry.unavailable_deletes = False
-    registry.undeletable.add(REPO)
-    executor = Executor(registry, Governor(), snapshots(registry))
+    registry.emulator.faults = Faults()
+    undeletable(registry)
+    executor = Executor(registry.client, Governor(), await registry.snapshots())
     [outcome] = await executor.apply(plan_of(delete(digest)))
     assert (outcome.outcome, outcome.transient) == (Outcome.FAILED, False)
 
 
 async def test_apply_seconds_span_each_repositorys_first_start_to_last_end():
     """Each repository's apply time runs from its first action's start to its last action's end."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry()
     a1, a2 = registry.push(REPO, "a1"), registry.push(REPO, "a2")
     b1 = registry.push("team/other", "b1")
     held = registry.push("team/held", "h1")
     ticks = iter(range(100))
     executor = Executor(
-        registry,
+        registry.client,
         Governor(ExecutionLimits(max_concurrency=1)),  # one action at a time: a known order
-        snapshots(registry),
+        await registry.snapshots(),
         clock=lambda: float(next(ticks)),
     )
     plan = plan_of(

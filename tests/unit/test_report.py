@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,11 @@ from acr_core.run.report import (
     Status,
     render_table,
 )
-from tests.unit.fake_registry import digest_of
+
+
+def digest_of(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
 
 SCHEMA = json.loads((Path(acr_core.__file__).parent / "run" / "report.schema.json").read_text())
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -1,17 +1,17 @@
-"""`run_cleanup` on an in-memory registry: gather, plan and apply as one path."""
+"""`run_cleanup` on the real client and the emulator: gather, plan and apply as one path."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from acr_core.models import ManifestContent
 from acr_core.planning.plan import Plan
 from acr_core.planning.policy import load_policy
-from acr_core.registry.errors import ServerError
 from acr_core.run.executor import Outcome
 from acr_core.run.report import Status
 from acr_core.run.service import ProgressEvent, run_cleanup
-from tests.unit.fake_registry import T0, FakeRegistry, digest_of, later
+from acr_emulator import EmulatorConfig
+from acr_emulator.testing import DEFAULT_OID
+from tests.unit.emulated_registry import T0, EmulatedRegistry, later
 
 NOW = T0 + timedelta(days=30)
 POLICY = load_policy(
@@ -22,9 +22,9 @@ POLICY = load_policy(
 )
 
 
-def registry_with_two_apps() -> FakeRegistry:
+def registry_with_two_apps(config: EmulatorConfig | None = None) -> EmulatedRegistry:
     """In each of apps/a and apps/b: a kept multi-arch 2.0 and an older single image 1.0."""
-    registry = FakeRegistry()
+    registry = EmulatedRegistry(config)
     for repository in ("apps/a", "apps/b"):
         registry.push(repository, f"{repository}-1.0", tags=("1.0",), updated=later(1))
         amd = registry.push(repository, f"{repository}-amd", updated=later(2))
@@ -39,9 +39,9 @@ def registry_with_two_apps() -> FakeRegistry:
 async def test_dry_run_changes_nothing_and_reports_the_plan():
     """A dry run reads, plans and stops: the registry is as it was, every action `planned`."""
     registry = registry_with_two_apps()
-    before = dict(registry.manifests)
-    report = await run_cleanup(registry, POLICY, now=NOW)
-    assert registry.manifests == before
+    before = registry.state()
+    report = await run_cleanup(registry.client, POLICY, now=NOW)
+    assert registry.state() == before
     assert report.dry_run
     assert report.status is Status.DONE
     assert report.totals.planned_deletions == 2
@@ -53,21 +53,23 @@ async def test_dry_run_changes_nothing_and_reports_the_plan():
 async def test_apply_deletes_the_old_image_and_keeps_the_multi_arch_children():
     """keepLatest 1 deletes 1.0 in both repositories; 2.0 keeps its untagged children."""
     registry = registry_with_two_apps()
-    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False)
+    report = await run_cleanup(registry.client, POLICY, now=NOW, dry_run=False)
     assert report.status is Status.DONE
     assert report.totals.deleted == 2
     for repository in ("apps/a", "apps/b"):
-        tags = {t for (r, t) in registry.tags if r == repository}
-        assert tags == {"2.0"}
+        assert registry.tags(repository) == {"2.0"}
         assert len(registry.digests(repository)) == 3
     assert len(registry.digests("other")) == 1
 
 
 async def test_an_unreadable_repository_fails_alone():
     """A permission error in one repository is reported; the other repository is still cleaned."""
-    registry = registry_with_two_apps()
-    registry.forbidden.add("apps/a")
-    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False)
+    # ABAC: the identity may list the catalog and work in apps/b, not in apps/a.
+    registry = registry_with_two_apps(EmulatorConfig(now=T0, abac=True))
+    grant = registry.emulator.grant
+    grant(DEFAULT_OID, "Container Registry Repository Catalog Lister")
+    grant(DEFAULT_OID, "Container Registry Repository Contributor", repositories=("apps/b",))
+    report = await run_cleanup(registry.client, POLICY, now=NOW, dry_run=False)
     assert report.status is Status.FAILED
     [issue] = report.issues
     assert (issue.repository, issue.status, issue.transient) == ("apps/a", Status.FAILED, False)
@@ -80,7 +82,7 @@ async def test_a_repository_named_but_gone_is_skipped():
     """A repository that does not exist (404) is reported gone, and the run is still done."""
     registry = registry_with_two_apps()
     report = await run_cleanup(
-        registry, POLICY, now=NOW, dry_run=False, repositories=["apps/a", "apps/gone"]
+        registry.client, POLICY, now=NOW, dry_run=False, repositories=["apps/a", "apps/gone"]
     )
     assert report.status is Status.DONE
     assert [(i.repository, i.status) for i in report.issues] == [("apps/gone", Status.GONE)]
@@ -91,7 +93,9 @@ async def test_a_repository_named_but_gone_is_skipped():
 async def test_a_named_repository_no_rule_covers_is_untouched():
     """Naming a repository the policy does not cover reports it and changes nothing there."""
     registry = registry_with_two_apps()
-    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False, repositories=["other"])
+    report = await run_cleanup(
+        registry.client, POLICY, now=NOW, dry_run=False, repositories=["other"]
+    )
     assert [(i.repository, i.status) for i in report.issues] == [("other", Status.NOT_COVERED)]
     assert len(registry.digests("other")) == 1
 
@@ -99,59 +103,46 @@ async def test_a_named_repository_no_rule_covers_is_untouched():
 async def test_a_declined_confirmation_applies_nothing():
     """When `confirm` says no, the plan is reported as cancelled and nothing is deleted."""
     registry = registry_with_two_apps()
-    before = dict(registry.manifests)
+    before = registry.state()
     seen: list[Plan] = []
 
     async def decline(plan: Plan) -> bool:
         seen.append(plan)
         return False
 
-    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False, confirm=decline)
+    report = await run_cleanup(registry.client, POLICY, now=NOW, dry_run=False, confirm=decline)
     assert report.cancelled
-    assert registry.manifests == before
+    assert registry.state() == before
     assert len(seen[0].actions) == 2
 
 
 async def test_progress_and_request_counts_are_reported():
     """Progress reaches every repository and action; throttles are counted in the report."""
     registry = registry_with_two_apps()
-    registry.throttle_writes = 1
+    registry.wire.throttle_writes = 1
     events: list[ProgressEvent] = []
-    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False, progress=events.append)
+    report = await run_cleanup(
+        registry.client, POLICY, now=NOW, dry_run=False, progress=events.append
+    )
     assert report.totals.deleted == 2
     assert ("gather", 2, 2) in [(e.phase, e.done, e.total) for e in events]
     assert ("apply", 2, 2) in [(e.phase, e.done, e.total) for e in events]
     assert report.requests.throttled == 1
-    assert report.requests.requests == registry.stats.requests
-
-
-class FailingReads(FakeRegistry):
-    """A registry that answers 503 when one given manifest is read raw."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.broken: str | None = None
-
-    async def get_manifest(self, repository: str, tag_or_digest: str) -> ManifestContent:
-        if tag_or_digest == self.broken:
-            path = f"/v2/{repository}/manifests/{tag_or_digest}"
-            raise ServerError(
-                status=503, code="UNAVAILABLE", message="busy", method="GET", url=path
-            )
-        return await super().get_manifest(repository, tag_or_digest)
+    assert report.requests.requests == registry.client.stats.requests
 
 
 async def test_a_manifest_that_cannot_be_read_fails_its_repository_and_deletes_nothing_there():
     """One raw-manifest read failing (503) leaves that repository whole; the other is cleaned."""
-    registry = FailingReads()
+    registry = EmulatedRegistry()
+    broken = {}
     for repository in ("apps/a", "apps/b"):
         registry.push(repository, f"{repository}-1.0", tags=("1.0",), updated=later(1))
         amd = registry.push(repository, f"{repository}-amd", updated=later(2))
-        registry.push(
+        broken[repository] = registry.push(
             repository, f"{repository}-2.0", tags=("2.0",), children=(amd,), updated=later(2)
         )
-    registry.broken = digest_of("apps/a-2.0")
-    report = await run_cleanup(registry, POLICY, now=NOW, dry_run=False)
+    registry.wire.broken = broken["apps/a"]  # its raw read answers 503
+    report = await run_cleanup(registry.client, POLICY, now=NOW, dry_run=False)
     assert [(i.repository, i.status, i.transient) for i in report.issues] == [
         ("apps/a", Status.FAILED, True)
     ]
@@ -162,10 +153,10 @@ async def test_a_manifest_that_cannot_be_read_fails_its_repository_and_deletes_n
 async def test_the_report_times_each_repository_it_read_planned_and_applied():
     """Every repository read gets its own durations; apply time only where something applied."""
     registry = registry_with_two_apps()
-    dry = await run_cleanup(registry, POLICY, now=NOW)
+    dry = await run_cleanup(registry.client, POLICY, now=NOW)
     assert set(dry.repository_durations) == {"apps/a", "apps/b"}
     assert all(d.apply == 0.0 for d in dry.repository_durations.values())
-    applied = await run_cleanup(registry_with_two_apps(), POLICY, now=NOW, dry_run=False)
+    applied = await run_cleanup(registry_with_two_apps().client, POLICY, now=NOW, dry_run=False)
     for name, durations in applied.repository_durations.items():
         assert 0.0 < durations.gather <= applied.durations.gather, name
         assert 0.0 < durations.plan <= applied.durations.plan, name

@@ -10,12 +10,12 @@ import pytest
 
 from acr_core.app.settings import (
     DEFAULT_AUDIENCE,
-    DEFAULT_MAX_CONCURRENCY,
     DEFAULT_SCHEDULE,
     DEFAULT_SWEEP_BUDGET_SECONDS,
     SettingsError,
     load_settings,
 )
+from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY
 
 RESOURCE_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg"
