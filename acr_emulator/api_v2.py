@@ -8,9 +8,11 @@ ACR specifics (acr-facts.md sections 1.1, 1.8, 1.9): manifests are deleted only 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from acr_emulator.access import Gate
 from acr_emulator.auth import DELETE, PULL, PUSH, Scope
+from acr_emulator.clock import Clock
 from acr_emulator.content import (
     INDEX_TYPES,
     OCI_INDEX,
@@ -29,9 +31,8 @@ from acr_emulator.errors import (
 )
 from acr_emulator.http import Request, Response, Route, route
 from acr_emulator.listing import collect, link_header, page_size
-
-if TYPE_CHECKING:
-    from acr_emulator.emulator import Emulator
+from acr_emulator.notify import Notifier
+from acr_emulator.store import Manifest, Registry
 
 NAME = r"(?P<name>[^_].*?)"
 
@@ -49,15 +50,74 @@ def _accepts(req: Request, media_type: str) -> bool:
     return bool(accepted & {"*/*", "application/*", media_type.lower()})
 
 
-def build(emu: Emulator) -> list[Route]:
-    registry = emu.registry
+class V2Api:
+    """One method per /v2 endpoint over the store; blob uploads in progress are its own state."""
 
-    async def base(req: Request) -> Response:
-        emu.authorize(req, None)
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        gate: Gate,
+        notifier: Notifier,
+        *,
+        require_blobs: bool,
+    ) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._gate = gate
+        self._notifier = notifier
+        self._require_blobs = require_blobs
+        # Upload id -> (repository, bytes so far).
+        self._uploads: dict[str, tuple[str, bytearray]] = {}
+
+    def routes(self) -> list[Route]:
+        return [
+            route("/v2/", r"/v2/?", {"GET": self.base}),
+            route("/v2/_catalog", r"/v2/_catalog", {"GET": self.catalog}),
+            route("/v2/{name}/tags/list", rf"/v2/{NAME}/tags/list", {"GET": self.tags_list}),
+            route(
+                "/v2/{name}/manifests/{reference}",
+                rf"/v2/{NAME}/manifests/(?P<reference>[^/]+)",
+                {
+                    "GET": self.get_manifest,
+                    "PUT": self.put_manifest,
+                    "DELETE": self.delete_manifest,
+                },
+            ),
+            route(
+                "/v2/{name}/referrers/{digest}",
+                rf"/v2/{NAME}/referrers/(?P<digest>[^/]+)",
+                {"GET": self.referrers},
+            ),
+            route(
+                "/v2/{name}/blobs/uploads/",
+                rf"/v2/{NAME}/blobs/uploads/?",
+                {"POST": self.start_upload},
+            ),
+            route(
+                "/v2/{name}/blobs/uploads/{uuid}",
+                rf"/v2/{NAME}/blobs/uploads/(?P<upload>[^/]+)",
+                {
+                    "PATCH": self.patch_upload,
+                    "PUT": self.put_upload,
+                    "GET": self.get_upload,
+                    "DELETE": self.cancel_upload,
+                },
+            ),
+            route(
+                "/v2/{name}/blobs/{digest}",
+                rf"/v2/{NAME}/blobs/(?P<digest>sha256:[^/]+)",
+                {"GET": self.get_blob, "DELETE": self.delete_blob},
+            ),
+        ]
+
+    async def base(self, req: Request) -> Response:
+        self._gate.authorize(req, None)
         return Response.json({})
 
-    async def catalog(req: Request) -> Response:
-        emu.authorize(req, Scope("registry", "catalog", ("*",)))
+    async def catalog(self, req: Request) -> Response:
+        self._gate.authorize(req, Scope("registry", "catalog", ("*",)))
+        registry = self._registry
         n, last = page_size(req), req.arg("last")
         with registry.lock:
             names = registry.catalog()
@@ -72,12 +132,12 @@ def build(emu: Emulator) -> list[Route]:
             headers.append(link_header("/v2/_catalog", [("last", more[0]), ("n", str(n))]))
         return Response.json({"repositories": items}, headers=headers)
 
-    async def tags_list(req: Request) -> Response:
+    async def tags_list(self, req: Request) -> Response:
         name = req.params["name"]
-        emu.authorize(req, _scope(name, PULL))
+        self._gate.authorize(req, _scope(name, PULL))
         n, last = page_size(req), req.arg("last")
-        with registry.lock:
-            repo = registry.repository(name)
+        with self._registry.lock:
+            repo = self._registry.repository(name)
             keys = repo.ordered("tags", "")
 
             def visible(key: tuple[Any, ...]) -> str | None:
@@ -89,11 +149,11 @@ def build(emu: Emulator) -> list[Route]:
             headers.append(link_header(f"/v2/{name}/tags/list", [("last", more[0]), ("n", str(n))]))
         return Response.json({"name": name, "tags": items}, headers=headers)
 
-    async def get_manifest(req: Request) -> Response:
+    async def get_manifest(self, req: Request) -> Response:
         name, reference = req.params["name"], req.params["reference"]
-        emu.authorize(req, _scope(name, PULL))
-        repo = registry.repository(name)
-        manifest, tag = registry.resolve(repo, reference)
+        self._gate.authorize(req, _scope(name, PULL))
+        repo = self._registry.repository(name)
+        manifest, tag = self._registry.resolve(repo, reference)
         readable = repo.attributes.read_enabled and manifest.attributes.read_enabled
         if not readable or (tag is not None and not tag.attributes.read_enabled):
             raise disallowed()
@@ -109,9 +169,9 @@ def build(emu: Emulator) -> list[Route]:
         headers = [("docker-content-digest", manifest.digest), ("etag", f'"{manifest.digest}"')]
         return Response(200, manifest.body, headers, manifest.media_type)
 
-    async def put_manifest(req: Request) -> Response:
+    async def put_manifest(self, req: Request) -> Response:
         name, reference = req.params["name"], req.params["reference"]
-        emu.authorize(req, _scope(name, PULL, PUSH))
+        self._gate.authorize(req, _scope(name, PULL, PUSH))
         check_name(name)
         digest = sha256_digest(req.body)
         tag: str | None = None
@@ -126,16 +186,16 @@ def build(emu: Emulator) -> list[Route]:
             check_tag(reference)
             tag = reference
         parsed = parse_manifest(req.body, req.headers.get("content-type"))
-        manifest = registry.put_manifest(
+        manifest: Manifest = self._registry.put_manifest(
             name,
             req.body,
             digest,
             parsed,
             tag,
-            emu.now(),
-            require_references=emu.config.require_blobs,
+            self._clock.now(),
+            require_references=self._require_blobs,
         )
-        emu.publish_push(req, name, manifest, tag)
+        self._notifier.pushed(req, name, manifest, tag)
         headers = [
             ("location", f"/v2/{name}/manifests/{digest}"),
             ("docker-content-digest", digest),
@@ -144,25 +204,25 @@ def build(emu: Emulator) -> list[Route]:
             headers.append(("oci-subject", parsed.subject))
         return Response.empty(201, headers)
 
-    async def delete_manifest(req: Request) -> Response:
+    async def delete_manifest(self, req: Request) -> Response:
         name, reference = req.params["name"], req.params["reference"]
-        emu.authorize(req, _scope(name, DELETE))
+        self._gate.authorize(req, _scope(name, DELETE))
         if not reference.startswith("sha256:"):
             raise unsupported("A manifest can only be deleted by digest.")
         if not is_digest(reference):
             raise invalid("DIGEST_INVALID", f"invalid digest {reference!r}")
-        deleted = registry.delete_manifest(name, reference, emu.now())
-        emu.publish_deletes(req, deleted)
+        deleted = self._registry.delete_manifest(name, reference, self._clock.now())
+        self._notifier.deleted(req, deleted)
         return Response.empty(202)
 
-    async def referrers(req: Request) -> Response:
+    async def referrers(self, req: Request) -> Response:
         name, digest = req.params["name"], req.params["digest"]
-        emu.authorize(req, _scope(name, PULL))
+        self._gate.authorize(req, _scope(name, PULL))
         if not is_digest(digest):
             raise invalid("DIGEST_INVALID", f"invalid digest {digest!r}")
         artifact_type = req.arg("artifactType")
-        with registry.lock:
-            repo = registry.repository(name)
+        with self._registry.lock:
+            repo = self._registry.repository(name)
             descriptors = []
             for referrer in sorted(repo.referrers.get(digest, ())):
                 manifest = repo.manifests.get(referrer)
@@ -170,16 +230,7 @@ def build(emu: Emulator) -> list[Route]:
                     continue
                 if artifact_type and manifest.artifact_type != artifact_type:
                     continue
-                descriptor: dict[str, Any] = {
-                    "mediaType": manifest.media_type,
-                    "digest": manifest.digest,
-                    "size": len(manifest.body),
-                }
-                if manifest.artifact_type:
-                    descriptor["artifactType"] = manifest.artifact_type
-                if manifest.annotations:
-                    descriptor["annotations"] = manifest.annotations
-                descriptors.append(descriptor)
+                descriptors.append(_descriptor(manifest))
         response = Response.json(
             {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
         )
@@ -188,42 +239,42 @@ def build(emu: Emulator) -> list[Route]:
             response.headers.append(("oci-filters-applied", "artifactType"))
         return response
 
-    async def get_blob(req: Request) -> Response:
+    async def get_blob(self, req: Request) -> Response:
         name, digest = req.params["name"], req.params["digest"]
-        emu.authorize(req, _scope(name, PULL))
-        data = registry.blob(name, digest)
+        self._gate.authorize(req, _scope(name, PULL))
+        data = self._registry.blob(name, digest)
         if data is None:
             raise blob_unknown(digest)
         headers = [("docker-content-digest", digest), ("etag", f'"{digest}"')]
         return Response(200, data, headers, "application/octet-stream")
 
-    async def delete_blob(req: Request) -> Response:
+    async def delete_blob(self, req: Request) -> Response:
         name, digest = req.params["name"], req.params["digest"]
-        emu.authorize(req, _scope(name, DELETE))
-        if not registry.delete_blob(name, digest):
+        self._gate.authorize(req, _scope(name, DELETE))
+        if not self._registry.delete_blob(name, digest):
             raise blob_unknown(digest)
         return Response.empty(202, [("docker-content-digest", digest)])
 
-    async def start_upload(req: Request) -> Response:
+    async def start_upload(self, req: Request) -> Response:
         name = req.params["name"]
-        emu.authorize(req, _scope(name, PULL, PUSH))
+        self._gate.authorize(req, _scope(name, PULL, PUSH))
         check_name(name)
-        _check_writable(emu, name)
+        self._check_writable(name)
         mount, source = req.arg("mount"), req.arg("from")
-        if mount and source and registry.mount_blob(name, mount, source):
+        if mount and source and self._registry.mount_blob(name, mount, source):
             return _blob_created(name, mount)
         digest = req.arg("digest")
         if digest:
-            _store_blob(emu, name, digest, req.body)
+            self._store_blob(name, digest, req.body)
             return _blob_created(name, digest)
         upload_id = str(uuid.uuid4())
-        emu.uploads[upload_id] = (name, bytearray())
+        self._uploads[upload_id] = (name, bytearray())
         return _upload_progress(name, upload_id, 0)
 
-    async def patch_upload(req: Request) -> Response:
+    async def patch_upload(self, req: Request) -> Response:
         name, upload_id = req.params["name"], req.params["upload"]
-        emu.authorize(req, _scope(name, PULL, PUSH))
-        data = _upload(emu, name, upload_id)
+        self._gate.authorize(req, _scope(name, PULL, PUSH))
+        data = self._upload(name, upload_id)
         content_range = req.headers.get("content-range")
         if content_range:
             start = content_range.split("-")[0].strip()
@@ -238,89 +289,69 @@ def build(emu: Emulator) -> list[Route]:
         data.extend(req.body)
         return _upload_progress(name, upload_id, len(data))
 
-    async def put_upload(req: Request) -> Response:
+    async def put_upload(self, req: Request) -> Response:
         name, upload_id = req.params["name"], req.params["upload"]
-        emu.authorize(req, _scope(name, PULL, PUSH))
-        data = _upload(emu, name, upload_id)
+        self._gate.authorize(req, _scope(name, PULL, PUSH))
+        data = self._upload(name, upload_id)
         data.extend(req.body)
         digest = req.arg("digest")
         if not digest:
             raise invalid("DIGEST_INVALID", "the final PUT of an upload needs ?digest=")
-        _store_blob(emu, name, digest, bytes(data))
-        del emu.uploads[upload_id]
+        self._store_blob(name, digest, bytes(data))
+        del self._uploads[upload_id]
         return _blob_created(name, digest)
 
-    async def get_upload(req: Request) -> Response:
+    async def get_upload(self, req: Request) -> Response:
         name, upload_id = req.params["name"], req.params["upload"]
-        emu.authorize(req, _scope(name, PULL))
-        data = _upload(emu, name, upload_id)
+        self._gate.authorize(req, _scope(name, PULL))
+        data = self._upload(name, upload_id)
         response = _upload_progress(name, upload_id, len(data))
         response.status = 204
         return response
 
-    async def cancel_upload(req: Request) -> Response:
+    async def cancel_upload(self, req: Request) -> Response:
         name, upload_id = req.params["name"], req.params["upload"]
-        emu.authorize(req, _scope(name, PULL, PUSH))
-        _upload(emu, name, upload_id)
-        del emu.uploads[upload_id]
+        self._gate.authorize(req, _scope(name, PULL, PUSH))
+        self._upload(name, upload_id)
+        del self._uploads[upload_id]
         return Response.empty(204)
 
-    return [
-        route("/v2/", r"/v2/?", {"GET": base}),
-        route("/v2/_catalog", r"/v2/_catalog", {"GET": catalog}),
-        route("/v2/{name}/tags/list", rf"/v2/{NAME}/tags/list", {"GET": tags_list}),
-        route(
-            "/v2/{name}/manifests/{reference}",
-            rf"/v2/{NAME}/manifests/(?P<reference>[^/]+)",
-            {"GET": get_manifest, "PUT": put_manifest, "DELETE": delete_manifest},
-        ),
-        route(
-            "/v2/{name}/referrers/{digest}",
-            rf"/v2/{NAME}/referrers/(?P<digest>[^/]+)",
-            {"GET": referrers},
-        ),
-        route(
-            "/v2/{name}/blobs/uploads/",
-            rf"/v2/{NAME}/blobs/uploads/?",
-            {"POST": start_upload},
-        ),
-        route(
-            "/v2/{name}/blobs/uploads/{uuid}",
-            rf"/v2/{NAME}/blobs/uploads/(?P<upload>[^/]+)",
-            {"PATCH": patch_upload, "PUT": put_upload, "GET": get_upload, "DELETE": cancel_upload},
-        ),
-        route(
-            "/v2/{name}/blobs/{digest}",
-            rf"/v2/{NAME}/blobs/(?P<digest>sha256:[^/]+)",
-            {"GET": get_blob, "DELETE": delete_blob},
-        ),
-    ]
+    def _check_writable(self, name: str) -> None:
+        repo = self._registry.repositories.get(name)
+        if repo is not None and not repo.attributes.write_enabled:
+            raise disallowed()
+
+    def _upload(self, name: str, upload_id: str) -> bytearray:
+        entry = self._uploads.get(upload_id)
+        if entry is None or entry[0] != name:
+            raise RegistryError(
+                404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", {"uuid": upload_id}
+            )
+        return entry[1]
+
+    def _store_blob(self, name: str, digest: str, data: bytes) -> None:
+        actual = sha256_digest(data)
+        if digest != actual:
+            raise invalid(
+                "DIGEST_INVALID",
+                f"provided digest {digest} does not match the uploaded content ({actual})",
+                {"digest": digest},
+            )
+        self._registry.put_blob(name, digest, data)
 
 
-def _check_writable(emu: Emulator, name: str) -> None:
-    repo = emu.registry.repositories.get(name)
-    if repo is not None and not repo.attributes.write_enabled:
-        raise disallowed()
-
-
-def _upload(emu: Emulator, name: str, upload_id: str) -> bytearray:
-    entry = emu.uploads.get(upload_id)
-    if entry is None or entry[0] != name:
-        raise RegistryError(
-            404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", {"uuid": upload_id}
-        )
-    return entry[1]
-
-
-def _store_blob(emu: Emulator, name: str, digest: str, data: bytes) -> None:
-    actual = sha256_digest(data)
-    if digest != actual:
-        raise invalid(
-            "DIGEST_INVALID",
-            f"provided digest {digest} does not match the uploaded content ({actual})",
-            {"digest": digest},
-        )
-    emu.registry.put_blob(name, digest, data)
+def _descriptor(manifest: Manifest) -> dict[str, Any]:
+    """A referrer as the referrers index lists it (OCI distribution-spec, referrers API)."""
+    descriptor: dict[str, Any] = {
+        "mediaType": manifest.media_type,
+        "digest": manifest.digest,
+        "size": len(manifest.body),
+    }
+    if manifest.artifact_type:
+        descriptor["artifactType"] = manifest.artifact_type
+    if manifest.annotations:
+        descriptor["annotations"] = manifest.annotations
+    return descriptor
 
 
 def _blob_created(name: str, digest: str) -> Response:
