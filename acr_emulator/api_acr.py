@@ -24,7 +24,8 @@ from acr_emulator.listing import (
     page_size,
 )
 from acr_emulator.notify import Notifier
-from acr_emulator.store import Manifest, Registry, Repository, Tag, sort_key, ticks
+from acr_emulator.records import Manifest, Repository, Tag, sort_key, ticks
+from acr_emulator.store import Registry
 from acr_emulator.wire import manifest_attributes, repository_attributes, tag_attributes
 
 NAME = r"(?P<name>[^_].*?)"

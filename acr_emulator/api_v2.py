@@ -32,7 +32,8 @@ from acr_emulator.errors import (
 from acr_emulator.http import Request, Response, Route, route
 from acr_emulator.listing import collect, link_header, page_size
 from acr_emulator.notify import Notifier
-from acr_emulator.store import Manifest, Registry
+from acr_emulator.records import Manifest
+from acr_emulator.store import Registry
 
 NAME = r"(?P<name>[^_].*?)"
 

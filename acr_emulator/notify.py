@@ -8,7 +8,7 @@ from collections.abc import Callable
 from acr_emulator.clock import Clock
 from acr_emulator.events import DELETED, PUSHED, EventBus, RequestInfo, image_event
 from acr_emulator.http import Request
-from acr_emulator.store import Deleted, Manifest
+from acr_emulator.records import Deleted, Manifest
 
 
 class Notifier:

@@ -33,7 +33,8 @@ from acr_emulator.content import (
     sha256_digest,
 )
 from acr_emulator.errors import RegistryError
-from acr_emulator.store import Attributes, Manifest, Registry, Tag
+from acr_emulator.records import Attributes, Manifest, Tag
+from acr_emulator.store import Registry
 
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
