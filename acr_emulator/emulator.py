@@ -1,10 +1,11 @@
 """The `Emulator`: builds the registry's state and APIs from a config and routes requests.
 
 State: the store (`Registry`), the `Clock`, the tokens and `Principals`, the `EventBus`, the
-`Counters`, and the `Guard` (faults and throttling). APIs: `V2Api`, `AcrApi`, `OAuthApi` and
-`AdminApi`, each built with only the state it uses. Every request goes: route -> guard ->
-handler (which checks auth first, as ACR challenges before revealing whether anything
-exists) -> counters. Admin endpoints under `/_emulator/` skip the guard and are not counted.
+`Counters`, and the `Guard` (faults and throttling). APIs: `V2Api` and `BlobApi` (/v2),
+`AcrApi` (/acr/v1), `OAuthApi` (/oauth2) and `AdminApi` (/_emulator), each built with only
+the state it uses. Every request goes: route -> guard -> handler (which checks auth first, as
+ACR challenges before revealing whether anything exists) -> counters. Admin endpoints skip
+the guard and are not counted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from acr_emulator import server
 from acr_emulator.access import Gate, Principals
 from acr_emulator.api_acr import AcrApi
 from acr_emulator.api_admin import AdminApi
+from acr_emulator.api_blobs import BlobApi
 from acr_emulator.api_oauth import OAuthApi
 from acr_emulator.api_v2 import V2Api
 from acr_emulator.auth import TokenService
@@ -94,6 +96,7 @@ class Emulator:
             *OAuthApi(self.tokens, self.principals, gate, config).routes(),
             *AcrApi(self.registry, self.clock, gate, notifier).routes(),
             *v2.routes(),
+            *BlobApi(self.registry, gate).routes(),
         ]
 
     # ---- what tests, the demo and benchmarks use ----------------------------------------
