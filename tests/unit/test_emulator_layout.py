@@ -107,6 +107,16 @@ def test_the_emulator_has_no_import_cycle() -> None:
     assert find_cycle(import_graph(EMULATOR)) is None
 
 
+def test_only_the_composition_root_builds_the_apis() -> None:
+    """The API modules are imported by `emulator` alone, and the Emulator only by its users."""
+    graph = import_graph(EMULATOR)
+    apis = {module for module in graph if module.split(".")[-1].startswith("api_")}
+    builders = sorted(module for module, edges in graph.items() if edges & apis)
+    users = sorted(module for module, edges in graph.items() if "acr_emulator.emulator" in edges)
+    assert builders == ["acr_emulator.emulator"]
+    assert users == ["acr_emulator", "acr_emulator.cli"]
+
+
 def test_the_cycle_finder_finds_a_planted_cycle(tmp_path: Path) -> None:
     """A package whose modules import each other round a loop is reported with that loop."""
     package = _write_package(
