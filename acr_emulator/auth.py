@@ -6,8 +6,8 @@ requested scopes intersected with what the principal may do, so a caller lacking
 still gets a token and then a 401 `insufficient_scope` on the call (as ACR does).
 
 Principals: the admin user, an AAD principal (the `oid` claim of the exchanged AAD token), or
-anonymous. Roles are granted per principal with `Emulator.grant`; a principal with no grants
-gets `EmulatorConfig.default_roles`.
+anonymous. Roles are granted per principal with `Emulator.grant` (kept by
+`access.Principals`); a principal with no grants gets `EmulatorConfig.default_roles`.
 """
 
 from __future__ import annotations
@@ -270,9 +270,13 @@ class TokenService:
     ) -> None:
         self._secret = secret or uuid.uuid4().bytes + uuid.uuid4().bytes
         self.now = now
-        # Tokens issued before this instant are refused (Emulator.revoke_tokens).
+        # Tokens issued before this instant are refused (`revoke_all`).
         self.not_before = 0.0
         self._verified: dict[str, dict[str, Any]] = {}
+
+    def revoke_all(self) -> None:
+        """Make every token issued so far invalid, as if they had all expired."""
+        self.not_before = self.now()
 
     def issue(self, claims: dict[str, Any], lifetime: float) -> str:
         now = self.now()

@@ -39,6 +39,16 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _serving_options(p)
+    _content_options(p)
+    _auth_options(p)
+    _throttling_options(p)
+    _fault_options(p)
+    _event_options(p)
+    return p
+
+
+def _serving_options(p: argparse.ArgumentParser) -> None:
     serve = p.add_argument_group("serving")
     serve.add_argument(
         "--host", default="127.0.0.1", help="loopback address (default 127.0.0.1; ::1 works)"
@@ -64,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
         help="uvicorn log level, e.g. info (default critical: injected drops are quiet)",
     )
 
+
+def _content_options(p: argparse.ArgumentParser) -> None:
     data = p.add_argument_group("content")
     data.add_argument(
         "--fixture",
@@ -92,6 +104,8 @@ def parser() -> argparse.ArgumentParser:
         help="accept manifests whose blobs or index children were never pushed",
     )
 
+
+def _auth_options(p: argparse.ArgumentParser) -> None:
     auth = p.add_argument_group("auth")
     auth.add_argument(
         "--admin-username", default="emulator", help="admin user name (default emulator)"
@@ -122,6 +136,8 @@ def parser() -> argparse.ArgumentParser:
         help="refresh-token lifetime in seconds (default 10800)",
     )
 
+
+def _throttling_options(p: argparse.ArgumentParser) -> None:
     limits = p.add_argument_group("throttling (off unless --sku or both ops options are given)")
     limits.add_argument(
         "--sku", choices=sorted(SKU_LIMITS), help="ReadOps/WriteOps per minute of an ACR SKU"
@@ -141,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
         help="speed-up factor for the budgets, e.g. 10 (default 1)",
     )
 
+
+def _fault_options(p: argparse.ArgumentParser) -> None:
     faults = p.add_argument_group("faults")
     faults.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     faults.add_argument(
@@ -157,6 +175,8 @@ def parser() -> argparse.ArgumentParser:
     )
     faults.add_argument("--fault-seed", type=int, help="random seed for faults")
 
+
+def _event_options(p: argparse.ArgumentParser) -> None:
     events = p.add_argument_group("events")
     events.add_argument(
         "--webhook",
@@ -173,7 +193,6 @@ def parser() -> argparse.ArgumentParser:
         help="POST CloudEvents 1.0 events to this loopback URL; repeatable",
     )
     events.add_argument("--webhook-ca", metavar="FILE", help="CA file for HTTPS webhooks")
-    return p
 
 
 def build(args: argparse.Namespace) -> Emulator:

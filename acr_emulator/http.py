@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from acr_emulator.errors import RegistryError, invalid
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -50,8 +52,6 @@ class Request:
         try:
             return json.loads(self.body or b"null")
         except ValueError as exc:
-            from acr_emulator.errors import invalid
-
             raise invalid("BAD_REQUEST", f"the body is not valid JSON: {exc}") from exc
 
     def form(self) -> dict[str, list[str]]:
@@ -116,6 +116,11 @@ async def send_response(
         headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+
+def error_response(exc: RegistryError) -> Response:
+    """A registry error as ACR sends it: its status, headers and JSON error body."""
+    return Response.json(exc.body(), exc.status, list(exc.headers))
 
 
 def not_found() -> Response:

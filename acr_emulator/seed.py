@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from acr_emulator.clock import parse_time
+from acr_emulator.clock import Clock, parse_time
 from acr_emulator.content import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -33,10 +33,8 @@ from acr_emulator.content import (
     sha256_digest,
 )
 from acr_emulator.errors import RegistryError
-from acr_emulator.store import Attributes, Manifest, Tag
-
-if TYPE_CHECKING:
-    from acr_emulator.emulator import Emulator
+from acr_emulator.records import Attributes, Manifest, Tag
+from acr_emulator.store import Registry
 
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -58,19 +56,20 @@ def load_fixture(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def seed(emu: Emulator, fixture: Mapping[str, Any]) -> None:
+def seed(registry: Registry, clock: Clock, fixture: Mapping[str, Any]) -> None:
+    """Load `fixture` into `registry`; manifests without a `pushed` time get `clock`'s now."""
     repositories = fixture.get("repositories")
     if not isinstance(repositories, list):
         raise FixtureError("fixture: 'repositories' must be a list")
-    with emu.registry.lock:
+    with registry.lock:
         for index, repo in enumerate(repositories):
             where = f"repositories[{index}]"
             if not isinstance(repo, dict):
                 raise FixtureError(f"fixture: {where} must be an object")
-            _seed_repository(emu, repo, where)
+            _seed_repository(registry, clock, repo, where)
 
 
-def _seed_repository(emu: Emulator, spec: dict[str, Any], where: str) -> None:
+def _seed_repository(registry: Registry, clock: Clock, spec: dict[str, Any], where: str) -> None:
     name = spec.get("name")
     if not isinstance(name, str):
         raise FixtureError(f"fixture: {where}.name must be a string")
@@ -88,13 +87,13 @@ def _seed_repository(emu: Emulator, spec: dict[str, Any], where: str) -> None:
         if not isinstance(item, dict):
             raise FixtureError(f"fixture: {place} must be an object")
         try:
-            manifest, tags = _build(emu, name, item, refs, position, emu.clock.now())
+            manifest, tags = _build(registry, name, item, refs, position, clock.now())
         except (KeyError, TypeError, ValueError, RegistryError) as exc:
             detail = exc.message if isinstance(exc, RegistryError) else str(exc)
             raise FixtureError(f"fixture: {place}: {detail}") from None
-        repo = emu.registry.add_manifest(name, manifest, manifest.created)
+        repo = registry.add_manifest(name, manifest, manifest.created)
         for tag in tags:
-            emu.registry.add_tag(repo, tag)
+            registry.add_tag(repo, tag)
         refs[str(item.get("id", manifest.digest))] = manifest
         refs[manifest.digest] = manifest
     if repo is not None:
@@ -111,7 +110,7 @@ def _time(value: Any, default: datetime) -> datetime:
 
 
 def _build(
-    emu: Emulator,
+    registry: Registry,
     repository: str,
     item: dict[str, Any],
     refs: dict[str, Manifest],
@@ -130,7 +129,7 @@ def _build(
         document = _index(item, refs)
         body = json.dumps(document, separators=(",", ":")).encode()
     else:
-        document = _image(emu, repository, item, refs, salt, artifact=kind == "artifact")
+        document = _image(registry, repository, item, refs, salt, artifact=kind == "artifact")
         body = json.dumps(document, separators=(",", ":")).encode()
     # Our own documents need no validation: describe them straight from the dict (seeding
     # 100,000 manifests must take seconds); raw content goes through the push-time parser.
@@ -187,7 +186,7 @@ def describe(document: dict[str, Any]) -> ParsedManifest:
 
 
 def _config_blob(
-    emu: Emulator, repository: str, key: tuple[str, ...], document: dict[str, Any]
+    registry: Registry, repository: str, key: tuple[str, ...], document: dict[str, Any]
 ) -> tuple[str, bytes]:
     """A small image config, shared by every image with the same platform."""
     cached = _CONFIGS.get(key)
@@ -195,8 +194,8 @@ def _config_blob(
         body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
         cached = _CONFIGS.setdefault(key, (sha256_digest(body), body))
     digest, body = cached
-    emu.registry.blobs[digest] = body
-    emu.registry.repo_blobs.setdefault(repository, set()).add(digest)
+    registry.blobs[digest] = body
+    registry.repo_blobs.setdefault(repository, set()).add(digest)
     return digest, body
 
 
@@ -204,7 +203,7 @@ _CONFIGS: dict[tuple[str, ...], tuple[str, bytes]] = {}
 
 
 def _image(
-    emu: Emulator,
+    registry: Registry,
     repository: str,
     item: dict[str, Any],
     refs: dict[str, Manifest],
@@ -226,7 +225,7 @@ def _image(
             "rootfs": {"type": "layers", "diff_ids": []},
         }
     key = (config_type, *(str(v) for v in config_doc.values()))
-    config_digest, config = _config_blob(emu, repository, key, config_doc)
+    config_digest, config = _config_blob(registry, repository, key, config_doc)
     each = max(total // max(layer_count, 1), 1)
     layers = [
         {

@@ -1,4 +1,7 @@
-"""Serving an emulator over HTTPS (a CA and certificate made at start-up) or HTTP, on loopback."""
+"""Serving an ASGI app over HTTPS (a CA and certificate made at start-up) or HTTP, on loopback.
+
+It knows nothing of the emulator: `Emulator.serve` hands in its app and admin login.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,11 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trustme
 import uvicorn
 
-if TYPE_CHECKING:
-    from acr_emulator.emulator import Emulator
+from acr_emulator.http import App
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -82,39 +83,48 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _config(
+    app: App, host: str, port: int, cert_file: str | None, log_level: str
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=cert_file,
+        ssl_keyfile=cert_file,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        interface="asgi3",
+        proxy_headers=False,
+        loop="asyncio",
+        timeout_keep_alive=30,
+        # Clients that leave keep-alive connections open must not hold up shutdown.
+        timeout_graceful_shutdown=1,
+    )
+
+
 @contextlib.asynccontextmanager
 async def serve(
-    emu: Emulator,
+    app: App,
+    login: tuple[str, str],
     *,
     host: str = "127.0.0.1",
     port: int = 0,
     tls: bool = True,
     log_level: str = "critical",
 ) -> AsyncIterator[ServerInfo]:
-    """Run uvicorn in the current event loop until the block exits."""
+    """Run uvicorn in the current event loop until the block exits.
+
+    `login` is the admin user name and password, only passed on in the `ServerInfo`.
+    """
     if host not in LOOPBACK:
         raise ValueError(f"the emulator only listens on loopback, not {host!r}")
     with tempfile.TemporaryDirectory(prefix="acr-emulator-") as tmp:
         ca_file = server_file = None
         if tls:
             ca_file, server_file = make_certificates(Path(tmp), host)
-        config = uvicorn.Config(
-            emu.app,
-            host=host,
-            port=port,
-            ssl_certfile=server_file,
-            ssl_keyfile=server_file,
-            log_level=log_level,
-            access_log=False,
-            lifespan="on",
-            interface="asgi3",
-            proxy_headers=False,
-            loop="asyncio",
-            timeout_keep_alive=30,
-            # Clients that leave keep-alive connections open must not hold up shutdown.
-            timeout_graceful_shutdown=1,
-        )
-        server = _Server(config)
+        server = _Server(_config(app, host, port, server_file, log_level))
         # Binding here, not in uvicorn, turns "port in use" into an error we can word (uvicorn
         # would sys.exit inside its task) and tells us the port that 0 picked.
         sock = _bind(host, port)
@@ -130,8 +140,8 @@ async def serve(
             host=host,
             port=bound,
             ca_file=ca_file,
-            admin_username=emu.config.admin_username,
-            admin_password=emu.admin_password,
+            admin_username=login[0],
+            admin_password=login[1],
             task=task,
         )
         try:
@@ -143,7 +153,12 @@ async def serve(
 
 @contextlib.contextmanager
 def serve_in_thread(
-    emu: Emulator, *, host: str = "127.0.0.1", port: int = 0, tls: bool = True
+    app: App,
+    login: tuple[str, str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: bool = True,
 ) -> Iterator[ServerInfo]:
     """Serve from a daemon thread with its own event loop (for synchronous callers)."""
     ready = threading.Event()
@@ -156,7 +171,7 @@ def serve_in_thread(
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         try:
-            async with serve(emu, host=host, port=port, tls=tls) as info:
+            async with serve(app, login, host=host, port=port, tls=tls) as info:
                 result["info"] = info
                 ready.set()
                 await stop.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from acr_emulator.clock import format_acr_time
-from acr_emulator.store import Manifest, Repository, Tag
+from acr_emulator.records import Manifest, Repository, Tag
 
 
 def repository_attributes(registry: str, repo: Repository) -> dict[str, Any]:
