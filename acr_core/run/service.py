@@ -21,7 +21,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -132,16 +132,7 @@ async def run_cleanup(
         gathered = time.monotonic()
         the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
         planned = time.monotonic()
-        outcomes: tuple[ActionOutcome, ...] = ()
-        apply_seconds: dict[str, float] = {}
-        cancelled = False
-        if not dry_run and the_plan.actions:
-            cancelled = confirm is not None and not await confirm(the_plan)
-            if not cancelled:
-                on_done = _apply_progress(the_plan, progress)
-                executor = Executor(client, governor, snapshots, on_done=on_done)
-                outcomes = await executor.apply(the_plan)
-                apply_seconds = executor.apply_seconds()
+        done = await _apply(client, governor, snapshots, the_plan, dry_run, progress, confirm)
         applied = time.monotonic()
     after = _request_stats(client.stats)
     return RunReport(
@@ -150,7 +141,7 @@ async def run_cleanup(
         now=now,
         started_at=started_at,
         plan=the_plan,
-        outcomes=outcomes,
+        outcomes=done.outcomes,
         issues=tuple(sorted([*issues, *failed], key=lambda i: i.repository)),
         durations=Durations(
             gather=gathered - began,
@@ -162,7 +153,7 @@ async def run_cleanup(
             name: RepositoryDurations(
                 gather=seconds,
                 plan=plan_seconds.get(name, 0.0),
-                apply=apply_seconds.get(name, 0.0),
+                apply=done.seconds.get(name, 0.0),
             )
             for name, seconds in gather_seconds.items()
         },
@@ -171,8 +162,37 @@ async def run_cleanup(
             throttled=after.throttled - before.throttled,
             retries=after.retries - before.retries,
         ),
-        cancelled=cancelled,
+        cancelled=done.cancelled,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """What the apply step did: one outcome per action, each repository's apply span, and
+    whether `confirm` said no."""
+
+    outcomes: tuple[ActionOutcome, ...] = ()
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    cancelled: bool = False
+
+
+async def _apply(
+    client: RegistryClient,
+    governor: Governor,
+    snapshots: Mapping[str, RepositorySnapshot],
+    plan: Plan,
+    dry_run: bool,
+    progress: Progress | None,
+    confirm: Callable[[Plan], Awaitable[bool]] | None,
+) -> _Applied:
+    """Apply the plan unless this is a dry run, the plan is empty or `confirm` says no."""
+    if dry_run or not plan.actions:
+        return _Applied()
+    if confirm is not None and not await confirm(plan):
+        return _Applied(cancelled=True)
+    executor = Executor(client, governor, snapshots, on_done=_apply_progress(plan, progress))
+    outcomes = await executor.apply(plan)
+    return _Applied(outcomes, executor.apply_seconds())
 
 
 @contextmanager
