@@ -16,7 +16,7 @@ AcrError                          anything this library raises on purpose
 
 Messages name the method, the URL with its query redacted, ACR's code and what to do. No
 token, password or Authorization header ever reaches a message: bodies are scrubbed of
-JWT-shaped strings before they are quoted.
+credentials (`scrub`) before they are quoted.
 """
 
 from __future__ import annotations
@@ -31,6 +31,19 @@ from acr_core.registry._wire import Challenge, parse_challenge, redact_url, retr
 
 # JWTs start with a base64url-encoded '{"' ("eyJ"); ACR tokens and AAD tokens are JWTs.
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+# What a proxy or a server may echo of a request: an (Proxy-)Authorization header, whatever its
+# scheme, and the token service's form fields (docs/acr-facts.md section 2). A value runs to its
+# closing quote, or unquoted to the end of the line (a header) or the next separator (a field).
+_QUOTED = r"\"[^\"]*\"|'[^']*'"
+_SEPARATOR = r"[\"']?\s*[:=]\s*"
+_AUTH_HEADER = re.compile(rf"(?i)\b((?:proxy-)?authorization{_SEPARATOR})({_QUOTED}|[^\r\n]+)")
+_SECRET_FIELD = re.compile(
+    rf"(?i)\b(password|client_secret|(?:access_|refresh_)?token){_SEPARATOR}({_QUOTED}|[^\s&,;}}]+)"
+)
+# A credential quoted without its header name; a challenge's `Bearer realm=...` is not one.
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(basic|bearer)\s+(?!(?:realm|service|scope|error)=|<redacted>)[^\s\"',;]+"
+)
 
 # What grants each ACR action (acr-facts.md section 6). Keys are the action part of a scope.
 _ROLE_FOR_ACTION: Mapping[str, str] = {
@@ -143,8 +156,18 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def scrub(text: str) -> str:
-    """`text` with anything shaped like a JWT replaced, so quoted bodies cannot leak tokens."""
+    """`text` with credentials replaced, so quoted bodies cannot leak them: Authorization header
+    values, `Basic`/`Bearer` credentials, password and token fields, and anything shaped like a
+    JWT."""
+    text = _AUTH_HEADER.sub(_redact_value, text)
+    text = _SECRET_FIELD.sub(_redact_value, text)
+    text = _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} <redacted>", text)
     return _JWT_LIKE.sub("<redacted>", text)
+
+
+def _redact_value(match: re.Match[str]) -> str:
+    """The match up to its value (group 2), then the redaction mark."""
+    return match.group(0)[: match.start(2) - match.start(0)] + "<redacted>"
 
 
 def role_hint(scope: str | None, *, scope_map: bool = False) -> str:
