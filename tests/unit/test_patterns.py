@@ -131,7 +131,7 @@ def test_a_catastrophic_regex_matches_long_names_in_linear_time(kind: NameKind) 
     ],
 )
 def test_a_regex_re2_cannot_express_is_rejected_saying_what_to_do(regex: str, feature: str) -> None:
-    """Backreferences, lookaround and possessive quantifiers are refused, naming RE2 and a way out."""
+    """Backreferences, lookaround and possessive forms are refused, naming RE2 and a way out."""
     with pytest.raises(PatternError) as caught:
         PatternSet.compile([f"regex:{regex}"], TAG)
     message = str(caught.value)
