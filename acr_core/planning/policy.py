@@ -166,6 +166,8 @@ def _show(value: object) -> str:
     """`value` for a message, bounded: a huge number or list must not flood the message, nor
     crash it (Python will not print an int of more than 4300 digits)."""
     if _is_int(value) and abs(value) >= 10**_MAX_INT_DIGITS:
+        # Counted without str(), which refuses it; the estimate from the bit length can be one
+        # too many.
         digits = int(abs(value).bit_length() * math.log10(2)) + 1
         digits -= abs(value) < 10 ** (digits - 1)
         return repr(_LongNumber(digits))

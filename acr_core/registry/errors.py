@@ -161,7 +161,8 @@ class InvalidResponseError(AcrError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying later as a whole: throttling, 5xx, connection errors."""
+    """True for failures worth retrying later as a whole: throttling, 5xx, connection errors,
+    and refresh tokens revoked as soon as they were issued."""
     return isinstance(exc, ThrottledError | ServerError | TokenRevokedError | AcrConnectionError)
 
 
