@@ -21,6 +21,7 @@ event-schema-container-registry; data schema from azure-rest-api-specs
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -145,7 +146,7 @@ def read_image_pushed(
         return Ignored(
             eid, f"event type {_short(envelope.type)!r} is not {IMAGE_PUSHED}", not expected
         )
-    if envelope.source.casefold() != resource_id.casefold():
+    if not _same_ascii(envelope.source, resource_id):
         field = _wire_name("source", envelope.schema)
         return Ignored(
             eid,
@@ -160,7 +161,7 @@ def read_image_pushed(
         return Ignored(eid, f"data.action {_short(data.get('action'))!r} is not 'push'", True)
     request = data.get("request")
     host = request.get("host") if isinstance(request, Mapping) else None
-    if not isinstance(host, str) or host.casefold() != login_server.casefold():
+    if not isinstance(host, str) or not _same_ascii(host, login_server):
         return Ignored(
             eid,
             f"data.request.host {_short(host)!r} is not the configured ACR_LOGIN_SERVER",
@@ -170,6 +171,17 @@ def read_image_pushed(
     if not isinstance(target, Mapping):
         return Ignored(eid, "the event has no data.target object", True)
     return _read_target(eid, target)
+
+
+def _same_ascii(given: str, configured: str) -> bool:
+    """Equal but for the case of ASCII letters, the way ARM compares resource ids and DNS host
+    names. Unicode case mapping would let look-alikes through (U+017F LONG S casefolds to `s`,
+    U+212A KELVIN SIGN lowercases to `k`); other characters (a resource group may be named in
+    any script) must be equal as they are."""
+    return given.translate(_ASCII_LOWER) == configured.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def _read_target(eid: str, target: Mapping[str, object]) -> ImagePushed | Ignored:

@@ -6,7 +6,10 @@ Patterns (repositories and tags alike; docs/policy.md "Patterns"):
   run including `/`, `?` is one character except `/`; every other character stands for itself.
   `***` is rejected as ambiguous, and so is any character a name can never contain (such as `[`
   or a space), because a pattern that can never match silently disables the rule it sits in.
-- `regex:` followed by a Python regular expression that must match the whole name.
+- `regex:` followed by a regular expression in RE2 syntax (the dialect of `acr purge`'s Go
+  regexp) that must match the whole name. RE2 matches in time linear in the name, so no pattern
+  can stall a run (a backtracking `(a+)+$` doubles its time with every character); what it
+  cannot express (backreferences, lookaround, possessive quantifiers, `\\Z`) is rejected.
 
 Durations: a whole number followed by one unit, `s`, `m` (minutes), `h`, `d` or `w`, such as
 `90s`, `30m`, `1h`, `7d`, `2w`; at most 100 years. Nothing else is accepted (no `1.5h`, no
@@ -20,9 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
+from typing import Protocol
+
+import re2
 
 
 class PatternError(ValueError):
@@ -88,47 +94,104 @@ def glob_to_regex(glob: str, kind: NameKind) -> str:
 
 
 def pattern_to_regex(pattern: str, kind: NameKind) -> str:
-    """The regular expression (unanchored source) for one pattern, validated."""
+    """The regular expression (unanchored RE2 source) for one pattern, validated."""
     if pattern.startswith(REGEX_PREFIX):
         source = pattern[len(REGEX_PREFIX) :]
         if not source:
             raise PatternError(f"{pattern!r}: 'regex:' must be followed by a regular expression")
-        try:
-            re.compile(source)
-        except re.error as exc:
-            raise PatternError(f"{pattern!r}: not a valid regular expression ({exc})") from None
+        _check(source, pattern)
         return source
     return glob_to_regex(pattern, kind)
+
+
+class _Matcher(Protocol):
+    """What `PatternSet` uses of a compiled `re2.Set` (google-re2 ships no type hints)."""
+
+    def Match(self, text: str) -> list[int] | None: ...
+
+
+# google-re2 logs every parse error to stderr by default; the error is raised as well.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+def _check(source: str, pattern: str) -> None:
+    """Raise `PatternError` unless RE2 compiles `source`; `pattern` (as written) names it."""
+    try:
+        re2.compile(source, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args else "rejected"
+        raise PatternError(_rejection(source, pattern, reason)) from None
+    except UnicodeEncodeError:
+        raise PatternError(f"{pattern!r}: contains a lone surrogate, which is not text") from None
+
+
+def _rejection(source: str, pattern: str, reason: str) -> str:
+    try:
+        re.compile(source)
+    except re.error:
+        return f"{pattern!r}: not a valid regular expression ({reason})"
+    # Python's engine would take it, so the pattern uses a feature only a backtracking engine has.
+    return (
+        f"{pattern!r}: RE2, the regex dialect of policies (and of acr purge), cannot express "
+        f"this ({reason}); it has no backreferences, lookaround or possessive quantifiers, and "
+        "writes \\Z as \\z: rewrite the pattern without them, or list the names as globs"
+    )
+
+
+def _matcher(sources: tuple[str, ...]) -> _Matcher | None:
+    """One RE2 set of already checked expressions, each anchored at both ends on its own.
+
+    A set is one automaton for all of them (several times faster than matching each), and its
+    members stay separate: a regex's inline flags (`(?i)`) or group names do not reach another.
+    """
+    if not sources:
+        return None
+    matcher = re2.Set.FullMatchSet(_RE2_OPTIONS)
+    try:
+        for source in sources:
+            matcher.Add(source)
+        matcher.Compile()
+    except re2.error:
+        # Each source compiled alone; together they outgrew RE2's memory budget (8 MiB).
+        raise PatternError(
+            f"{len(sources)} patterns together are too large to compile; use fewer or simpler ones"
+        ) from None
+    compiled: _Matcher = matcher
+    return compiled
 
 
 @dataclass(frozen=True, slots=True)
 class PatternSet:
     """Several patterns; a name matches the set when it matches any one of them.
 
-    Each pattern is compiled on its own: joined into one alternation, a regex's inline flags
-    (`(?i)`) or named groups would not compile, and its back-references (`\\1`) would point at
-    another pattern's groups and silently match something else. An empty set matches nothing.
+    An empty set matches nothing. Two sets are equal when they list the same patterns.
     """
 
     patterns: tuple[str, ...]
     kind: NameKind
-    _compiled: tuple[re.Pattern[str], ...]
+    _matcher: _Matcher | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def compile(cls, patterns: Iterable[str], kind: NameKind) -> PatternSet:
         """Validate and compile; raises `PatternError` naming the first bad pattern."""
         items = tuple(patterns)
-        return cls(items, kind, tuple(re.compile(pattern_to_regex(p, kind)) for p in items))
+        sources = tuple(pattern_to_regex(p, kind) for p in items)
+        return cls(items, kind, _matcher(sources))
 
     def matches(self, name: str) -> bool:
         return self.first_match(name) is not None
 
     def first_match(self, name: str) -> str | None:
         """The first pattern (as written) that matches `name`, for a reason a user can read."""
-        for pattern, compiled in zip(self.patterns, self._compiled, strict=True):
-            if compiled.fullmatch(name) is not None:
-                return pattern
-        return None
+        if self._matcher is None:
+            return None
+        try:
+            hits = self._matcher.Match(name)
+        except UnicodeEncodeError:
+            # RE2 matches UTF-8; a name with a lone surrogate (JSON can carry one) is no name.
+            return None
+        return self.patterns[min(hits)] if hits else None
 
 
 _DURATION = re.compile(r"(0|[1-9][0-9]*)([smhdw])")

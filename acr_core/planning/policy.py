@@ -10,6 +10,7 @@ quietly turn a protection off.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +22,14 @@ POLICY_VERSION = 1
 DEFAULT_MIN_AGE = timedelta(hours=1)
 DEFAULT_MAX_DELETES_PER_REPOSITORY = 1000
 DEFAULT_MAX_DELETE_FRACTION = 0.9
+# Not a registry limit: counts are bounded so that a digit typed once too often, or a hostile
+# 5,000-digit number, is an error rather than a rule that silently keeps everything. A million
+# is far above the tag count of any real repository.
+MAX_COUNT = 1_000_000
+# Integer literals longer than this never become ints: no field takes one, and past 4300 digits
+# (sys.get_int_max_str_digits) Python's int() raises ValueError from inside json.loads.
+_MAX_INT_DIGITS = 20
+_MAX_SHOWN = 80
 
 _TOP_FIELDS = frozenset({"$schema", "version", "description", "rules", "safety"})
 _RULE_FIELDS = frozenset(
@@ -97,7 +106,9 @@ def load_policy(source: str | Mapping[str, object]) -> Policy:
     """Parse and validate a policy given as JSON text or as an already parsed mapping."""
     if isinstance(source, str):
         try:
-            data: object = json.loads(source, object_pairs_hook=_reject_duplicate_keys)
+            data: object = json.loads(
+                source, object_pairs_hook=_reject_duplicate_keys, parse_int=_parse_int
+            )
         except _DuplicateKeyError as exc:
             raise PolicyError([str(exc)]) from None
         except json.JSONDecodeError as exc:
@@ -109,6 +120,9 @@ def load_policy(source: str | Mapping[str, object]) -> Policy:
             raise PolicyError(["nested too deeply to be a policy"]) from None
     else:
         data = source
+    not_text = _lone_surrogates(data)
+    if not_text:
+        raise PolicyError(not_text)
     return _Parser().policy(data)
 
 
@@ -131,6 +145,74 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class _LongNumber:
+    """An integer literal with more digits than any field allows, kept out of `int()`."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit number"
+
+
+def _parse_int(text: str) -> int | _LongNumber:
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= _MAX_INT_DIGITS else _LongNumber(digits)
+
+
+def _show(value: object) -> str:
+    """`value` for a message, bounded: a huge number or list must not flood the message, nor
+    crash it (Python will not print an int of more than 4300 digits)."""
+    if _is_int(value) and abs(value) >= 10**_MAX_INT_DIGITS:
+        # Counted without str(), which refuses it; the estimate from the bit length can be one
+        # too many.
+        digits = int(abs(value).bit_length() * math.log10(2)) + 1
+        digits -= abs(value) < 10 ** (digits - 1)
+        return repr(_LongNumber(digits))
+    try:
+        text = repr(value)
+    except ValueError:  # a container holding such an int
+        return "a value too long to show"
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _lone_surrogates(data: object) -> list[str]:
+    """Where `data` holds a string with a lone surrogate (JSON's `"\\ud800"` escape without its
+    pair): not text, so it cannot be printed, logged or matched. Iterative: the parsed data may
+    be nested as deep as json allows."""
+    found: list[str] = []
+    pending: list[tuple[str, object]] = [("", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and not _is_text(value):
+            found.append(f"{where or 'the policy'}: {_NOT_TEXT}")
+        elif isinstance(value, Mapping):
+            for key, item in reversed(list(value.items())):
+                if isinstance(key, str) and not _is_text(key):
+                    found.append(f"{where or 'the policy'}: a field name {_NOT_TEXT}")
+                else:
+                    pending.append((f"{where}.{key}" if where else str(key), item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+    return found
+
+
+_NOT_TEXT = (
+    "contains a lone surrogate (a \\ud800-\\udfff escape without its other half), which is "
+    "not text; write the character itself"
+)
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Parser:
     """Collects every problem rather than stopping at the first, so one run shows them all."""
 
@@ -148,7 +230,7 @@ class _Parser:
         if version is None:
             self.fail("version", 'missing; write "version": 1')
         elif not _is_int(version) or version != POLICY_VERSION:
-            self.fail("version", f"{version!r} is not supported; the only policy version is 1")
+            self.fail("version", f"{_show(version)} is not supported; the only policy version is 1")
         rules = self.rules(data.get("rules"))
         safety = self.safety(data.get("safety", {}))
         if self.problems:
@@ -204,11 +286,12 @@ class _Parser:
         keep_tags = self.patterns(where, "keepTags", data.get("keepTags", []))
         lock_tags = self.patterns(where, "lockTags", data.get("lockTags", []))
         keep_latest = data.get("keepLatest")
-        if keep_latest is not None and not _is_int(keep_latest):
-            self.fail(f"{where}.keepLatest", f"{keep_latest!r} is not a whole number >= 0")
+        if keep_latest is not None and not (_is_int(keep_latest) and 0 <= keep_latest <= MAX_COUNT):
+            self.fail(
+                f"{where}.keepLatest",
+                f"{_show(keep_latest)} is not a whole number >= 0 and at most {MAX_COUNT}",
+            )
             keep_latest = None
-        elif keep_latest is not None and keep_latest < 0:
-            self.fail(f"{where}.keepLatest", f"{keep_latest!r} is not a whole number >= 0")
         min_age = self.duration(where, "minAge", data.get("minAge"))
         older_than = None
         untagged = data.get("untagged")
@@ -265,7 +348,7 @@ class _Parser:
         if value is None:
             return None
         if not isinstance(value, str):
-            self.fail(f"{where}.{name}", f"{value!r} is not a duration string such as '7d'")
+            self.fail(f"{where}.{name}", f"{_show(value)} is not a duration string such as '7d'")
             return None
         try:
             return parse_duration(value)
@@ -282,8 +365,8 @@ class _Parser:
             value,
             "maxDeletesPerRepository",
             DEFAULT_MAX_DELETES_PER_REPOSITORY,
-            lambda v: _is_int(v) and v >= 1,
-            "a whole number >= 1, or null for no limit",
+            lambda v: _is_int(v) and 1 <= v <= MAX_COUNT,
+            f"a whole number >= 1 and at most {MAX_COUNT}, or null for no limit",
         )
         fraction = self.limit(
             value,
@@ -311,6 +394,6 @@ class _Parser:
         if value is None:
             return None
         if not valid(value):
-            self.fail(f"safety.{name}", f"{value!r} is not allowed; use {allowed}")
+            self.fail(f"safety.{name}", f"{_show(value)} is not allowed; use {allowed}")
             return default
         return value

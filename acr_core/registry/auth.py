@@ -14,7 +14,10 @@ To keep round trips to the minimum ACR allows:
   wait for it, so a burst costs one 401, not one per request;
 - one lock per scope: a hundred concurrent requests for a scope cause one token request.
 The registry's challenge always wins over the prediction. A refused token is replaced once,
-then the 401 goes to the caller (`PermissionDeniedError` / `AuthenticationError`).
+then the 401 goes to the caller (`PermissionDeniedError` / `AuthenticationError`). A refused
+refresh token is replaced by one more exchange; if the token endpoint refuses that one too,
+the error is `TokenRevokedError` (transient: the exchange had just accepted the identity), and a
+token service that fails (5xx, 429) raises its own transient error.
 
 Token values live only in `_Token.value` and request headers: never logged, never in a repr.
 """
@@ -223,7 +226,7 @@ class AcrAuth(httpx.Auth):
             }
             response = await self._send("POST", self._realm_url(), data=form)
             return self._token_from(response, "access_token", 0)
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             refresh = await self._refresh_token()
             form = {
                 "grant_type": "refresh_token",
@@ -231,15 +234,20 @@ class AcrAuth(httpx.Auth):
                 "scope": scope,
                 "refresh_token": refresh.value,
             }
-            response = await self._send(
-                "POST", self._realm_url(), data=form, raise_on_error=attempt == 2
-            )
-            if response.status_code != 401:
+            response = await self._send("POST", self._realm_url(), data=form, raise_on_error=False)
+            if response.is_success:
                 log.debug("ACR access token issued for scope %s", scope)
                 return self._token_from(response, "access_token", refresh.generation)
+            if response.status_code != 401:
+                # The token service failed (5xx, or 429 after the retries): its own, transient
+                # class, not an error body read as a token response that lacks a token.
+                raise error_from_response(response)
             # The refresh token expired or was revoked before its `exp`: exchange again, once.
             self._drop_refresh(refresh.generation)
-        raise AssertionError("unreachable")  # pragma: no cover
+        # The second refresh token came from an exchange made after the first was refused, so
+        # the exchange accepts this identity: what was refused is the token, revoked as soon as
+        # issued. A later retry can succeed (TokenRevokedError is transient).
+        raise error_from_response(response, fresh_refresh_token=True)
 
     async def _refresh_token(self) -> _Token:
         async with self._refresh_lock:

@@ -7,6 +7,7 @@ AcrError                          anything this library raises on purpose
 │   ├── DisallowedOperationError  405 REGISTRY_DISALLOWED_OPERATION: a lock (or a full registry)
 │   ├── UnsupportedOperationError 405 UNSUPPORTED, e.g. deleting a manifest by tag
 │   ├── AuthenticationError       401 that is not a scope problem; token endpoint refusals
+│   ├── TokenRevokedError         401 for a refresh token an exchange had just issued (transient)
 │   ├── PermissionDeniedError     401 insufficient_scope after one retry with a fresh token
 │   ├── ThrottledError            429 after retries
 │   └── ServerError               5xx after retries
@@ -16,7 +17,7 @@ AcrError                          anything this library raises on purpose
 
 Messages name the method, the URL with its query redacted, ACR's code and what to do. No
 token, password or Authorization header ever reaches a message: bodies are scrubbed of
-JWT-shaped strings before they are quoted.
+credentials (`scrub`) before they are quoted.
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ from acr_core.registry._wire import Challenge, parse_challenge, redact_url, retr
 
 # JWTs start with a base64url-encoded '{"' ("eyJ"); ACR tokens and AAD tokens are JWTs.
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+# What a proxy or a server may echo of a request: an (Proxy-)Authorization header, whatever its
+# scheme, and the token service's form fields (docs/acr-facts.md section 2). A value runs to its
+# closing quote, or unquoted to the end of the line (a header) or the next separator (a field).
+_QUOTED = r"\"[^\"]*\"|'[^']*'"
+_AUTH_HEADER = re.compile(rf"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*)({_QUOTED}|[^\r\n]+)")
+# A field is `name=value` (a form) or `"name": value` (JSON): prose such as "refresh token:
+# expired" is left alone.
+_SECRET_FIELD = re.compile(
+    r"(?i)\b(password|client_secret|(?:access_|refresh_)?token)(?:[\"']\s*:|\s*=)\s*"
+    rf"({_QUOTED}|[^\s&,;}}]+)"
+)
+# A credential quoted without its header name; a challenge's `Bearer realm=...` is not one.
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(basic|bearer)\s+(?!(?:realm|service|scope|error)=|<redacted>)[^\s\"',;]+"
+)
 
 # What grants each ACR action (acr-facts.md section 6). Keys are the action part of a scope.
 _ROLE_FOR_ACTION: Mapping[str, str] = {
@@ -108,6 +124,13 @@ class AuthenticationError(AcrResponseError):
     """401 that is not a missing scope: the credential or token was refused."""
 
 
+class TokenRevokedError(AcrResponseError):
+    """The token endpoint refused a refresh token that an exchange had issued moments before.
+
+    The exchange accepted the identity, so the refusal is of the token, revoked again as soon as
+    it was issued (a revocation storm): transient, unlike `AuthenticationError`."""
+
+
 class PermissionDeniedError(AcrResponseError):
     """401 insufficient_scope after one retry with a fresh token: the identity lacks a role."""
 
@@ -138,13 +161,24 @@ class InvalidResponseError(AcrError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying later as a whole: throttling, 5xx, connection errors."""
-    return isinstance(exc, ThrottledError | ServerError | AcrConnectionError)
+    """True for failures worth retrying later as a whole: throttling, 5xx, connection errors,
+    and refresh tokens revoked as soon as they were issued."""
+    return isinstance(exc, ThrottledError | ServerError | TokenRevokedError | AcrConnectionError)
 
 
 def scrub(text: str) -> str:
-    """`text` with anything shaped like a JWT replaced, so quoted bodies cannot leak tokens."""
+    """`text` with credentials replaced, so quoted bodies cannot leak them: Authorization header
+    values, `Basic`/`Bearer` credentials, password and token fields, and anything shaped like a
+    JWT."""
+    text = _AUTH_HEADER.sub(_redact_value, text)
+    text = _SECRET_FIELD.sub(_redact_value, text)
+    text = _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} <redacted>", text)
     return _JWT_LIKE.sub("<redacted>", text)
+
+
+def _redact_value(match: re.Match[str]) -> str:
+    """The match up to its value (group 2), then the redaction mark."""
+    return match.group(0)[: match.start(2) - match.start(0)] + "<redacted>"
 
 
 def role_hint(scope: str | None, *, scope_map: bool = False) -> str:
@@ -195,16 +229,19 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     return None, scrub(text[:200]) if text else response.reason_phrase
 
 
-def error_from_response(response: httpx.Response, *, scope_map: bool = False) -> AcrResponseError:
+def error_from_response(
+    response: httpx.Response, *, scope_map: bool = False, fresh_refresh_token: bool = False
+) -> AcrResponseError:
     """The exception for an error response: the one place statuses become exception classes.
 
     `scope_map`: the caller logs in with Basic (an ACR token), so a permission error names
-    the scope-map action to add rather than an Azure role."""
+    the scope-map action to add rather than an Azure role. `fresh_refresh_token`: the response
+    refused a refresh token that an exchange had just issued (`TokenRevokedError` for a 401)."""
     request = response.request
     code, message = _error_fields(response)
     challenge = parse_challenge(response.headers.get("www-authenticate", ""))
     scope = challenge.scope if challenge else None
-    cls, hint = _classify(response.status_code, code, challenge)
+    cls, hint = _classify(response.status_code, code, challenge, fresh_refresh_token)
     error = cls(
         status=response.status_code,
         code=code,
@@ -221,6 +258,12 @@ def error_from_response(response: httpx.Response, *, scope_map: bool = False) ->
     return error
 
 
+_REVOKED_HINT = (
+    "The registry revoked the tokens it had just issued (as when tokens or the refresh token "
+    "are revoked while the run goes on); this is retried later"
+)
+
+
 def _correlation_id(response: httpx.Response) -> str | None:
     value = response.headers.get("x-ms-correlation-request-id", "").strip()
     # A request id, not a secret; bounded and scrubbed all the same before it enters a message.
@@ -228,8 +271,10 @@ def _correlation_id(response: httpx.Response) -> str | None:
 
 
 def _classify(
-    status: int, code: str | None, challenge: Challenge | None
+    status: int, code: str | None, challenge: Challenge | None, fresh_refresh_token: bool
 ) -> tuple[type[AcrResponseError], str]:
+    if status == 401 and fresh_refresh_token:
+        return TokenRevokedError, _REVOKED_HINT
     if status == 401 and challenge is not None and challenge.error == "insufficient_scope":
         return PermissionDeniedError, ""
     if status == 401:

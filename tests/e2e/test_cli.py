@@ -443,3 +443,38 @@ def test_ctrl_c_at_the_prompt_stops_at_once(emulator, server, policy_file):
         os.close(terminal)
         os.close(controller)
     assert state(emulator, "services/api") == API_BEFORE
+
+
+# Policies JSON can carry but Python cannot take as they are: an integer past the 4300-digit
+# int() limit, and a `\ud800` escape without its other half (not text, so not printable).
+UNREADABLE_POLICIES = [
+    pytest.param(
+        '{"version": 1, "rules": [{"repositories": ["a"], "keepLatest": ' + "9" * 5000 + "}]}",
+        "rules[0].keepLatest: a 5000-digit number is not a whole number >= 0 and at most 1000000",
+        id="5000-digit keepLatest",
+    ),
+    pytest.param(
+        '{"version": 1, "rules": [{"name": "\\ud800", "repositories": ["a"]}]}',
+        "rules[0].name: contains a lone surrogate",
+        id="lone surrogate rule name",
+    ),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+@pytest.mark.parametrize(("text", "message"), UNREADABLE_POLICIES)
+def test_a_policy_python_cannot_read_exits_2_naming_the_field(
+    tmp_path, capsys, command, text, message
+):
+    """A huge number or a lone surrogate in the policy is one line naming the field, exit 2."""
+    path = tmp_path / "policy.json"
+    path.write_text(text, encoding="utf-8")
+    if command == "validate":
+        argv = ["validate", str(path)]
+    else:
+        argv = ["plan", "--registry", "https://127.0.0.1:9", "--policy", str(path)]
+    code = main(argv, environ={})
+    captured = capsys.readouterr()
+    assert code == EXIT_USAGE
+    assert f"{path}: {message}" in captured.out + captured.err
+    assert "Traceback" not in captured.out + captured.err

@@ -72,6 +72,63 @@ def test_resource_id_and_host_compare_case_insensitively() -> None:
     assert isinstance(read(body), ImagePushed)
 
 
+KUBE_ID = RESOURCE_ID.replace("<name>", "kube")
+
+
+# (event topic, configured ACR_RESOURCE_ID, event host, configured ACR_LOGIN_SERVER, reason word)
+# U+017F LATIN SMALL LETTER LONG S casefolds to "s"; U+212A KELVIN SIGN lowercases to "k".
+LOOK_ALIKES = [
+    pytest.param(
+        RESOURCE_ID.replace("/subscriptions/", "/\u017fubscriptions/"),
+        RESOURCE_ID,
+        LOGIN_SERVER,
+        LOGIN_SERVER,
+        "topic",
+        id="long s in the topic",
+    ),
+    pytest.param(
+        KUBE_ID.replace("/kube", "/\u212aube"),
+        KUBE_ID,
+        LOGIN_SERVER,
+        LOGIN_SERVER,
+        "topic",
+        id="kelvin sign in the topic",
+    ),
+    pytest.param(
+        RESOURCE_ID,
+        RESOURCE_ID,
+        "myregi\u017ftry.azurecr.io",
+        "myregistry.azurecr.io",
+        "ACR_LOGIN_SERVER",
+        id="long s in the host",
+    ),
+    pytest.param(
+        RESOURCE_ID,
+        RESOURCE_ID,
+        "\u212aube.azurecr.io",
+        "kube.azurecr.io",
+        "ACR_LOGIN_SERVER",
+        id="kelvin sign in the host",
+    ),
+]
+
+
+@pytest.mark.parametrize(("topic", "resource_id", "host", "login_server", "words"), LOOK_ALIKES)
+def test_look_alike_unicode_is_not_the_configured_registry(
+    topic: str, resource_id: str, host: str, login_server: str, words: str
+) -> None:
+    """A topic or host that equals the configured one only after Unicode case mapping is foreign."""
+    body = copy.deepcopy(sample("eventgrid"))
+    body["topic"] = topic
+    body["data"]["request"]["host"] = host
+    envelope = envelope_from_json(body)
+    assert isinstance(envelope, Envelope)
+    result = read_image_pushed(envelope, resource_id=resource_id, login_server=login_server)
+    assert isinstance(result, Ignored)
+    assert words in result.reason
+    assert result.suspicious
+
+
 def test_digest_only_push_has_no_tag() -> None:
     """A push by digest (an index child, a referrer) carries no tag and is accepted."""
     body = sample("cloudevents")

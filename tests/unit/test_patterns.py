@@ -80,13 +80,13 @@ def test_a_set_matches_when_any_pattern_does_and_reports_which() -> None:
 @pytest.mark.parametrize(
     ("patterns", "name", "first"),
     [
-        (["regex:(b)", r"regex:(a)\1"], "aa", r"regex:(a)\1"),
+        (["regex:(b)", "regex:(a)(b)?"], "a", "regex:(a)(b)?"),
         (["regex:(?P<v>x)", "regex:(?P<v>y)"], "y", "regex:(?P<v>y)"),
         (["latest", "regex:(?i)rel-.*"], "REL-1", "regex:(?i)rel-.*"),
     ],
 )
 def test_regexes_in_one_set_do_not_interfere(patterns: list[str], name: str, first: str) -> None:
-    """Groups, back-references and inline flags of one regex keep their meaning inside a set."""
+    """Groups, named groups and inline flags of one regex keep their meaning inside a set."""
     assert PatternSet.compile(patterns, TAG).first_match(name) == first
 
 
@@ -101,6 +101,7 @@ def test_regexes_in_one_set_do_not_interfere(patterns: list[str], name: str, fir
         ("repo:tag", REPO, "':' can never appear"),
         ("regex:", TAG, "must be followed by a regular expression"),
         ("regex:(unclosed", TAG, "not a valid regular expression"),
+        (r"regex:(a)\1", TAG, "RE2"),
     ],
 )
 def test_bad_patterns_are_rejected_with_what_is_allowed(
@@ -109,6 +110,40 @@ def test_bad_patterns_are_rejected_with_what_is_allowed(
     """A pattern that cannot match anything, or is ambiguous, is an error that says why."""
     with pytest.raises(PatternError, match=message.replace("[", r"\[").replace("*", r"\*")):
         PatternSet.compile([pattern], kind)
+
+
+@pytest.mark.parametrize("kind", [REPO, TAG])
+def test_a_catastrophic_regex_matches_long_names_in_linear_time(kind: NameKind) -> None:
+    """`(a+)+$`, exponential for a backtracking engine, decides a 10,000-character name at once."""
+    patterns = PatternSet.compile(["regex:(a+)+$"], kind)
+    assert patterns.matches("a" * 10_000)
+    assert not patterns.matches("a" * 10_000 + "b")
+
+
+@pytest.mark.parametrize(
+    ("regex", "feature"),
+    [
+        (r"(a)\1", "invalid escape sequence"),
+        ("(?=v)v.*", "invalid perl operator"),
+        ("(?<!rc-)v.*", "invalid perl operator"),
+        ("v.*+", "bad repetition operator"),
+        (r"v.*\Z", "invalid escape sequence"),
+    ],
+)
+def test_a_regex_re2_cannot_express_is_rejected_saying_what_to_do(regex: str, feature: str) -> None:
+    """Backreferences, lookaround and possessive forms are refused, naming RE2 and a way out."""
+    with pytest.raises(PatternError) as caught:
+        PatternSet.compile([f"regex:{regex}"], TAG)
+    message = str(caught.value)
+    assert "RE2" in message
+    assert feature in message
+    assert "rewrite" in message
+
+
+@pytest.mark.parametrize(("regex", "name"), [("(?P<v>v[0-9]+)", "v1"), ("(?<v>v[0-9]+)", "v2")])
+def test_named_groups_compile_in_both_spellings(regex: str, name: str) -> None:
+    """RE2 accepts `(?P<name>...)` and `(?<name>...)`, so named groups keep working."""
+    assert PatternSet.compile([f"regex:{regex}"], TAG).matches(name)
 
 
 @pytest.mark.parametrize(

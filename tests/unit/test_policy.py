@@ -240,6 +240,21 @@ BAD = [
         {"version": 1, "rules": [{"repositories": ["a"]}], "safety": {"maxDeletes": 5}},
         "safety: unknown field 'maxDeletes'",
     ),
+    (
+        "keepLatest above a million",
+        {"version": 1, "rules": [{"repositories": ["a"], "keepLatest": 1_000_001}]},
+        "rules[0].keepLatest: 1000001 is not a whole number >= 0 and at most 1000000",
+    ),
+    (
+        "maxDeletesPerRepository above a million",
+        {
+            "version": 1,
+            "rules": [{"repositories": ["a"]}],
+            "safety": {"maxDeletesPerRepository": 1_000_001},
+        },
+        "safety.maxDeletesPerRepository: 1000001 is not allowed; use a whole number >= 1 and at "
+        "most 1000000",
+    ),
 ]
 
 
@@ -299,3 +314,68 @@ def test_deeply_nested_json_is_a_policy_error():
     """JSON nested beyond the parser's recursion limit is reported, not a crash."""
     with pytest.raises(PolicyError, match="nested too deeply"):
         load_policy("[" * 100_000 + "]" * 100_000)
+
+
+HUGE = "9" * 5000
+# (where the huge number is, the message it gives)
+HUGE_NUMBERS = [
+    (
+        f'{{"version": 1, "rules": [{{"repositories": ["a"], "keepLatest": {HUGE}}}]}}',
+        "rules[0].keepLatest: a 5000-digit number is not a whole number >= 0 and at most 1000000",
+    ),
+    (
+        f'{{"version": 1, "rules": [{{"repositories": ["a"], "keepLatest": -{HUGE}}}]}}',
+        "rules[0].keepLatest: a 5000-digit number is not a whole number",
+    ),
+    (
+        f'{{"version": {HUGE}, "rules": [{{"repositories": ["a"]}}]}}',
+        "version: a 5000-digit number is not supported",
+    ),
+    (
+        '{"version": 1, "rules": [{"repositories": ["a"]}], '
+        f'"safety": {{"maxDeletesPerRepository": {HUGE}}}}}',
+        "safety.maxDeletesPerRepository: a 5000-digit number is not allowed",
+    ),
+    (
+        f'{{"version": 1, "rules": [{{"repositories": ["a"], "minAge": {HUGE}}}]}}',
+        "rules[0].minAge: a 5000-digit number is not a duration string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), HUGE_NUMBERS)
+def test_a_number_with_thousands_of_digits_is_a_policy_error(text: str, message: str) -> None:
+    """A number past Python's 4300-digit int limit names its field instead of crashing json."""
+    with pytest.raises(PolicyError) as caught:
+        load_policy(text)
+    assert message in str(caught.value)
+
+
+def test_a_huge_number_in_a_parsed_mapping_is_shown_bounded() -> None:
+    """A mapping holding an int too long to print gives a message, not a ValueError."""
+    huge = 10**5000
+    with pytest.raises(PolicyError, match=r"rules\[0\]\.keepLatest: a 5001-digit number"):
+        load_policy({"version": 1, "rules": [{"repositories": ["a"], "keepLatest": huge}]})
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"version": 1, "rules": [{"name": "\\ud800", "repositories": ["a"]}]}', "rules[0].name"),
+        (
+            '{"version": 1, "rules": [{"repositories": ["regex:\\udfff"]}]}',
+            "rules[0].repositories[0]",
+        ),
+        ('{"version": 1, "rules": [{"repositories": ["a"], "\\ud800": 1}]}', "rules[0]"),
+        (
+            '{"version": 1, "description": "x\\udc00y", "rules": [{"repositories": ["a"]}]}',
+            "description",
+        ),
+    ],
+)
+def test_a_lone_surrogate_is_a_policy_error_naming_where(text: str, where: str) -> None:
+    """A `\\ud800` escape without its pair is not text: refused, naming the field."""
+    with pytest.raises(PolicyError) as caught:
+        load_policy(text)
+    assert f"{where}: " in str(caught.value)
+    assert "lone surrogate" in str(caught.value)

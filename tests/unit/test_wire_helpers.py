@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
@@ -264,6 +265,39 @@ def test_error_message_is_scrubbed_of_tokens() -> None:
     )
     assert token not in str(error)
     assert "<redacted>" in error.message
+
+
+BASIC = base64.b64encode(b"admin:hunter2-Pa55word").decode()
+OPAQUE = "opaque.Bearer-Token~value/+="
+ECHO_TEXT = (
+    f"proxy refused GET /v2/ Authorization: Basic {BASIC}\r\n"
+    f"Proxy-Authorization: Bearer {OPAQUE}\r\n"
+    "grant_type=refresh_token&refresh_token=rt-SECRET-1&access_token=at-SECRET-2&password=pw-SECRET-3"
+)
+ECHO_JSON = {
+    "errors": [
+        {
+            "code": "DENIED",
+            "message": (
+                f'echo {{"Authorization": "Basic {BASIC}", "auth": "bearer {OPAQUE}", '
+                '"refresh_token": "rt-SECRET-1", "access_token":"at-SECRET-2", '
+                "'password': 'pw-SECRET-3'}"
+            ),
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    "response", [_response(502, text=ECHO_TEXT), _response(401, ECHO_JSON)], ids=["text", "json"]
+)
+def test_error_message_is_scrubbed_of_echoed_credentials(response: httpx.Response) -> None:
+    """Basic and Bearer credentials and token or password form fields a body echoes are cut out."""
+    text = str(error_from_response(response))
+    for secret in (BASIC, "hunter2", OPAQUE, "Token~value", "rt-SECRET-1", "at-SECRET-2"):
+        assert secret not in text
+    assert "pw-SECRET-3" not in text
+    assert "<redacted>" in text
 
 
 TAG = {"name": "v1", "digest": D, "createdTime": "2024-01-01T00:00:00.1234567Z"}
