@@ -149,14 +149,7 @@ async def run_cleanup(
             apply=applied - planned,
             total=applied - began,
         ),
-        repository_durations={
-            name: RepositoryDurations(
-                gather=seconds,
-                plan=plan_seconds.get(name, 0.0),
-                apply=done.seconds.get(name, 0.0),
-            )
-            for name, seconds in gather_seconds.items()
-        },
+        repository_durations=_per_repository(gather_seconds, plan_seconds, done.seconds),
         requests=RequestStats(
             requests=after.requests - before.requests,
             throttled=after.throttled - before.throttled,
@@ -164,6 +157,18 @@ async def run_cleanup(
         ),
         cancelled=done.cancelled,
     )
+
+
+def _per_repository(
+    gather: Mapping[str, float], plan: Mapping[str, float], apply: Mapping[str, float]
+) -> dict[str, RepositoryDurations]:
+    """Each repository read (failed ones too) with the seconds of its three steps."""
+    return {
+        name: RepositoryDurations(
+            gather=seconds, plan=plan.get(name, 0.0), apply=apply.get(name, 0.0)
+        )
+        for name, seconds in gather.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

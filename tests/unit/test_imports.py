@@ -8,14 +8,15 @@ and the library share no code, and neither package has an import cycle.
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.unit.layout import find_cycle, import_graph, imports_of, module_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "acr_core.__main__": (("acr_core.cli",), ()),
     "acr_core.models": ((), ()),
     "acr_core.names": ((), ()),
-    "acr_core.planning": ((*PURE, "acr_core.planning"), ()),
+    "acr_core.planning": ((*PURE, "acr_core.planning"), ("re2",)),  # RE2: linear-time regex
     "acr_core.registry": ((*PURE, "acr_core.registry"), ("httpx", "azure.core")),
     "acr_core.run": ((*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run"), ()),
     "acr_core.app": (
@@ -50,75 +51,6 @@ PURE_MODULES = [
     "acr_core.app.events",
 ]
 FORBIDDEN_IN_PURE = ("httpx", "azure", "acr_emulator")
-
-
-def module_name(root: Path, path: Path) -> str:
-    """`acr_core/run/service.py` -> `acr_core.run.service`; an `__init__` is its package."""
-    parts = list(path.relative_to(root).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def imports_of(root: Path, path: Path) -> set[str]:
-    """Every module `path` imports, at any depth of the file, relative imports resolved.
-
-    `from p import m` counts as importing `p.m` when `m` is a module under `root`, and as
-    importing `p` otherwise; the parent packages every import runs first are left out.
-    """
-    name = module_name(root, path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            for alias in node.names:
-                candidate = f"{base}.{alias.name}"
-                found.add(candidate if _is_module(root, candidate) else base)
-    return found
-
-
-def _is_module(root: Path, name: str) -> bool:
-    as_path = root / name.replace(".", "/")
-    return as_path.with_suffix(".py").exists() or (as_path / "__init__.py").exists()
-
-
-def import_graph(root: Path, package: str) -> dict[str, set[str]]:
-    """Each module of `package` (a directory under `root`) mapped to the modules of `package`
-    it imports."""
-    modules = {module_name(root, path): path for path in sorted((root / package).rglob("*.py"))}
-    return {
-        name: {m for m in imports_of(root, path) if m in modules and m != name}
-        for name, path in modules.items()
-    }
-
-
-def find_cycle(graph: Mapping[str, set[str]]) -> list[str] | None:
-    """One import cycle (its modules in order, the first repeated at the end), or None."""
-    state: dict[str, str] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = "open"
-        stack.append(node)
-        for target in sorted(graph.get(node, ())):
-            if state.get(target) == "open":
-                return [*stack[stack.index(target) :], target]
-            if target not in state and (cycle := visit(target)) is not None:
-                return cycle
-        stack.pop()
-        state[node] = "done"
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node)) is not None:
-            return cycle
-    return None
 
 
 def _rule_for(module: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
