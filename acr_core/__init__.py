@@ -1,4 +1,5 @@
-"""acr_core: the ACR cleanup library (client, auth, policy, planner, executor, CLI)."""
+"""acr_core: the ACR cleanup library: `registry` (talks to ACR), `planning` (decides, purely),
+`run` (gather, plan, apply, report), `app` (the function app's logic), and the `cli`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         ServerError,
         ThrottledError,
+        TokenRevokedError,
         UnsupportedOperationError,
         is_transient,
     )
@@ -41,6 +43,7 @@ _EXPORTS = {
             "PermissionDeniedError",
             "ServerError",
             "ThrottledError",
+            "TokenRevokedError",
             "UnsupportedOperationError",
             "is_transient",
         ],
@@ -62,6 +65,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "ThrottledError",
+    "TokenRevokedError",
     "UnsupportedOperationError",
     "is_transient",
 ]
