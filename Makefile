@@ -13,12 +13,13 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Python sources that ruff and mypy check.
 SOURCES := acr_core acr_emulator tests $(wildcard bench) $(wildcard scripts) $(wildcard function_app.py)
 
-.PHONY: help setup lint typecheck pytest test demo bench emulator clean
+.PHONY: help setup lint typecheck pytest test chaos demo bench emulator clean
 
 help:
 	@echo "make demo   run the cleanup end to end on the embedded ACR emulator (about a minute)"
 	@echo "make test   install everything, then ruff, mypy and the whole test suite"
 	@echo "make bench  benchmarks against Microsoft's SDK on the emulator (not part of make test)"
+	@echo "make chaos  the reliability suite with its long trial counts (not part of make test)"
 	@echo "make emulator  start a local ACR emulator and print its URL"
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
@@ -55,6 +56,11 @@ pytest: setup
 	AZURITE=$(abspath $(AZURITE)) CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest -q
 
 test: lint typecheck pytest
+
+# The reliability suite (tests/reliability) at its long trial counts; docs/reliability.md.
+chaos: setup
+	ACR_CLEANUP_CHAOS=1 AZURITE=$(abspath $(AZURITE)) CHECKOV=$(abspath $(CHECKOV)) \
+		$(PY) -m pytest -q -p no:cacheprovider tests/reliability -o timeout=1800
 
 demo: $(VENV)/.stamp
 	$(PY) scripts/demo.py
