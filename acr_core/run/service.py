@@ -34,7 +34,12 @@ from acr_core.models import (
 from acr_core.planning import planner
 from acr_core.planning.plan import Plan, RepositoryPlan
 from acr_core.planning.policy import Policy
-from acr_core.registry.errors import AcrError, NotFoundError, is_transient
+from acr_core.registry.errors import (
+    AcrError,
+    DisallowedOperationError,
+    NotFoundError,
+    is_transient,
+)
 from acr_core.registry.transport import ClientStats, ThrottleListener
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient
 from acr_core.run.limiter import ExecutionLimits, Governor
@@ -259,6 +264,10 @@ async def gather_repository(
                     contents[digest] = await client.get_manifest(repository, digest)
                 except NotFoundError:
                     continue  # deleted since it was listed: the planner protects the unseen
+                except DisallowedOperationError:
+                    # readEnabled=false refuses the pull (docs/acr-facts.md section 3): this one
+                    # manifest stays unread, so the planner keeps it, and the rest goes on.
+                    continue
 
     await _all(*(inspector() for _ in range(min(governor.limits.max_concurrency, len(unread)))))
     return RepositorySnapshot(

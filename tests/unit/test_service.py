@@ -161,3 +161,34 @@ async def test_the_report_times_each_repository_it_read_planned_and_applied():
         assert 0.0 < durations.gather <= applied.durations.gather, name
         assert 0.0 < durations.plan <= applied.durations.plan, name
         assert 0.0 < durations.apply <= applied.durations.apply, name
+
+
+async def test_a_manifest_that_cannot_be_read_is_kept_and_the_rest_is_cleaned():
+    """A manifest with readEnabled=false is kept unread; the repository's other deletions go on."""
+    registry = EmulatedRegistry()
+    registry.push("apps/a", "1.0", tags=("1.0",), updated=later(1))
+    registry.push("apps/a", "2.0", tags=("2.0",), updated=later(2))
+    hidden = registry.push("apps/a", "leftover", updated=later(1))
+    leftover = registry.push("apps/a", "leftover-2", updated=later(1))
+    await registry.client.update_manifest_properties("apps/a", hidden, can_read=False)
+    policy = load_policy(
+        {
+            "version": 1,
+            "rules": [
+                {
+                    "name": "apps",
+                    "repositories": ["apps/**"],
+                    "keepLatest": 1,
+                    "untagged": {"olderThan": "1d"},
+                }
+            ],
+        }
+    )
+    report = await run_cleanup(registry.client, policy, now=NOW, dry_run=False)
+    assert report.status is Status.DONE
+    assert report.issues == ()
+    assert registry.tags("apps/a") == {"2.0"}
+    assert hidden in registry.digests("apps/a")
+    assert leftover not in registry.digests("apps/a")
+    [kept] = [k for p in report.plan.repositories for k in p.kept if k.digest == hidden]
+    assert "not read" in kept.reason
