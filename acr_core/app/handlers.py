@@ -178,7 +178,7 @@ async def _fan_out(
         log.warning(
             "acr-cleanup sweep %s after %d repositories; queued the %d covered ones and a "
             "continuation after %r",
-            f"stopped listing at {budget}" if listing.cut_off else "listing failed transiently",
+            f"stopped listing at {budget}" if listing.cut_off else "listing failed",
             listing.listed,
             len(listing.covered),
             listing.resume,

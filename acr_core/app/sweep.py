@@ -76,9 +76,11 @@ class Listing:
 
     @property
     def resume(self) -> str | None:
-        """Where a continuation resumes: the last name listed, when the listing stopped short
-        for a reason that another invocation may not meet (budget, transient error)."""
-        return self.last if self.cut_off or self.transient else None
+        """Where a continuation resumes: the last name listed, whenever the listing stopped
+        short of the catalog's end (budget, transient or permanent error), so the rest of the
+        catalog is not left to the next sweep. Each continuation lists at least one name or
+        queues none, so a failure that repeats cannot chain forever."""
+        return None if self.completed else self.last
 
     def messages(self) -> list[str]:
         """One message per covered repository, then the continuation if there is one."""

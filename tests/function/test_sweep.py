@@ -18,6 +18,7 @@ import pytest
 
 from acr_core.app.sweep import continuation_message, read_continuation, sweep_message
 from acr_emulator import Faults
+from acr_emulator.testing import DEFAULT_OID
 from scripts.func_objects import Out, queue_message, timer
 from tests.function.conftest import Registry, summaries
 
@@ -162,6 +163,27 @@ class AfterPages(Faults):
         return self.counters.count(CATALOG_PAGE, "GET", 200) - self.start >= self.pages
 
 
+class RefusedAfterPages(AfterPages):
+    """Once `pages` catalog pages are served, the identity keeps only AcrDelete: it may no
+    longer list the catalog, a permanent refusal part-way through a listing."""
+
+    def __init__(self, registry: Registry, pages: int) -> None:
+        super().__init__(registry, pages)
+        self.emulator = registry.emulator
+        self.refused = False
+
+    @property
+    def active(self) -> bool:
+        return True  # no fault of its own: it only watches the pages go by
+
+    def applies_to(self, method: str) -> bool:
+        if not self.refused and super().applies_to(method):
+            self.emulator.grant(DEFAULT_OID, "AcrDelete")
+            self.emulator.revoke_tokens()
+            self.refused = True
+        return False
+
+
 def slow_after_one_page(registry: Registry) -> AfterPages:
     """Every request after the next catalog page takes longer than a 1 s budget."""
     return AfterPages(registry, 1, latency=1.5)
@@ -272,6 +294,23 @@ async def test_a_transient_failure_part_way_queues_a_continuation(
     and does not fail the timer (the continuation is the retry)."""
     seed_catalog(registry)
     registry.emulator.faults = AfterPages(registry, 1, error_rate=1.0, error_status=503)
+    out = Out()
+
+    await app.sweep_schedule(timer(), out)
+
+    registry.emulator.faults = Faults()
+    assert read(out.value) == (COVERED[:900], ["apps/r0899"])
+    summary = sweep_line(app_log)
+    assert (summary["cutOff"], summary["listingFailed"]) == (False, True)
+
+
+async def test_a_permanent_failure_part_way_queues_a_continuation(
+    registry: Registry, app: ModuleType, app_log: Any
+) -> None:
+    """A listing refused for good after one page still queues what it has and a continuation,
+    so the rest of the catalog does not wait for the next sweep."""
+    seed_catalog(registry)
+    registry.emulator.faults = RefusedAfterPages(registry, 1)
     out = Out()
 
     await app.sweep_schedule(timer(), out)
@@ -463,8 +502,6 @@ async def test_sweep_without_catalog_permission_names_the_role(
     registry: Registry, app: ModuleType, app_log: Any
 ) -> None:
     """An identity that may not list the catalog queues nothing and is told which role it lacks."""
-    from acr_emulator.testing import DEFAULT_OID
-
     await three_repositories(registry)
     registry.emulator.grant(DEFAULT_OID, "AcrDelete")
     out = Out()

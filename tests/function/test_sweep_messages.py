@@ -85,10 +85,19 @@ async def test_a_cut_off_listing_continues_after_the_last_name_listed() -> None:
     assert summary["durationSeconds"] == 1.235
 
 
-async def test_a_listing_stopped_by_a_permanent_error_queues_no_continuation() -> None:
-    """A listing stopped by an error nobody retries queues what it found and reports failing."""
+async def test_a_listing_stopped_by_a_permanent_error_continues_after_the_last_name() -> None:
+    """A listing stopped part-way by an error nobody retries queues what it found, a
+    continuation after the last name, and reports failing."""
     listing = Listing()
     with pytest.raises(PermissionError):
         await listing.take(_names("apps/a", then=PermissionError()), lambda n: True)
-    assert listing.messages() == [sweep_message("apps/a")]
+    assert listing.messages() == [sweep_message("apps/a"), continuation_message("apps/a")]
     assert listing.summary(cause=None, past_due=True, seconds=0.0)["listingFailed"] is True
+
+
+async def test_a_listing_that_failed_before_any_name_queues_nothing() -> None:
+    """A listing that failed before listing anything has nowhere to continue from."""
+    listing = Listing()
+    with pytest.raises(PermissionError):
+        await listing.take(_names(then=PermissionError()), lambda n: True)
+    assert listing.messages() == []
