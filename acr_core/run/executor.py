@@ -27,7 +27,8 @@ bound deletions to about 1,600 a minute. No ListReferrers request is made (its b
 minute): new referrers show up as the newest manifest.
 
 Speed comes from the run's `Governor` (acr_core.run.limiter): every request takes a slot from its
-AIMD limiter, shared by all repositories, which grows until ACR answers 429 and then backs off.
+AIMD limiter, shared by all repositories, which grows until ACR answers 429 and then backs off;
+`max_concurrency` bounds the requests in flight, re-check reads included.
 
 429s have one owner, the client's transport (acr_core.registry.transport): it retries each
 request and reports each 429 once to the limiter. The executor never retries: an action whose
