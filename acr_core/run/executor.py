@@ -15,8 +15,9 @@ same way. An index goes before its children (`Action.after`), so a failure never
 index pointing at deleted children.
 
 The window that remains: a change that reaches ACR after the re-check reads were answered and
-before the DELETE reaches it, about one round trip, is not seen. Locks are the exception, since
-ACR itself refuses to delete a locked manifest or tag (acr-facts.md section 3). Not seen at all:
+before the DELETE reaches it, about one round trip (longer if the transport retries the DELETE),
+is not seen. Locks are the exception: ACR itself refuses to delete a locked manifest, or in a
+repository with `writeEnabled=false` (acr-facts.md section 3). Not seen at all:
 a tag removed from another manifest (it makes nothing newer), a manifest pushed hidden
 (`listEnabled=false`) while this run's own DELETEs are in flight (they mask it in the count).
 
