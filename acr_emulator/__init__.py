@@ -11,10 +11,12 @@ from acr_emulator.config import EmulatorConfig
 from acr_emulator.emulator import Emulator
 from acr_emulator.events import Webhook
 from acr_emulator.faults import Faults
+from acr_emulator.hooks import Arrival
 from acr_emulator.server import ServerInfo
 from acr_emulator.throttle import ThrottleConfig
 
 __all__ = [
+    "Arrival",
     "Emulator",
     "EmulatorConfig",
     "Faults",

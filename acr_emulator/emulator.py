@@ -1,11 +1,11 @@
 """The `Emulator`: builds the registry's state and APIs from a config and routes requests.
 
 State: the store (`Registry`), the `Clock`, the tokens and `Principals`, the `EventBus`, the
-`Counters`, and the `Guard` (faults and throttling). APIs: `V2Api` and `BlobApi` (/v2),
-`AcrApi` (/acr/v1), `OAuthApi` (/oauth2) and `AdminApi` (/_emulator), each built with only
-the state it uses. Every request goes: route -> guard -> handler (which checks auth first, as
-ACR challenges before revealing whether anything exists) -> counters. Admin endpoints skip
-the guard and are not counted.
+`Counters`, the `Guard` (faults and throttling) and the `Hooks` (tests stage races with them).
+APIs: `V2Api` and `BlobApi` (/v2), `AcrApi` (/acr/v1), `OAuthApi` (/oauth2) and `AdminApi`
+(/_emulator), each built with only the state it uses. Every request goes: route -> guard ->
+hooks -> handler (which checks auth first, as ACR challenges before revealing whether anything
+exists) -> counters. Admin endpoints skip the guard and the hooks and are not counted.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from acr_emulator.errors import RegistryError
 from acr_emulator.events import EventBus, Schema, Subscriber
 from acr_emulator.faults import Faults
 from acr_emulator.guard import Guard
+from acr_emulator.hooks import Hook, Hooks
 from acr_emulator.http import (
     COMMON_HEADERS,
     App,
@@ -69,6 +70,7 @@ class Emulator:
         self.events = EventBus(config.webhooks, verify=config.webhook_verify)
         self.throttle = Throttle(config.throttle)
         self._guard = Guard(config.faults, self.throttle)
+        self._hooks = Hooks()
         self._routes = self._build_routes()
 
     def _build_routes(self) -> list[Route]:
@@ -113,6 +115,11 @@ class Emulator:
     @faults.setter
     def faults(self, faults: Faults) -> None:
         self._guard.faults = faults
+
+    def before_request(self, hook: Hook) -> Callable[[], None]:
+        """Call `hook(arrival)` just before each data-plane request is handled (after the
+        guard); it may change the state the request sees. Returns a function that removes it."""
+        return self._hooks.add(hook)
 
     @property
     def anonymous_pull(self) -> bool:
@@ -209,6 +216,7 @@ class Emulator:
                 self.counters.record(route.name, req.method, refused.status)
                 await send_response(send, refused, extra)
                 return
+            await self._hooks.run(req.method, req.path, route.name)
         response = await _dispatch(route, req)
         if not admin:
             self.counters.record(route.name, req.method, response.status)

@@ -100,8 +100,8 @@ async def image_pushed(shell: Shell, envelope: Envelope | Ignored) -> None:
         )
         return
 
-    async def run(protect: frozenset[str]) -> None:
-        await _clean(shell, settings, pushed.repository, "push", protect, pushed.event_id)
+    async def run(protect: frozenset[str], stop: asyncio.Event) -> None:
+        await _clean(shell, settings, pushed.repository, "push", protect, pushed.event_id, stop)
 
     started = await _guarded(
         f"event {pushed.event_id} for {pushed.repository}",
@@ -144,8 +144,8 @@ async def queued_sweep(shell: Shell, body: bytes, message_id: str | None) -> lis
         log.info("acr-cleanup sweep: no policy rule covers %r any more; nothing to do", repository)
         return None
 
-    async def run(protect: frozenset[str]) -> None:
-        await _clean(shell, settings, repository, "sweep", protect, message_id)
+    async def run(protect: frozenset[str], stop: asyncio.Event) -> None:
+        await _clean(shell, settings, repository, "sweep", protect, message_id, stop)
 
     await _guarded(f"sweep of {repository}", shell.coalescer.submit(repository, None, run))
     return None
@@ -217,8 +217,10 @@ async def _clean(
     trigger: str,
     protect: frozenset[str],
     cause: str | None,
+    stop: asyncio.Event | None = None,
 ) -> RunReport:
-    """One run over one repository; logs its summary and raises if it should be retried."""
+    """One run over one repository; logs its summary and raises if it should be retried.
+    Once `stop` is set (a push to the repository arrived), the run sends no more DELETEs."""
     limits = ExecutionLimits(
         max_concurrency=settings.max_concurrency,
         writes_per_minute=settings.max_writes_per_minute,
@@ -232,6 +234,7 @@ async def _clean(
             now=shell.now() if shell.now is not None else None,
             protect={repository: protect} if protect else None,
             limits=limits,
+            stop=None if stop is None else lambda _: stop.is_set(),
         )
     context = {"repository": repository, "trigger": trigger, "cause": cause}
     _log_summary("acr-cleanup run", {**context, **report.summary()})

@@ -1,34 +1,56 @@
 """Apply a plan to the registry: deletes by digest, tag locks, at the pace ACR allows.
 
-Correctness before speed. Every manifest is re-read immediately before it is deleted, and one
-whose tags, locks or `lastUpdateTime` moved since the snapshot is skipped: someone may have just
-tagged it `prod`, and the next run plans it again from fresh state. An index goes before its
-children (`Action.after`), so a failure never leaves a kept index pointing at deleted children.
+Correctness before speed. ACR has no conditional delete, so immediately before each DELETE the
+executor re-reads, in parallel, everything that would have kept the manifest: the repository's
+properties (its locks and manifest count), the manifest's properties (tags, locks,
+`lastUpdateTime`), each tag the plan judged it by (lock, target), and the repository's newest
+manifest and newest tag (`orderby=timedesc`, one item). The manifest is skipped if it changed
+(someone may have just tagged it `prod`). The whole repository stops deleting, this deletion and
+every later one skipped as changed, if its locks changed or if anything in it is newer than the
+snapshot or it holds more manifests than the snapshot less this run's deletions: a push, a
+re-tag, a new referrer (a signature is a manifest) and a new index all do that, and a new
+referrer or index may protect what the plan deletes. The next run re-reads and re-plans it. A
+`stop` callable (the coalescer's, when a push for the repository arrives) stops its DELETEs the
+same way. An index goes before its children (`Action.after`), so a failure never leaves a kept
+index pointing at deleted children.
+
+The window that remains: a change that reaches ACR after the re-check reads were answered and
+before the DELETE reaches it, about one round trip (longer if the transport retries the DELETE),
+is not seen. Locks are the exception: ACR itself refuses to delete a locked manifest, or in a
+repository with `writeEnabled=false` (acr-facts.md section 3). Not seen at all:
+a tag removed from another manifest (it makes nothing newer), a manifest pushed hidden
+(`listEnabled=false`) while this run's own DELETEs are in flight (they mask it in the count).
+
+Cost per deletion: 5 + t reads (t = its planned tags), sent together, then the DELETE. At the
+2026 per-identity budgets (acr-facts.md section 4.1) 500 deletions a minute on Basic/Standard
+cost 3,000 reads a minute with one tag each, within the 5,000 DataplaneRead; on Premium reads
+bound deletions to about 1,600 a minute. No ListReferrers request is made (its budget is 250 a
+minute): new referrers show up as the newest manifest.
 
 Speed comes from the run's `Governor` (acr_core.run.limiter): every request takes a slot from its
-AIMD limiter, shared by all repositories, which grows until ACR answers 429 and then backs off.
+AIMD limiter, shared by all repositories, which grows until ACR answers 429 and then backs off;
+`max_concurrency` bounds the requests in flight, re-check reads included.
 
 429s have one owner, the client's transport (acr_core.registry.transport): it retries each
 request and reports each 429 once to the limiter. The executor never retries: an action whose
 request is still refused after those retries fails as transient, the function fails its
 invocation, and the platform runs the whole run again from a fresh read.
 
-Worst case per deletion: its re-check reads (the repository's properties, once per repository
-per run; the manifest's properties; each of its t tags' properties), then the DELETE, one after
-another. That is 3 + t requests, each at most `RetryPolicy.attempts` (6) attempts within
-`RetryPolicy.deadline` (120 s) plus one attempt's timeout (30 s): 6 * (3 + t) attempts and
-about (3 + t) * 150 s, per run. A lock is one PATCH: 6 attempts, about 150 s. Each re-run of a
-failed run by the platform (docs/operations.md, "Failure modes and fixes") starts afresh.
+Worst case per deletion: its re-check reads, in parallel, then the DELETE. Each request is at
+most `RetryPolicy.attempts` (6) attempts within `RetryPolicy.deadline` (120 s) plus one attempt's
+timeout (30 s): 6 * (6 + t) attempts and about 2 * 150 s. A lock is one PATCH: 6 attempts, about
+150 s. Each re-run of a failed run by the platform (docs/operations.md, "Failure modes and
+fixes") starts afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol, TypeVar
 
 from acr_core.models import (
     ChangeableAttributes,
@@ -47,7 +69,9 @@ from acr_core.registry.errors import (
 )
 from acr_core.run.limiter import Governor
 
-__all__ = ["ActionOutcome", "Executor", "ExecutorClient", "Outcome"]
+__all__ = ["ActionOutcome", "Executor", "ExecutorClient", "Outcome", "Stop"]
+
+T = TypeVar("T")
 
 
 class ExecutorClient(Protocol):
@@ -60,6 +84,22 @@ class ExecutorClient(Protocol):
     ) -> ManifestProperties: ...
 
     async def get_tag_properties(self, repository: str, tag: str) -> TagProperties: ...
+
+    def list_manifest_properties(
+        self,
+        repository: str,
+        *,
+        order_by: Literal["timedesc", "timeasc"] | None = ...,
+        results_per_page: int = ...,
+    ) -> AsyncIterator[ManifestProperties]: ...
+
+    def list_tag_properties(
+        self,
+        repository: str,
+        *,
+        order_by: Literal["timedesc", "timeasc"] | None = ...,
+        results_per_page: int = ...,
+    ) -> AsyncIterator[TagProperties]: ...
 
     async def delete_manifest(self, repository: str, digest: str) -> bool: ...
 
@@ -105,8 +145,23 @@ class ActionOutcome:
 
 
 CHANGED = "changed since planned; will be re-planned next run"
+REPLANNED = "the next run re-reads and re-plans the repository"
+PUSHED = "a push arrived while deleting; the follow-up run re-plans"
 
 Key = tuple[str, str]
+# Asked right before each DELETE: True means send no more DELETEs to that repository.
+Stop = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """What one deletion's re-check read (None: gone, or an empty listing)."""
+
+    repository: RepositoryProperties | None
+    manifest: ManifestProperties | None
+    tags: Mapping[str, TagProperties | None]
+    newest_manifest: ManifestProperties | None
+    newest_tag: TagProperties | None
 
 
 def _lock_bits(attributes: ChangeableAttributes) -> tuple[bool, bool]:
@@ -123,6 +178,7 @@ class Executor:
         snapshots: Mapping[str, RepositorySnapshot],
         *,
         on_done: Callable[[ActionOutcome], None] | None = None,
+        stop: Stop | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -133,8 +189,17 @@ class Executor:
         self._manifests: dict[Key, ManifestProperties] = {
             (s.name, m.digest): m for s in snapshots.values() for m in s.manifests
         }
+        self._tags: dict[Key, TagProperties] = {
+            (s.name, t.name): t for s in snapshots.values() for t in s.tags
+        }
         self._snapshots = snapshots
-        self._repository_checks: dict[str, asyncio.Task[str | None]] = {}
+        self._stop = stop
+        self._changed: dict[str, str] = {}  # repository -> what changed in it during the run
+        self._confirmed: dict[str, int] = {}  # repository -> manifests this run deleted
+        self._locking: set[Key] = set()  # tags this run locks
+        # A deletion's re-check reads go out together: this keeps the requests in flight
+        # within `max_concurrency`, whatever the read and write limiters allow.
+        self._in_flight = asyncio.Semaphore(governor.limits.max_concurrency)
         self._on_done = on_done
         self._denied: dict[tuple[str, ActionKind], str] = {}
 
@@ -185,11 +250,13 @@ class Executor:
 
     async def _lock(self, action: Action) -> ActionOutcome:
         tag = action.tags[0]
+        self._locking.add((action.repository, tag))
         async with self._governor.writes.slot():
             try:
-                await self._client.update_tag_properties(
-                    action.repository, tag, can_write=False, can_delete=False
-                )
+                async with self._in_flight:
+                    await self._client.update_tag_properties(
+                        action.repository, tag, can_write=False, can_delete=False
+                    )
             except NotFoundError:
                 return ActionOutcome(
                     action, Outcome.SKIPPED_CHANGED, f"tag {tag} is gone; {CHANGED}"
@@ -199,79 +266,142 @@ class Executor:
     async def _delete(self, action: Action) -> ActionOutcome:
         repository, digest = action.repository, action.digest
         async with self._governor.writes.slot():
-            change = await self._repository_changed(repository)
-            if change is None:
-                change = await self._manifest_changed(repository, digest, action.tags)
-            if change == "gone":
+            if (halted := self._halted(repository)) is not None:
+                return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
+            # Deletions confirmed before the reads are sent are in the count those reads see.
+            confirmed = self._confirmed.get(repository, 0)
+            reads = await self._recheck(action)
+            if reads.repository is None or reads.manifest is None:
                 return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
+            moved = self._repository_moved(repository, reads, confirmed)
+            if moved is not None:
+                self._changed.setdefault(repository, moved)
+            change = _manifest_changed(
+                self._manifests.get((repository, digest)), action.tags, reads.manifest, reads
+            )
             if change is not None:
                 return ActionOutcome(action, Outcome.SKIPPED_CHANGED, f"{change}; {CHANGED}")
+            if moved is not None:
+                detail = f"the repository changed since the snapshot: {moved}; {REPLANNED}"
+                return ActionOutcome(action, Outcome.SKIPPED_CHANGED, detail)
+            # Another deletion's re-check, or a push, may have stopped the repository while
+            # this one's reads were out.
+            if (halted := self._halted(repository)) is not None:
+                return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
             try:
-                deleted = await self._client.delete_manifest(repository, digest)
+                async with self._in_flight:
+                    deleted = await self._client.delete_manifest(repository, digest)
             except DisallowedOperationError as exc:
                 return ActionOutcome(action, Outcome.SKIPPED_LOCKED, f"locked: {exc}")
         if not deleted:
             return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
+        # ACR deletes the manifest's referrers with it (acr-facts.md section 3).
+        self._confirmed[repository] = self._confirmed.get(repository, 0) + 1 + len(action.cascades)
         return ActionOutcome(action, Outcome.APPLIED)
 
-    async def _repository_changed(self, repository: str) -> str | None:
-        """Re-read the repository's locks once per run, shared by all its deletions."""
-        task = self._repository_checks.get(repository)
-        if task is None:
-            task = asyncio.ensure_future(self._read_repository(repository))
-            self._repository_checks[repository] = task
+    def _halted(self, repository: str) -> str | None:
+        """Why no more DELETEs go to `repository` in this run, or None."""
+        if self._stop is not None and self._stop(repository):
+            return PUSHED
+        reason = self._changed.get(repository)
+        if reason is None:
+            return None
+        return f"not attempted: the repository changed during this run ({reason}); {REPLANNED}"
+
+    async def _recheck(self, action: Action) -> _Reads:
+        """Everything that would keep the manifest, read in parallel just before its DELETE:
+        the repository (locks, manifest count), the manifest (tags, locks, lastUpdateTime),
+        each planned tag (lock, target), and the repository's newest manifest and newest tag."""
+        repository, digest, client = action.repository, action.digest, self._client
         try:
-            return await asyncio.shield(task)
-        except AcrError:
-            # A failed read is not remembered: the next deletion in the repository tries again.
-            if self._repository_checks.get(repository) is task:
-                del self._repository_checks[repository]
-            raise
+            async with asyncio.TaskGroup() as group:
+                repo = group.create_task(
+                    self._read(lambda: client.get_repository_properties(repository))
+                )
+                manifest = group.create_task(
+                    self._read(lambda: client.get_manifest_properties(repository, digest))
+                )
+                tags = {
+                    tag: group.create_task(self._read_tag(repository, tag)) for tag in action.tags
+                }
+                newest_manifest = group.create_task(
+                    self._read(
+                        lambda: _first(
+                            client.list_manifest_properties(
+                                repository, order_by="timedesc", results_per_page=1
+                            )
+                        )
+                    )
+                )
+                newest_tag = group.create_task(
+                    self._read(
+                        lambda: _first(
+                            client.list_tag_properties(
+                                repository, order_by="timedesc", results_per_page=1
+                            )
+                        )
+                    )
+                )
+        except BaseExceptionGroup as failures:
+            raise _first_failure(failures) from None
+        return _Reads(
+            repository=repo.result(),
+            manifest=manifest.result(),
+            tags={tag: task.result() for tag, task in tags.items()},
+            newest_manifest=newest_manifest.result(),
+            newest_tag=newest_tag.result(),
+        )
 
-    async def _read_repository(self, repository: str) -> str | None:
-        snapshot = self._snapshots.get(repository)
-        async with self._governor.reads.slot():
+    async def _read_tag(self, repository: str, tag: str) -> TagProperties | None:
+        return await self._read(lambda: self._client.get_tag_properties(repository, tag))
+
+    async def _read(self, read: Callable[[], Awaitable[T]]) -> T | None:
+        """One re-check read in a read slot; None when what it reads is gone."""
+        async with self._governor.reads.slot(), self._in_flight:
             try:
-                now = await self._client.get_repository_properties(repository)
+                return await read()
             except NotFoundError:
-                return "gone"
-        if snapshot is None or _lock_bits(now.attributes) != _lock_bits(snapshot.attributes):
-            return "repository locks changed"
-        return None
+                return None
 
-    async def _manifest_changed(
-        self, repository: str, digest: str, planned_tags: Sequence[str]
-    ) -> str | None:
-        """Why the manifest no longer matches what was planned ("gone" if it is), or None.
+    def _repository_moved(self, repository: str, reads: _Reads, confirmed: int) -> str | None:
+        """What changed in the repository since the snapshot that a re-plan must see, or None.
 
-        `planned_tags` are the tags the planner judged it by: the manifest listing's, plus any
-        the tag listing showed on it (the two listings are read at slightly different times).
+        Every push, re-tag, new referrer or new index makes a manifest or a tag newer than the
+        snapshot's (lastUpdateTime, acr-facts.md sections 1.4, 1.11), and a push adds to the
+        manifest count, which this run's own deletions only lower.
         """
-        before = self._manifests.get((repository, digest))
-        if before is None:
-            return "not in the snapshot"
-        async with self._governor.reads.slot():
-            try:
-                now = await self._client.get_manifest_properties(repository, digest)
-            except NotFoundError:
-                return "gone"
-        if set(now.tags) != set(planned_tags):
-            return f"tags changed from {_tags(planned_tags)} to {_tags(now.tags)}"
-        if _lock_bits(now.attributes) != _lock_bits(before.attributes):
-            return "manifest locks changed"
-        if now.last_updated_on != before.last_updated_on:
-            return "lastUpdateTime changed"
-        for tag in now.tags:
-            async with self._governor.reads.slot():
-                try:
-                    properties = await self._client.get_tag_properties(repository, tag)
-                except NotFoundError:
-                    return f"tag {tag} was removed"
-            if properties.digest != digest:
-                return f"tag {tag} moved to {properties.digest}"
-            if not properties.attributes.deletable:
-                return f"tag {tag} was locked"
+        snapshot, now = self._snapshots.get(repository), reads.repository
+        if snapshot is None or now is None:
+            return "the repository is not in the snapshot"
+        if _lock_bits(now.attributes) != _lock_bits(snapshot.attributes):
+            return "repository locks changed"
+        newest = reads.newest_manifest
+        if newest is not None:
+            before = self._manifests.get((repository, newest.digest))
+            if before is None or before.last_updated_on != newest.last_updated_on:
+                return f"manifest {newest.digest} was pushed or updated at {_when(newest)}"
+        tag = reads.newest_tag
+        if tag is not None and self._tag_moved(repository, tag):
+            return f"tag {tag.name} was pushed or moved (to {tag.digest}) at {_when(tag)}"
+        if snapshot.manifest_count is not None:
+            # The listing may have caught a push the count, read just before it, did not.
+            counted = max(snapshot.manifest_count, len(snapshot.manifests))
+            if now.manifest_count > counted - confirmed:
+                return (
+                    f"it holds {now.manifest_count} manifests, more than the snapshot's "
+                    f"{counted} less the {confirmed} this run deleted"
+                )
         return None
+
+    def _tag_moved(self, repository: str, tag: TagProperties) -> bool:
+        before = self._tags.get((repository, tag.name))
+        if before is None or before.digest != tag.digest:
+            return True
+        # Whether a tag's PATCH moves its lastUpdateTime is not documented (a manifest's
+        # does not, acr-facts.md section 1.7): this run's own locks do not count as a change.
+        return before.last_updated_on != tag.last_updated_on and (
+            (repository, tag.name) not in self._locking
+        )
 
 
 class _Schedule:
@@ -360,6 +490,59 @@ def _not_after(action: Action, digest: str, verb: str) -> ActionOutcome:
         Outcome.SKIPPED_DEPENDENCY,
         f"must follow the deletion of {digest}, which {verb} happen",
     )
+
+
+def _manifest_changed(
+    before: ManifestProperties | None,
+    planned_tags: Sequence[str],
+    now: ManifestProperties,
+    reads: _Reads,
+) -> str | None:
+    """Why the manifest no longer matches what was planned, or None.
+
+    `planned_tags` are the tags the planner judged it by: the manifest listing's, plus any
+    the tag listing showed on it (the two listings are read at slightly different times).
+    """
+    if before is None:
+        return "not in the snapshot"
+    if set(now.tags) != set(planned_tags):
+        return f"tags changed from {_tags(planned_tags)} to {_tags(now.tags)}"
+    if _lock_bits(now.attributes) != _lock_bits(before.attributes):
+        return "manifest locks changed"
+    if now.last_updated_on != before.last_updated_on:
+        return "lastUpdateTime changed"
+    for tag in sorted(planned_tags):
+        properties = reads.tags.get(tag)
+        if properties is None:
+            return f"tag {tag} was removed"
+        if properties.digest != now.digest:
+            return f"tag {tag} moved to {properties.digest}"
+        if not properties.attributes.deletable:
+            return f"tag {tag} was locked"
+    return None
+
+
+async def _first(listing: AsyncIterator[T]) -> T | None:
+    """A listing's first item; its later pages are never asked for."""
+    iterator = aiter(listing)
+    try:
+        return await anext(iterator, None)
+    finally:
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _first_failure(failures: BaseExceptionGroup[BaseException]) -> BaseException:
+    first: BaseException = failures
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
+def _when(item: ManifestProperties | TagProperties) -> str:
+    when = item.last_updated_on
+    return when.isoformat() if when is not None else "an unknown time"
 
 
 def _tags(tags: Sequence[str]) -> str:

@@ -41,7 +41,7 @@ from acr_core.registry.errors import (
     is_transient,
 )
 from acr_core.registry.transport import ClientStats, ThrottleListener
-from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient
+from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Stop
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.report import (
     Durations,
@@ -82,14 +82,6 @@ class RegistryClient(ExecutorClient, Protocol):
 
     def list_repository_names(self, *, results_per_page: int = ...) -> AsyncIterator[str]: ...
 
-    def list_manifest_properties(
-        self, repository: str, *, results_per_page: int = ...
-    ) -> AsyncIterator[ManifestProperties]: ...
-
-    def list_tag_properties(
-        self, repository: str, *, results_per_page: int = ...
-    ) -> AsyncIterator[TagProperties]: ...
-
     async def get_manifest(self, repository: str, tag_or_digest: str) -> ManifestContent: ...
 
 
@@ -117,10 +109,13 @@ async def run_cleanup(
     limits: ExecutionLimits | None = None,
     progress: Progress | None = None,
     confirm: Callable[[Plan], Awaitable[bool]] | None = None,
+    stop: Stop | None = None,
 ) -> RunReport:
     """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
 
     `repositories=None` means every repository the catalog lists that the policy covers.
+    `stop(repository)`, asked right before each DELETE, True once a push to that repository
+    arrived during the run: its remaining deletions are skipped and the follow-up run re-plans.
     Raises `AcrError` only when the repositories cannot be listed at all; everything that goes
     wrong in one repository is in the report.
     """
@@ -137,7 +132,7 @@ async def run_cleanup(
         gathered = time.monotonic()
         the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
         planned = time.monotonic()
-        done = await _apply(client, governor, snapshots, the_plan, dry_run, progress, confirm)
+        done = await _apply(client, governor, snapshots, the_plan, dry_run, progress, confirm, stop)
         applied = time.monotonic()
     after = _request_stats(client.stats)
     return RunReport(
@@ -194,13 +189,16 @@ async def _apply(
     dry_run: bool,
     progress: Progress | None,
     confirm: Callable[[Plan], Awaitable[bool]] | None,
+    stop: Stop | None = None,
 ) -> _Applied:
     """Apply the plan unless this is a dry run, the plan is empty or `confirm` says no."""
     if dry_run or not plan.actions:
         return _Applied()
     if confirm is not None and not await confirm(plan):
         return _Applied(cancelled=True)
-    executor = Executor(client, governor, snapshots, on_done=_apply_progress(plan, progress))
+    executor = Executor(
+        client, governor, snapshots, on_done=_apply_progress(plan, progress), stop=stop
+    )
     outcomes = await executor.apply(plan)
     return _Applied(outcomes, executor.apply_seconds())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from acr_core.planning.plan import Plan
+from acr_core.planning.plan import ActionKind, Plan
 from acr_core.planning.policy import load_policy
 from acr_core.registry.client import AcrClient
 from acr_core.registry.transport import RetryPolicy
@@ -111,7 +111,8 @@ async def test_a_second_apply_finds_nothing_to_do(seeded, client):
 
 
 async def test_an_image_tagged_between_plan_and_apply_survives(seeded, client):
-    """CI tags 1.0 as `prod` after the plan: the apply skips it, and it keeps its signature."""
+    """CI tags 1.0 as `prod` after the plan: the apply skips it, keeping its signature, and
+    stops deleting in the repository; the next run re-plans it from fresh state."""
 
     async def retag_then_confirm(plan: Plan) -> bool:
         auth = BasicTokenAuth(seeded.config.admin_username, seeded.admin_password)
@@ -130,15 +131,21 @@ async def test_an_image_tagged_between_plan_and_apply_survives(seeded, client):
 
     report = await cleanup(client, dry_run=False, confirm=retag_then_confirm)
 
-    assert state(seeded, "services/api") == API_AFTER | {"1.0+prod", "1.0+prod.sig"}
-    [skipped] = [
+    retagged = API_BEFORE - {"1.0", "1.0.sig"} | {"1.0+prod", "1.0+prod.sig"}
+    assert state(seeded, "services/api") == retagged
+    deletions = [
         r
         for p in report.plan.repositories
+        if p.repository == "services/api"
         for r in report.results(p)
-        if r.outcome is Outcome.SKIPPED_CHANGED
+        if r.action.kind is ActionKind.DELETE_MANIFEST
     ]
-    assert skipped.action.tags == ("1.0",)
-    assert "re-planned next run" in skipped.detail
+    # Children wait for their index, which was skipped: they are skipped as dependencies.
+    assert {r.outcome for r in deletions} == {Outcome.SKIPPED_CHANGED, Outcome.SKIPPED_DEPENDENCY}
+    [retag] = [r for r in deletions if r.action.tags == ("1.0",)]
+    assert "re-planned next run" in retag.detail
+    await cleanup(client, dry_run=False, repositories=["services/api"])
+    assert state(seeded, "services/api") == API_AFTER | {"1.0+prod", "1.0+prod.sig"}
 
 
 async def test_an_image_deleted_by_someone_else_counts_as_gone(seeded, client):

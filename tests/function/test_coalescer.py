@@ -10,17 +10,20 @@ from acr_core.app.coalescer import Coalescer
 
 
 class Recorder:
-    """A stand-in run: records which digests each run protected, and can be held open."""
+    """A stand-in run: records which digests each run protected and the `pushed` event each
+    was given, and can be held open."""
 
     def __init__(self) -> None:
         self.runs: list[tuple[str, frozenset[str]]] = []
+        self.pushed: list[asyncio.Event] = []
         self.release = asyncio.Event()
         self.started = asyncio.Event()
         self.fail_with: BaseException | None = None
 
     def for_repository(self, repository: str):
-        async def run(protect: frozenset[str]) -> None:
+        async def run(protect: frozenset[str], pushed: asyncio.Event) -> None:
             self.runs.append((repository, protect))
+            self.pushed.append(pushed)
             self.started.set()
             await self.release.wait()
             if self.fail_with is not None:
@@ -113,3 +116,34 @@ async def test_cancelled_follow_up_releases_its_joiners() -> None:
         frozenset({"sha256:1"}),
         frozenset({"sha256:4"}),
     ]
+
+
+async def test_a_push_while_a_run_is_in_flight_tells_that_run() -> None:
+    """A push for the repository sets the running run's `pushed` event; the follow-up's is clear."""
+    coalescer = Coalescer()
+    recorder = Recorder()
+    run = recorder.for_repository("r")
+    first = asyncio.create_task(coalescer.submit("r", "sha256:1", run))
+    await recorder.started.wait()
+    assert not recorder.pushed[0].is_set()
+    follow_up = asyncio.create_task(coalescer.submit("r", "sha256:2", run))
+    await asyncio.sleep(0)
+    assert recorder.pushed[0].is_set()
+    recorder.release.set()
+    await asyncio.gather(first, follow_up)
+    assert len(recorder.pushed) == 2
+    assert not recorder.pushed[1].is_set()
+
+
+async def test_a_sweep_message_does_not_stop_the_running_run() -> None:
+    """A submission without a digest (a sweep) waits behind the run without stopping it."""
+    coalescer = Coalescer()
+    recorder = Recorder()
+    run = recorder.for_repository("r")
+    first = asyncio.create_task(coalescer.submit("r", "sha256:1", run))
+    await recorder.started.wait()
+    sweep = asyncio.create_task(coalescer.submit("r", None, run))
+    await asyncio.sleep(0)
+    assert not recorder.pushed[0].is_set()
+    recorder.release.set()
+    await asyncio.gather(first, sweep)

@@ -6,12 +6,16 @@ import asyncio
 import copy
 import json
 import logging
+import threading
 from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from acr_core.run.executor import PUSHED, Outcome
+from acr_core.run.report import RunReport
+from acr_emulator import Arrival
 from scripts.func_objects import event_from_json
 from scripts.oci_push import push_multi_arch
 from tests.function.conftest import Registry, summaries
@@ -344,3 +348,45 @@ async def test_failure_logs_carry_no_token(
     assert len(errors) == 2  # the refused deletions, the refused listing
     texts = [r.getMessage() + repr(r.__dict__.get("args")) for r in caplog.records]
     assert not [t for t in texts if "eyJ" in t or registry.server.admin_password in t]
+
+
+async def test_a_push_during_deletion_stops_the_run_and_the_follow_up_re_plans(
+    registry: Registry, configure: Any
+) -> None:
+    """A second push arriving while the first run deletes stops that run's DELETEs (the one in
+    flight finishes); the follow-up run re-reads the repository and deletes what is left."""
+    app = configure(CLEANUP_MAX_CONCURRENCY="1")  # one DELETE in flight at a time
+    reports: list[RunReport] = []
+    app._shell.on_report = lambda trigger, report: reports.append(report)
+    for age, tag in enumerate(("v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8")):
+        await registry.push("apps/web", tag, age=(20 - age) * DAY)
+    registry.eventgrid.clear()
+    await registry.push("apps/web", "v9", age=timedelta(0))
+    (first,) = registry.pushed_events()
+    reached, release = threading.Event(), threading.Event()
+
+    async def hold_the_first_delete(arrival: Arrival) -> None:  # runs in the server's thread
+        if arrival.method == "DELETE" and not reached.is_set():
+            reached.set()
+            while not release.is_set():
+                await asyncio.sleep(0.005)
+
+    registry.emulator.before_request(hold_the_first_delete)
+    run = asyncio.create_task(app.on_image_pushed(event_from_json(first)))
+    while not reached.is_set():
+        await asyncio.sleep(0.005)
+    registry.eventgrid.clear()
+    await registry.push("apps/web", "v10", age=timedelta(0))
+    (second,) = registry.pushed_events()
+    follow_up = asyncio.create_task(app.on_image_pushed(event_from_json(second)))
+    await asyncio.sleep(0.05)  # the second event reaches the coalescer behind the first run
+    release.set()
+    await asyncio.gather(run, follow_up)
+
+    stopped, replanned = reports
+    assert [o.outcome for o in stopped.outcomes] == [Outcome.APPLIED] + [
+        Outcome.SKIPPED_CHANGED
+    ] * 5
+    assert {o.detail for o in stopped.outcomes[1:]} == {PUSHED}
+    assert {o.outcome for o in replanned.outcomes} == {Outcome.APPLIED}
+    assert registry.tags("apps/web") == {"v7", "v8", "v9", "v10"}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from acr_core.models import RepositorySnapshot
 from acr_core.planning.plan import Action, ActionKind, Plan, RepositoryPlan
 from acr_core.registry.transport import RetryPolicy
-from acr_core.run.executor import CHANGED, Executor, Outcome
+from acr_core.run.executor import CHANGED, REPLANNED, Executor, Outcome
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_emulator import Faults
 from acr_emulator.testing import DEFAULT_OID
@@ -156,6 +156,24 @@ async def test_a_repository_locked_after_the_snapshot_keeps_everything():
     outcomes = await run(registry, plan_of(delete(old)), taken)
     assert outcomes[f"delete_manifest:{old}"] is Outcome.SKIPPED_CHANGED
     assert old in registry.digests(REPO)
+
+
+async def test_a_push_after_the_snapshot_stops_that_repository_only():
+    """A manifest pushed since the snapshot skips every deletion in its repository, saying what
+    changed and that the next run re-plans; another repository's deletions go ahead."""
+    registry = EmulatedRegistry()
+    old = [registry.push(REPO, f"old{i}") for i in range(3)]
+    elsewhere = registry.push("team/other", "elsewhere")
+    taken = await registry.snapshots()
+    pushed = registry.push(REPO, "new", updated=later(1))
+    plan = plan_of(*(delete(d) for d in old), delete(elsewhere, repository="team/other"))
+    executor = Executor(registry.client, Governor(), taken)
+    outcomes = {o.action.digest: o for o in await executor.apply(plan)}
+    assert {outcomes[d].outcome for d in old} == {Outcome.SKIPPED_CHANGED}
+    assert all(REPLANNED in outcomes[d].detail for d in old)
+    assert any(pushed in outcomes[d].detail for d in old)
+    assert outcomes[elsewhere].outcome is Outcome.APPLIED
+    assert registry.digests(REPO) == {*old, pushed}
 
 
 async def test_a_manifest_already_gone_counts_as_deleted():
