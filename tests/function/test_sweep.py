@@ -184,9 +184,9 @@ class RefusedAfterPages(AfterPages):
         return False
 
 
-def slow_after_one_page(registry: Registry) -> AfterPages:
-    """Every request after the next catalog page takes longer than a 1 s budget."""
-    return AfterPages(registry, 1, latency=1.5)
+def slow_after_one_page(registry: Registry, budget: float = 1.0) -> AfterPages:
+    """Every request after the next catalog page takes longer than a `budget`-second budget."""
+    return AfterPages(registry, 1, latency=budget * 1.5)
 
 
 def read(messages: list[str] | None) -> tuple[list[str], list[str]]:
@@ -444,7 +444,9 @@ async def test_a_cut_off_sweep_continues_through_the_storage_queue(
 
     covered = ["apps/r0005", "apps/r1005", "apps/r1950"]  # one on each catalog page
     policy = {"version": 1, "rules": [{"name": "three", "repositories": covered, "keepLatest": 1}]}
-    app = configure(CLEANUP_SWEEP_BUDGET_SECONDS="1", CLEANUP_POLICY=json.dumps(policy))
+    # 2 s, not 1: each step's first page (with its token exchange) must arrive within the
+    # budget, and this test also waits on Azurite, so a loaded machine needs the headroom.
+    app = configure(CLEANUP_SWEEP_BUDGET_SECONDS="2", CLEANUP_POLICY=json.dumps(policy))
     history = [
         {"pushed": "2025-01-01T00:00:00Z", "tags": ["v1"], "salt": "1"},
         {"pushed": "2025-01-02T00:00:00Z", "tags": ["v2"], "salt": "2"},
@@ -465,7 +467,7 @@ async def test_a_cut_off_sweep_continues_through_the_storage_queue(
         message_decode_policy=TextBase64DecodePolicy(),
     )
     queue.create_queue()
-    registry.emulator.faults = slow_after_one_page(registry)
+    registry.emulator.faults = slow_after_one_page(registry, budget=2.0)
     out = Out()
     await app.sweep_schedule(timer(), out)
     for body in out.value or []:
@@ -480,7 +482,7 @@ async def test_a_cut_off_sweep_continues_through_the_storage_queue(
             after = read_continuation(message.content.encode())
             if after is not None:
                 continued.append(after)
-            registry.emulator.faults = slow_after_one_page(registry)
+            registry.emulator.faults = slow_after_one_page(registry, budget=2.0)
             out = Out()
             await app.sweep_repository(queue_message(message.content, message_id=message.id), out)
             registry.emulator.faults = Faults()
