@@ -30,13 +30,14 @@ class Clause:
 
 @dataclass(frozen=True, slots=True)
 class Standing:
-    """Per clause, the images it keeps so far (at most its `newest`)."""
+    """The clauses, and per clause the images it keeps so far (at most its `newest`)."""
 
+    clauses: tuple[Clause, ...]
     kept: tuple[frozenset[str], ...]
 
-    def kept_by(self, clauses: tuple[Clause, ...], digest: str) -> str | None:
+    def kept_by(self, digest: str) -> str | None:
         """Why the first clause that keeps `digest` keeps it, or None."""
-        for clause, kept in zip(clauses, self.kept, strict=True):
+        for clause, kept in zip(self.clauses, self.kept, strict=True):
             if digest in kept:
                 return clause.kept
         return None
@@ -64,14 +65,11 @@ def ranking(graph: Graph) -> Mapping[str, int]:
 
 
 def start(clauses: tuple[Clause, ...]) -> Standing:
-    return Standing(tuple(frozenset() for _ in clauses))
+    return Standing(clauses, tuple(frozenset() for _ in clauses))
 
 
 def compete(
-    clauses: tuple[Clause, ...],
-    rank: Mapping[str, int],
-    standing: Standing,
-    entrants: Iterable[str],
+    standing: Standing, rank: Mapping[str, int], entrants: Iterable[str]
 ) -> tuple[Standing, list[tuple[str, str]]]:
     """The standing once `entrants` join, and each image now kept by no clause, with why.
 
@@ -81,10 +79,11 @@ def compete(
     joining = frozenset(entrants)
     if not joining:
         return standing, []
+    clauses = standing.clauses
     kept = tuple(
         frozenset(heapq.nsmallest(clause.newest, previous | joining, key=rank.__getitem__))
         for clause, previous in zip(clauses, standing.kept, strict=True)
     )
     contenders = joining.union(*standing.kept)
     beaten = sorted(contenders.difference(*kept), key=rank.__getitem__)
-    return Standing(kept), [(digest, clauses[0].beaten) for digest in beaten]
+    return Standing(clauses, kept), [(digest, clauses[0].beaten) for digest in beaten]

@@ -88,7 +88,7 @@ def _plan_repository(
             graph.name,
             digest,
             graph.tags[digest],
-            _why_kept(graph, protected, decided, clauses, held_up, digest),
+            _why_kept(graph, protected, decided, held_up, digest),
             rule.name,
         )
         for digest in sorted(graph.manifests)
@@ -119,20 +119,8 @@ def _decide(
     standing = competition.start(clauses)
     free = held_up.roots
     while free:
-        entrants: list[str] = []
-        wanted: list[tuple[str, str, tuple[str, ...]]] = []
-        for digest in free:
-            verdict = verdicts.get(digest)
-            if verdict is None:
-                continue  # a referrer, or protected
-            if verdict.judgement is Judgement.COMPETE:
-                entrants.append(digest)
-            elif verdict.judgement is Judgement.KEEP:
-                judged_kept[digest] = verdict.reason
-            else:
-                after = anchoring.after(held_up, removed, digest) if verdict.waits else ()
-                wanted.append((digest, verdict.reason, after))
-        standing, beaten = competition.compete(clauses, rank, standing, entrants)
+        entrants, wanted = _judge(free, verdicts, held_up, removed, judged_kept)
+        standing, beaten = competition.compete(standing, rank, entrants)
         wanted.extend((d, why, anchoring.after(held_up, removed, d)) for d, why in beaten)
         going: list[str] = []
         for digest, reason, after in wanted:
@@ -147,6 +135,31 @@ def _decide(
         cascades.update(removal.cascades)
         free = removal.freed
     return _Decisions(deleted, removed, cascades, judged_kept, standing)
+
+
+def _judge(
+    free: Sequence[str],
+    verdicts: Mapping[str, Verdict],
+    held_up: Anchors,
+    removed: Mapping[str, str],
+    judged_kept: dict[str, str],
+) -> tuple[list[str], list[tuple[str, str, tuple[str, ...]]]]:
+    """Apply the verdicts on manifests just freed: those that compete, and the deletions
+    wanted (digest, reason, after); those kept are recorded in `judged_kept`."""
+    entrants: list[str] = []
+    wanted: list[tuple[str, str, tuple[str, ...]]] = []
+    for digest in free:
+        verdict = verdicts.get(digest)
+        if verdict is None:
+            continue  # a referrer, or protected
+        if verdict.judgement is Judgement.COMPETE:
+            entrants.append(digest)
+        elif verdict.judgement is Judgement.KEEP:
+            judged_kept[digest] = verdict.reason
+        else:
+            after = anchoring.after(held_up, removed, digest) if verdict.waits else ()
+            wanted.append((digest, verdict.reason, after))
+    return entrants, wanted
 
 
 def _deletions(graph: Graph, rule: Rule, decided: _Decisions) -> list[Action]:
@@ -177,7 +190,6 @@ def _why_kept(
     graph: Graph,
     protected: Mapping[str, str],
     decided: _Decisions,
-    clauses: tuple[Clause, ...],
     held_up: Anchors,
     digest: str,
 ) -> str:
@@ -185,7 +197,7 @@ def _why_kept(
         return reasons.protected(protected[digest])
     if digest in decided.judged_kept:
         return decided.judged_kept[digest]
-    by_clause = decided.standing.kept_by(clauses, digest)
+    by_clause = decided.standing.kept_by(digest)
     if by_clause is not None:
         return by_clause
     removed = decided.removed_by
