@@ -49,7 +49,7 @@ def anchors(graph: Graph) -> Anchors:
             roots.append(digest)
             continue
         of[digest] = held_by
-        for anchor in set(held_by):
+        for anchor in held_by if len(held_by) == 1 else set(held_by):
             dependents.setdefault(anchor, []).append(digest)
     return Anchors(
         of=of,
@@ -123,4 +123,7 @@ def after(held: Anchors, removed: Mapping[str, str], digest: str) -> tuple[str, 
     anchored_by = held.of.get(digest)
     if anchored_by is None:
         return ()
+    if len(anchored_by) == 1:  # the common case, without building a set
+        anchor = anchored_by[0]
+        return (removed[anchor],) if anchor in removed else ()
     return tuple(sorted({removed[a] for a in anchored_by if a in removed}))
