@@ -85,17 +85,21 @@ def remove(
     """Delete `deleted` from a repository where `removed` is already gone."""
     removed_by: dict[str, str] = {}
     cascades: dict[str, tuple[str, ...]] = {}
+    referrers = graph.referrers
     for digest in deleted:
         removed_by[digest] = digest
-        found = _cascade(graph, digest, removed, removed_by)
-        if found:
-            cascades[digest] = tuple(sorted(found))
+        if digest in referrers:
+            found = _cascade(graph, digest, removed, removed_by)
+            if found:
+                cascades[digest] = tuple(sorted(found))
     freed: list[str] = []
     seen: set[str] = set()
+    dependents, anchored_by = held.dependents, held.of
     for item in removed_by:
-        for dependent in held.dependents.get(item, ()):
-            if dependent not in seen and all(
-                a in removed_by or a in removed for a in held.of[dependent]
+        for dependent in dependents.get(item, ()):
+            anchors = anchored_by[dependent]
+            if len(anchors) == 1 or (
+                dependent not in seen and all(a in removed_by or a in removed for a in anchors)
             ):
                 seen.add(dependent)
                 freed.append(dependent)

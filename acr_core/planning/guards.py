@@ -18,6 +18,7 @@ class Guards:
     unread: frozenset[str]
     unknown_index: str | None  # the first index whose children are unknown
     incomplete: str | None  # why the listings may miss manifests or tags
+    active: bool  # whether any deletion may be held: the planner skips `hold` otherwise
 
     def hold(self, digest: str, reason: str) -> str | None:
         """Why deleting `digest` (for `reason`) must wait for a later run, or None."""
@@ -32,4 +33,6 @@ class Guards:
 
 def guards(graph: Graph) -> Guards:
     unknown = graph.unknown_children
-    return Guards(graph.unread, unknown[0] if unknown else None, graph.incomplete)
+    index = unknown[0] if unknown else None
+    active = bool(graph.unread) or index is not None or graph.incomplete is not None
+    return Guards(graph.unread, index, graph.incomplete, active)

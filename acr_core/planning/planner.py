@@ -124,7 +124,7 @@ def _decide(
         wanted.extend((d, why, anchoring.after(held_up, removed, d)) for d, why in beaten)
         going: list[str] = []
         for digest, reason, after in wanted:
-            hold = guard.hold(digest, reason)
+            hold = guard.hold(digest, reason) if guard.active else None
             if hold is None:
                 deleted[digest] = (reason, after)
                 going.append(digest)
