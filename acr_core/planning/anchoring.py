@@ -18,8 +18,8 @@ from acr_core.planning.graph import Graph
 
 @dataclass(frozen=True, slots=True)
 class Anchors:
-    of: Mapping[str, tuple[str, ...]]  # manifest -> its parents, attached subject, pinning indexes
-    dependents: Mapping[str, tuple[str, ...]]  # anchor -> the manifests it holds up
+    of: Mapping[str, Sequence[str]]  # manifest -> its parents, attached subject, pinning indexes
+    dependents: Mapping[str, Sequence[str]]  # anchor -> the manifests it holds up
     roots: tuple[str, ...]  # manifests nothing anchors, in digest order
     pinned_by: Mapping[str, tuple[str, ...]]  # subject -> indexes pinning it, in digest order
 
@@ -35,12 +35,14 @@ class Removal:
 
 def anchors(graph: Graph) -> Anchors:
     pinned_by = _pins(graph)
-    of: dict[str, tuple[str, ...]] = {}
+    # The graph's own sequences are reused where they suffice: planning a large repository
+    # allocates less, so the cycle collector has less to scan.
+    of: dict[str, Sequence[str]] = {}
     dependents: dict[str, list[str]] = {}
     roots: list[str] = []
     parents, attached_to = graph.parents, graph.attached_to
-    for digest in sorted(graph.manifests):
-        held_by = tuple(parents.get(digest, ()))
+    for digest in graph.digests:
+        held_by: Sequence[str] = parents.get(digest, ())
         if digest in attached_to:
             held_by = (*held_by, attached_to[digest])
         if digest in pinned_by:
@@ -53,7 +55,7 @@ def anchors(graph: Graph) -> Anchors:
             dependents.setdefault(anchor, []).append(digest)
     return Anchors(
         of=of,
-        dependents={a: tuple(d) for a, d in dependents.items()},
+        dependents=dependents,
         roots=tuple(roots),
         pinned_by=pinned_by,
     )

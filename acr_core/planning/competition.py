@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 
 from acr_core.planning import reasons
 from acr_core.planning.graph import Graph
@@ -34,6 +35,11 @@ class Standing:
 
     clauses: tuple[Clause, ...]
     kept: tuple[frozenset[str], ...]
+
+    @property
+    def beaten(self) -> str:
+        """Why an image no clause keeps is deleted: the first clause says (the only one today)."""
+        return self.clauses[0].beaten
 
     def kept_by(self, digest: str) -> str | None:
         """Why the first clause that keeps `digest` keeps it, or None."""
@@ -70,20 +76,22 @@ def start(clauses: tuple[Clause, ...]) -> Standing:
 
 def compete(
     standing: Standing, rank: Mapping[str, int], entrants: Iterable[str]
-) -> tuple[Standing, list[tuple[str, str]]]:
-    """The standing once `entrants` join, and each image now kept by no clause, with why.
+) -> tuple[Standing, list[str]]:
+    """The standing once `entrants` join, and the images now kept by no clause.
 
     An image beaten in an earlier round stays beaten, so each clause needs to rank only what
-    it kept so far and the entrants. The reason is the first clause's, the only one today.
+    it kept so far and the entrants.
     """
-    joining = frozenset(entrants)
+    joining = list(entrants)
     if not joining:
         return standing, []
     clauses = standing.clauses
     kept = tuple(
-        frozenset(heapq.nsmallest(clause.newest, previous | joining, key=rank.__getitem__))
+        frozenset(heapq.nsmallest(clause.newest, chain(previous, joining), key=rank.__getitem__))
         for clause, previous in zip(clauses, standing.kept, strict=True)
     )
-    contenders = joining.union(*standing.kept)
-    beaten = sorted(contenders.difference(*kept), key=rank.__getitem__)
-    return Standing(clauses, kept), [(digest, clauses[0].beaten) for digest in beaten]
+    survivors = frozenset[str]().union(*kept)
+    # Entrants are new to the competition, so only the images kept so far can appear twice.
+    contenders = chain(sorted(frozenset[str]().union(*standing.kept)), joining)
+    beaten = [digest for digest in contenders if digest not in survivors]
+    return Standing(clauses, kept), beaten

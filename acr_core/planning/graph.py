@@ -59,6 +59,7 @@ class Graph:
     name: str
     attributes: ChangeableAttributes  # the repository's own locks
     manifests: Mapping[str, ManifestProperties]
+    digests: tuple[str, ...]  # every manifest's, sorted: the order of the plan's lists
     tags: Mapping[str, tuple[str, ...]]
     tag_properties: Mapping[str, TagProperties]  # by tag name
     # When each manifest last changed, counting its tags: the later of the manifest's own
@@ -96,6 +97,7 @@ def build_graph(snapshot: RepositorySnapshot) -> Graph:
         name=snapshot.name,
         attributes=snapshot.attributes,
         manifests=manifests,
+        digests=tuple(sorted(manifests)),
         tags=edges.tags,
         tag_properties={t.name: t for t in snapshot.tags},
         updated=_updated_with_tags(manifests, snapshot.tags),

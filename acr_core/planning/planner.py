@@ -91,7 +91,7 @@ def _plan_repository(
             _why_kept(graph, protected, decided, held_up, digest),
             rule.name,
         )
-        for digest in sorted(graph.manifests)
+        for digest in graph.digests
         if digest not in decided.removed_by
     )
     return RepositoryPlan(
@@ -119,13 +119,15 @@ def _decide(
     standing = competition.start(clauses)
     free = held_up.roots
     while free:
-        entrants, wanted = _judge(free, verdicts, held_up, removed, judged_kept)
+        entrants, wanted = _judge(free, verdicts, judged_kept)
         standing, beaten = competition.compete(standing, rank, entrants)
-        wanted.extend((d, why, anchoring.after(held_up, removed, d)) for d, why in beaten)
         going: list[str] = []
-        for digest, reason, after in wanted:
+        for digest in (*wanted, *beaten):
+            verdict = verdicts[digest]
+            reason = standing.beaten if verdict.judgement is Judgement.COMPETE else verdict.reason
             hold = guard.hold(digest, reason) if guard.active else None
             if hold is None:
+                after = anchoring.after(held_up, removed, digest) if verdict.waits else ()
                 deleted[digest] = (reason, after)
                 going.append(digest)
             else:
@@ -138,16 +140,12 @@ def _decide(
 
 
 def _judge(
-    free: Sequence[str],
-    verdicts: Mapping[str, Verdict],
-    held_up: Anchors,
-    removed: Mapping[str, str],
-    judged_kept: dict[str, str],
-) -> tuple[list[str], list[tuple[str, str, tuple[str, ...]]]]:
-    """Apply the verdicts on manifests just freed: those that compete, and the deletions
-    wanted (digest, reason, after); those kept are recorded in `judged_kept`."""
+    free: Sequence[str], verdicts: Mapping[str, Verdict], judged_kept: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """Apply the verdicts on manifests just freed: those that compete, and those to delete;
+    those kept are recorded in `judged_kept`."""
     entrants: list[str] = []
-    wanted: list[tuple[str, str, tuple[str, ...]]] = []
+    wanted: list[str] = []
     for digest in free:
         verdict = verdicts.get(digest)
         if verdict is None:
@@ -157,8 +155,7 @@ def _judge(
         elif verdict.judgement is Judgement.KEEP:
             judged_kept[digest] = verdict.reason
         else:
-            after = anchoring.after(held_up, removed, digest) if verdict.waits else ()
-            wanted.append((digest, verdict.reason, after))
+            wanted.append(digest)
     return entrants, wanted
 
 
