@@ -29,6 +29,8 @@ class Judgement(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """What judging a manifest decides, and the reason a deletion or a keep gives."""
+
     judgement: Judgement
     reason: str = ""
     # Whether a deletion waits for the deletions that unanchored it (`Action.after`).
