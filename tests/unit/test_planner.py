@@ -363,6 +363,19 @@ CASES = [
         {"img", "idx"},
     ),
     c(
+        "a child of a kept index survives a deleted index that lists two of its referrers",
+        lambda b: (
+            b.image("img"),
+            b.referrer("sig", "img"),
+            b.referrer("sbom", "img"),
+            b.index("idx", ("sig", "sbom")),
+            b.index("kept", ("img",), "keep"),
+        ),
+        {"keepTags": ["keep"], "untagged": {"olderThan": "1d"}},
+        {"idx"},
+        {"img": "child of kept index"},
+    ),
+    c(
         "a manifest that would be deleted but was not inspected is kept",
         lambda b: (b.image("u", age=days(90), inspected=False), b.image("v", age=days(90))),
         {"untagged": {"olderThan": "1d"}},
