@@ -27,7 +27,7 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(UV) pip install --quiet --python $(PY) -r requirements-dev.txt -e .
 	# The Functions worker's loader, for the worker-faithful indexing test. It declares
-	# Python >= 3.13 but runs on 3.11 (shared/reference/functions-infra.md section 1.6).
+	# Python >= 3.13 but runs on 3.11 (docs/functions-facts.md section 1.6).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python \
 		azure-functions-runtime==1.3.0 azurefunctions-extensions-base==1.2.0
 	touch $@

@@ -96,7 +96,7 @@ async def on_image_pushed(event: func.EventGridEvent) -> None:
 )
 async def sweep_schedule(
     timer: func.TimerRequest,
-    out: func.Out[typing.List[str]],  # noqa: UP006 - the worker rejects list[str] (functions-infra.md 1.6)
+    out: func.Out[typing.List[str]],  # noqa: UP006 - the worker rejects list[str] (docs/functions-facts.md 1.6)
 ) -> None:
     """Fan the sweep out: one queue message per repository the policy covers."""
     messages = await handlers.scheduled_sweep(_shell, past_due=bool(timer.past_due))
@@ -108,7 +108,7 @@ async def sweep_schedule(
 @app.queue_output(arg_name="out", queue_name=SWEEP_QUEUE, connection=STORAGE_CONNECTION)
 async def sweep_repository(
     msg: func.QueueMessage,
-    out: func.Out[typing.List[str]],  # noqa: UP006 - the worker rejects list[str] (functions-infra.md 1.6)
+    out: func.Out[typing.List[str]],  # noqa: UP006 - the worker rejects list[str] (docs/functions-facts.md 1.6)
 ) -> None:
     """Clean the one repository a sweep message names, or continue a cut-off listing."""
     messages = await handlers.queued_sweep(_shell, msg.get_body(), msg.id)

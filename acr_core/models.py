@@ -3,7 +3,7 @@
 These are the client's return types and the planner's input: nothing here does I/O.
 Field names follow Microsoft's Python SDK (`created_on`, `size_in_bytes`, ...) so users feel
 at home, but unlike the SDK nothing ACR sends is dropped (`media_type`, `config_media_type`,
-`references`, quarantine state). Wire facts: ../shared/reference/acr-facts.md sections 1.3-1.10.
+`references`, quarantine state). Wire facts: docs/acr-facts.md sections 1.3-1.10.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ IMAGE_CONFIG_MEDIA_TYPES = frozenset(
 class ChangeableAttributes:
     """The four lock switches ACR keeps on a repository, a tag and a manifest, independently.
 
-    `writeEnabled=false` blocks delete as well as overwrite (acr-facts.md section 3), so an
+    `writeEnabled=false` blocks delete as well as overwrite (docs/acr-facts.md section 3), so an
     artifact is locked against deletion when either switch is off.
     """
 
@@ -144,7 +144,7 @@ class RepositorySnapshot:
 
     `manifest_count` and `tag_count` are what the repository's properties reported before the
     listings were read (None: not known). Listings leave out whatever has `listEnabled=false`
-    (acr-facts.md section 3), so a listing shorter than its count means the snapshot misses
+    (docs/acr-facts.md section 3), so a listing shorter than its count means the snapshot misses
     manifests or tags (a hidden index's children would look orphaned), and the planner then
     deletes nothing in the repository.
     """

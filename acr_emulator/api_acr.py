@@ -1,6 +1,6 @@
 """ACR's own API under /acr/v1: catalog, repository, tag and manifest attributes.
 
-Shapes, statuses and scopes: acr-facts.md sections 1.2-1.7 and 2.1. Items with
+Shapes, statuses and scopes: docs/acr-facts.md sections 1.2-1.7 and 2.1. Items with
 `listEnabled=false` are left out of listings (docs/emulator.md).
 """
 
@@ -221,7 +221,7 @@ class AcrApi:
             manifest = repo.manifests.get(digest)
             if manifest is None:
                 raise manifest_unknown(digest)
-            # PATCH does not move lastUpdateTime (acr-facts.md section 1.7).
+            # PATCH does not move lastUpdateTime (docs/acr-facts.md section 1.7).
             manifest.attributes.update(patch)
         return self._manifest_response(req, repo, manifest)
 

@@ -1,4 +1,4 @@
-"""ACR's token service: /oauth2/exchange and /oauth2/token (acr-facts.md sections 2.2-2.3).
+"""ACR's token service: /oauth2/exchange and /oauth2/token (docs/acr-facts.md sections 2.2-2.3).
 
 - `POST /oauth2/exchange` (form `grant_type=access_token`, `service`, `access_token`): an AAD
   access token -> an ACR refresh token. Any JWT-shaped AAD token is trusted; its `oid` (or

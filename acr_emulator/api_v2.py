@@ -1,6 +1,6 @@
 """The OCI distribution API under /v2: catalog, tags, manifests, referrers (blobs: `api_blobs`).
 
-ACR specifics (acr-facts.md sections 1.1, 1.8, 1.9): manifests are deleted only by digest
+ACR specifics (docs/acr-facts.md sections 1.1, 1.8, 1.9): manifests are deleted only by digest
 (405 `UNSUPPORTED` by tag); a locked repository, tag or manifest answers 405
 `REGISTRY_DISALLOWED_OPERATION`; `readEnabled=false` refuses pulls the same way.
 """
@@ -135,7 +135,7 @@ class V2Api:
         if not readable or (tag is not None and not tag.attributes.read_enabled):
             raise disallowed()
         if manifest.media_type in INDEX_TYPES and not _accepts(req, manifest.media_type):
-            # An index goes only to a client that says it takes one (acr-facts.md 1.8); ACR's
+            # An index goes only to a client that says it takes one (docs/acr-facts.md 1.8); ACR's
             # answer otherwise is UNCERTAIN, a 404 is the loudest choice (docs/emulator.md).
             raise RegistryError(
                 404,

@@ -1,4 +1,4 @@
-"""ACR's token service and permission model, from the wire facts (acr-facts.md sections 2 and 6).
+"""ACR's token service and permission model, from the wire facts (docs/acr-facts.md 2 and 6).
 
 Tokens are JWTs (HS256 with a per-emulator secret): clients read only the `exp` claim, as they
 do with ACR's RS256 tokens. An access token carries Docker-token-spec `access` entries: the
@@ -22,18 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# Wire actions (challenge scopes, acr-facts.md section 2.1).
+# Wire actions (challenge scopes, docs/acr-facts.md section 2.1).
 PULL, PUSH, DELETE = "pull", "push", "delete"
 METADATA_READ, METADATA_WRITE = "metadata_read", "metadata_write"
 REPOSITORY_ACTIONS = frozenset({PULL, PUSH, DELETE, METADATA_READ, METADATA_WRITE})
 CATALOG = "catalog"  # stands for registry:catalog:*
-# The Basic username that takes an ACR refresh token as its password (acr-facts.md 2.2).
+# The Basic username that takes an ACR refresh token as its password (docs/acr-facts.md 2.2).
 TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 
 _ALL = REPOSITORY_ACTIONS | {CATALOG}
 _READ = frozenset({PULL, METADATA_READ, CATALOG})
 
-# What each built-in role permits, per role-assignment mode (acr-facts.md section 6).
+# What each built-in role permits, per role-assignment mode (docs/acr-facts.md section 6).
 # AcrPush does not include delete: the docs' "untag" is ambiguous and least privilege is the
 # safer reading for a cleaner (docs/emulator.md). "AcrMetadataWriter" stands for the custom role
 # with registries/metadata/read+write that lock changes need in non-ABAC mode.
@@ -53,7 +53,7 @@ ABAC_ROLES: dict[str, frozenset[str]] = {
     "Container Registry Repository Catalog Lister": frozenset({CATALOG}),
 }
 ROLES = frozenset(RBAC_ROLES) | frozenset(ABAC_ROLES)
-# Anonymous pull makes every repository readable and listable (acr-facts.md section 2.6).
+# Anonymous pull makes every repository readable and listable (docs/acr-facts.md section 2.6).
 ANONYMOUS_ACTIONS = _READ
 
 

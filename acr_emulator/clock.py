@@ -70,13 +70,13 @@ def _wall() -> datetime:
 
 
 def format_acr_time(when: datetime) -> str:
-    """ACR's /acr/v1 timestamp: UTC with 7 fractional digits (acr-facts.md section 1.0)."""
+    """ACR's /acr/v1 timestamp: UTC with 7 fractional digits (docs/acr-facts.md section 1.0)."""
     when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond:06d}0Z"
 
 
 def format_event_time(when: datetime) -> str:
-    """Event Grid `data.timestamp`: 9 fractional digits (acr-facts.md section 5)."""
+    """Event Grid `data.timestamp`: 9 fractional digits (docs/acr-facts.md section 5)."""
     when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond:06d}000Z"
 

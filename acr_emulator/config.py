@@ -14,7 +14,7 @@ DEFAULT_RESOURCE_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/acr-emulator"
     "/providers/Microsoft.ContainerRegistry/registries/emulator"
 )
-# Audiences an AAD token may carry for the exchange (acr-facts.md section 2.5): ACR's own, and
+# Audiences an AAD token may carry for the exchange (docs/acr-facts.md section 2.5): ACR's own, and
 # the ARM ones accepted while azureADAuthenticationAsArmPolicy is enabled (the default).
 DEFAULT_AUDIENCES = (
     "https://containerregistry.azure.net",
@@ -34,7 +34,7 @@ class EmulatorConfig:
     with no `Emulator.grant` gets; None means full data-plane access in the chosen mode.
     `retag_moves_manifest_time`: whether tagging a manifest the repository already holds
     moves that manifest's `lastUpdateTime` (the tag's always moves). ACR documents only the
-    tag's (acr-facts.md 1.4, UNCERTAIN), so a cleaner's tests should pass both ways.
+    tag's (docs/acr-facts.md 1.4, UNCERTAIN), so a cleaner's tests should pass both ways.
     `tokens_use_clock`: the emulator's tokens take `iat`/`exp` from the registry clock (so a
     test expires them with `emu.clock.advance`) instead of the wall clock. Off by default:
     Microsoft's SDK compares `exp` with its own wall clock. `scoped_tokens`: ACR tokens with

@@ -33,7 +33,7 @@ MANIFEST_TYPES = frozenset(
         ORAS_ARTIFACT_MANIFEST,
     }
 )
-# The OCI image-spec caps manifests at 4 MiB, as does ACR (acr-facts.md section 4).
+# The OCI image-spec caps manifests at 4 MiB, as does ACR (docs/acr-facts.md section 4).
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")

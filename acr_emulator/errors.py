@@ -1,6 +1,6 @@
 """The errors the emulator answers with, in ACR's `{"errors":[{code,message,detail}]}` shape.
 
-Codes, statuses and messages are those seen on the wire (acr-facts.md sections 1.13 and 3).
+Codes, statuses and messages are those seen on the wire (docs/acr-facts.md sections 1.13 and 3).
 """
 
 from __future__ import annotations

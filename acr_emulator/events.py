@@ -1,6 +1,6 @@
 """ImagePushed / ImageDeleted events, shaped as Azure documents them, and their delivery.
 
-Shapes (acr-facts.md section 5; learn.microsoft.com event-schema-container-registry):
+Shapes (docs/acr-facts.md section 5; learn.microsoft.com event-schema-container-registry):
 - Event Grid schema: `id, topic, subject, eventType, eventTime, data, dataVersion, metadataVersion`;
   `data.location` and `dataVersion "2.0"` follow the newer docs.azure.cn sample.
 - CloudEvents 1.0: `id, source, subject, type, time, data, specversion`; its `data` carries no

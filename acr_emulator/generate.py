@@ -1,6 +1,6 @@
 """A generator of realistic registries, as seeding fixtures.
 
-What a long-lived ACR looks like (acr-facts.md sections 1.6, 1.9 and 3): releases over months,
+What a long-lived ACR looks like (docs/acr-facts.md sections 1.6, 1.9 and 3): releases over months,
 some multi-arch (an index over amd64 and arm64 images plus buildx attestation children with
 platform unknown/unknown), some signed (cosign-style signatures and SBOMs as referrers with a
 `subject`), release tags locked, `latest` and `main` moved forward release after release, and

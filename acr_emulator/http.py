@@ -124,7 +124,7 @@ def error_response(exc: RegistryError) -> Response:
 
 
 def not_found() -> Response:
-    """ACR's router-level 404: plain text, no challenge (acr-facts.md section 1.0)."""
+    """ACR's router-level 404: plain text, no challenge (docs/acr-facts.md section 1.0)."""
     return Response(404, b"404 page not found\n", [], "text/plain; charset=utf-8")
 
 

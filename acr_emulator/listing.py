@@ -1,4 +1,4 @@
-"""Paging and ordering for list endpoints, with ACR's `Link` header (acr-facts.md 1.11-1.12).
+"""Paging and ordering for list endpoints, with ACR's `Link` header (docs/acr-facts.md 1.11-1.12).
 
 `n` defaults to 100 and is capped at 1000. Without `orderby`, `last` is the last name (or
 digest) of the previous page and results are lexical. With `orderby=timeasc|timedesc`, the

@@ -1,5 +1,5 @@
 """What the registry APIs tell the event bus: an ImagePushed per manifest stored, an
-ImageDeleted per manifest removed (shapes in `events`, acr-facts.md section 5)."""
+ImageDeleted per manifest removed (shapes in `events`, docs/acr-facts.md section 5)."""
 
 from __future__ import annotations
 

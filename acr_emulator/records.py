@@ -36,7 +36,7 @@ class Attributes:
 
     @property
     def deletable(self) -> bool:
-        # writeEnabled=false denies delete as well as push (acr-facts.md section 3).
+        # writeEnabled=false denies delete as well as push (docs/acr-facts.md section 3).
         return self.delete_enabled and self.write_enabled
 
     def to_wire(self) -> dict[str, bool]:

@@ -2,7 +2,7 @@
 
 Repositories hold manifests (content-addressed, real sha256 of the stored bytes) and tags;
 locks (`changeableAttributes`) live at all three levels. Every rule here is an ACR behaviour
-from acr-facts.md section 3; where that file says UNCERTAIN the choice is the one safest for a
+from docs/acr-facts.md section 3; where that file says UNCERTAIN the choice is the one safest for a
 cleaner, listed in docs/emulator.md. Listing orders are sorted once per repository and then
 kept in step with every push, re-tag and delete by bisection, so a page costs a bisect and a
 delete costs a bisect, never a re-sort of the repository.
@@ -160,7 +160,7 @@ class Registry:
         )
 
     def _point_tag(self, repo: Repository, name: str, manifest: Manifest, now: datetime) -> None:
-        # Moving a tag keeps its createdTime and moves its lastUpdateTime (acr-facts.md 1.4);
+        # Moving a tag keeps its createdTime and moves its lastUpdateTime (docs/acr-facts.md 1.4);
         # the manifest it now names counts as updated unless configured otherwise (UNCERTAIN).
         tag = repo.tags.get(name)
         if tag is None:
@@ -208,7 +208,7 @@ class Registry:
     # ---- deletes -------------------------------------------------------------------------
 
     def delete_tag(self, name: str, tag_name: str, now: datetime) -> Tag:
-        """Untag: the manifest stays (acr-facts.md section 3)."""
+        """Untag: the manifest stays (docs/acr-facts.md section 3)."""
         with self.lock:
             repo = self.repository(name)
             tag = self.tag(repo, tag_name)
@@ -292,7 +292,7 @@ class Registry:
         )
 
     def _drop_if_empty(self, repo: Repository) -> None:
-        # A repository disappears with its last manifest (acr-facts.md section 1.3).
+        # A repository disappears with its last manifest (docs/acr-facts.md section 1.3).
         if not repo.manifests:
             del self.repositories[repo.name]
             self._catalog_version += 1

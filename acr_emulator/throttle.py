@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# ReadOps / WriteOps per minute (acr-facts.md section 4, "minimum estimates" in the docs).
+# ReadOps / WriteOps per minute (docs/acr-facts.md section 4, "minimum estimates" in the docs).
 SKU_LIMITS: dict[str, tuple[int, int]] = {
     "Basic": (1_000, 100),
     "Standard": (3_000, 500),

@@ -1,4 +1,4 @@
-"""The JSON shapes ACR returns on /acr/v1 (acr-facts.md sections 1.3-1.7), from the store."""
+"""The JSON shapes ACR returns on /acr/v1 (docs/acr-facts.md sections 1.3-1.7), from the store."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def tag_attributes(tag: Tag) -> dict[str, Any]:
 
 
 def manifest_attributes(manifest: Manifest) -> dict[str, Any]:
-    """One manifest's attributes; untagged manifests omit `tags` (acr-facts.md section 1.6)."""
+    """One manifest's attributes; untagged manifests omit `tags` (docs/acr-facts.md section 1.6)."""
     item: dict[str, Any] = {
         "digest": manifest.digest,
         "imageSize": manifest.image_size,

@@ -32,7 +32,7 @@ import httpx
 from bench.scenarios import OCI_MANIFEST, SeedImage
 from scripts.oci_push import BasicTokenAuth
 
-# ReadOps / WriteOps per minute (acr-facts.md section 4; the emulator's presets).
+# ReadOps / WriteOps per minute (docs/acr-facts.md section 4; the emulator's presets).
 SKUS = {"Basic": (1_000, 100), "Standard": (3_000, 500), "Premium": (10_000, 2_000)}
 START_TIMEOUT = 60.0
 # The registry's ARM id: the topic of its events, which the function checks.

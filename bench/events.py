@@ -1,7 +1,7 @@
 """A webhook on loopback that waits for the emulator's `ImagePushed` event.
 
 Event Grid delivers an array of events in its own schema, or CloudEvents 1.0 (one object, or an
-array in batch mode); both carry the pushed image under `data.target` (acr-facts.md section 5).
+array in batch mode); both carry the pushed image under `data.target` (docs/acr-facts.md section 5).
 A `Microsoft.EventGrid.SubscriptionValidationEvent` is answered with its validation code, as an
 Event Grid webhook must, and waiting goes on.
 """

@@ -10,7 +10,7 @@
 // pass 2 with true.
 //
 // The scanned Bicep stays inside pycep-parser 0.5.1's grammar (checkov's parser): no typed arrays,
-// no literal-union types, no decorators inside `type`, no func/import (functions-infra.md 4.2).
+// no literal-union types, no decorators inside `type`, no func/import (docs/functions-facts.md 4.2).
 targetScope = 'resourceGroup'
 
 @minLength(1)
@@ -97,7 +97,7 @@ param tags object = {}
 // with an Event Grid trigger (docs/architecture.md, "Function names").
 var eventFunctionName = 'on_image_pushed'
 // The queue the timer fans out to (docs/architecture.md). `<queue>-poison` receives messages that
-// failed maxDequeueCount times (functions-infra.md 1.4).
+// failed maxDequeueCount times (docs/functions-facts.md 1.4).
 var sweepQueueName = 'acr-cleanup-sweep'
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'

@@ -13,7 +13,7 @@ pointed at the wrong registry, can deliver one. `read_image_pushed` accepts an e
 Anything else becomes an `Ignored` with one sentence saying why; this module never raises on
 bad input, so a hostile or broken event cannot cause a retry storm. Pure: no I/O, no azure.
 
-Payload shapes: ../shared/reference/acr-facts.md section 5 (learn.microsoft.com
+Payload shapes: docs/acr-facts.md section 5 (learn.microsoft.com
 event-schema-container-registry; data schema from azure-rest-api-specs
 `specification/eventgrid/data-plane/Microsoft.ContainerRegistry/stable/2018-01-01`).
 """
@@ -141,7 +141,8 @@ def read_image_pushed(
     """Accept `envelope` only if it is a well-formed ImagePushed from the configured registry."""
     eid = _short(envelope.id)
     if envelope.type != IMAGE_PUSHED:
-        # Our own deletions emit ImageDeleted (acr-facts.md section 5): expected, not suspicious.
+        # Our own deletions emit ImageDeleted (docs/acr-facts.md section 5): expected, not
+        # suspicious.
         expected = envelope.type.startswith("Microsoft.ContainerRegistry.")
         return Ignored(
             eid, f"event type {_short(envelope.type)!r} is not {IMAGE_PUSHED}", not expected
@@ -198,7 +199,7 @@ def _read_target(eid: str, target: Mapping[str, object]) -> ImagePushed | Ignore
         return Ignored(
             eid, f"data.target.digest {_short(digest)!r} is not a sha256/sha512 digest", True
         )
-    # Pushes by digest (index children, referrers) carry no tag (acr-facts.md section 5).
+    # Pushes by digest (index children, referrers) carry no tag (docs/acr-facts.md section 5).
     tag = target.get("tag")
     if tag is not None and (not isinstance(tag, str) or not TAG_RE.fullmatch(tag)):
         return Ignored(eid, f"data.target.tag {_short(tag)!r} is not a valid tag", True)

@@ -1,6 +1,6 @@
 """Planning stage 1, the graph: one repository's snapshot as digests and the edges between them.
 
-Decisions are per digest (deleting a manifest deletes all its tags; acr-facts.md section 3). A
+Decisions are per digest (deleting a manifest deletes all its tags; docs/acr-facts.md section 3). A
 *referrer* has a `subject` (known from `RepositorySnapshot.contents`); an *attached artifact*
 carries only tags of the OCI referrers tag schema (`sha256-<hex>` with an optional suffix such as
 `.sig`) and belongs to the manifest that tag names; a *child* is listed by an index in the
@@ -64,7 +64,7 @@ class Graph:
     tag_properties: Mapping[str, TagProperties]  # by tag name
     # When each manifest last changed, counting its tags: the later of the manifest's own
     # lastUpdateTime and those of the tags on it. ACR documents that a re-pointed tag's
-    # lastUpdateTime moves (acr-facts.md 1.4) but not that its manifest's does, so an old image
+    # lastUpdateTime moves (docs/acr-facts.md 1.4) but not that its manifest's does, so an old image
     # just re-tagged `prod` (a rollback) must count as new for minAge and keepLatest.
     updated: Mapping[str, datetime | None]
     children: Mapping[str, tuple[str, ...]]  # index -> children present in the repository

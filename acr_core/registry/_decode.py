@@ -1,6 +1,6 @@
 """ACR's JSON bodies and raw manifests turned into `acr_core.models`, leniently.
 
-Tolerant by design (acr-facts.md sections 1.3-1.10): unknown fields are ignored, `tags` may be
+Tolerant by design (docs/acr-facts.md sections 1.3-1.10): unknown fields are ignored, `tags` may be
 absent, null or `[]`, optional fields may be missing, timestamps carry 7-9 fractional digits.
 What a cleaner cannot work without (a digest, a name) raises `InvalidResponseError`.
 """
@@ -92,7 +92,7 @@ def tag(item: object, registry: str, repository_name: str) -> TagProperties:
     name = _text(data, "name", "a tag")
     signed = data.get("signed")
     attrs = dict(data.get("changeableAttributes") or {})
-    # Quarantine state has been seen on the tag object itself (acr-facts.md section 1.4).
+    # Quarantine state has been seen on the tag object itself (docs/acr-facts.md section 1.4).
     for key in ("quarantineState", "quarantineDetails"):
         if key in data and key not in attrs:
             attrs[key] = data[key]

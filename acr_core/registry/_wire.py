@@ -1,7 +1,7 @@
 """Pure helpers for ACR's wire text: challenges, scopes, Link headers, JWT expiry, redaction.
 
 No I/O and no state; every function here is table-tested in tests/unit/test_wire_helpers.py.
-Wire facts: ../shared/reference/acr-facts.md sections 1.0, 1.12, 2.1 and 2.4.
+Wire facts: docs/acr-facts.md sections 1.0, 1.12, 2.1 and 2.4.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def parse_challenge(header: str) -> Challenge | None:
 def predict_scope(method: str, path: str) -> str | None:
     """The scope ACR will challenge for a request, from its method and decoded path.
 
-    Observed per operation in ACR's recordings (acr-facts.md section 2.1). Only a guess to
+    Observed per operation in ACR's recordings (docs/acr-facts.md section 2.1). Only a guess to
     save a 401: the auth flow always obeys the scope the registry actually asks for.
     """
     method = method.upper()
@@ -89,7 +89,7 @@ def parse_next_link(header: str | None) -> str | None:
     """The target of the `rel="next"` link in a `Link` header, verbatim, or None on the last page.
 
     ACR sends one relative link (`</acr/v1/_catalog?last=x&n=1&orderby=>; rel="next"`,
-    acr-facts.md section 1.12); a link without any `rel` is taken as next, as the SDKs do.
+    docs/acr-facts.md section 1.12); a link without any `rel` is taken as next, as the SDKs do.
     """
     if not header:
         return None
@@ -161,7 +161,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 # Azure services may give the wait in milliseconds; azure-core's pipelines read these two
 # before `Retry-After` (@azure/core-rest-pipeline throttlingRetryStrategy). ACR documents none
-# of them for its 429s (acr-facts.md section 4), so every form is honoured.
+# of them for its 429s (docs/acr-facts.md section 4), so every form is honoured.
 _RETRY_AFTER_MS_HEADERS = ("retry-after-ms", "x-ms-retry-after-ms")
 
 
@@ -195,7 +195,7 @@ def redact_url(url: httpx.URL | str) -> str:
 def parse_datetime(value: object) -> datetime | None:
     """A timezone-aware datetime from ACR's ISO 8601 text (7-9 fractional digits, Z or offset).
 
-    Python 3.11's `fromisoformat` reads all of these (acr-facts.md section 1.0); a naive value
+    Python 3.11's `fromisoformat` reads all of these (docs/acr-facts.md section 1.0); a naive value
     is taken as UTC. Raises ValueError for text that is not a timestamp.
     """
     if value is None or value == "":

@@ -1,6 +1,6 @@
 """ACR authentication as an `httpx.Auth` flow, with per-scope token caches.
 
-The dance (acr-facts.md section 2): a request without a token gets 401 with
+The dance (docs/acr-facts.md section 2): a request without a token gets 401 with
 `WWW-Authenticate: Bearer realm=...,service=...,scope=...`; an AAD token for
 `<audience>/.default` is exchanged at `POST /oauth2/exchange` for an ACR refresh token (one per
 registry); the refresh token buys an access token per scope at `POST /oauth2/token`; the request
@@ -46,11 +46,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
 # Used when a token is not a JWT with `exp`: ACR documents 3 h for its tokens
-# (acr-facts.md section 2.4); a shorter guess only costs an early refresh.
+# (docs/acr-facts.md section 2.4); a shorter guess only costs an early refresh.
 _OPAQUE_ACCESS_LIFETIME = 600.0
 _OPAQUE_REFRESH_LIFETIME = 3600.0
 # After a re-grant was refused for insufficient scope, how long before trying a new grant
-# again: role assignments take minutes to propagate (acr-facts.md section 6, UNCERTAIN).
+# again: role assignments take minutes to propagate (docs/acr-facts.md section 6, UNCERTAIN).
 _REGRANT_INTERVAL = 60.0
 
 

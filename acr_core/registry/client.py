@@ -1,7 +1,8 @@
 """`AcrClient`: one short async method per ACR data-plane endpoint, over one `httpx.AsyncClient`.
 
-Method names follow Microsoft's Python SDK (acr-facts.md section 7) so users feel at home; unlike
-it, nothing ACR sends is dropped, access tokens are cached per scope, and PATCH is retried.
+Method names follow Microsoft's Python SDK (docs/acr-facts.md section 7) so users feel at
+home; unlike it, nothing ACR sends is dropped, access tokens are cached per scope, and PATCH is
+retried.
 The cleaner itself only reads, deletes manifests and locks tags; the repository, manifest and
 tag property updates and the repository and tag deletes are here for parity with the SDK's
 `ContainerRegistryClient` (same names and keywords), which the sync client and the quickstart
@@ -50,10 +51,10 @@ from acr_core.registry.transport import (
 
 OrderBy = Literal["timedesc", "timeasc"] | None
 
-# ACR caps `n` at 1000 and its default is smaller (acr-facts.md section 1.12): always send it.
+# ACR caps `n` at 1000 and its default is smaller (docs/acr-facts.md section 1.12): always send it.
 MAX_PAGE_SIZE = 1000
 # Every manifest type a cleaner must see as itself; without the index types ACR may not
-# return an index as such (acr-facts.md section 1.8). The ORAS type is what ACR's SDKs add.
+# return an index as such (docs/acr-facts.md section 1.8). The ORAS type is what ACR's SDKs add.
 MANIFEST_ACCEPT = ", ".join(
     [
         OCI_MANIFEST,
@@ -136,7 +137,7 @@ class AcrClient:
     ) -> AsyncIterator[str]:
         """Repository names in lexical order; with `last`, only those after it.
 
-        ACR: "Result set will include values lexically after last" (acr-facts.md 1.2), so a
+        ACR: "Result set will include values lexically after last" (docs/acr-facts.md 1.2), so a
         listing cut short can be resumed from the last name it returned.
         """
         params = {"n": str(_page_size(results_per_page))}

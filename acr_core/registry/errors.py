@@ -48,7 +48,7 @@ _AUTH_SCHEME = re.compile(
     r"(?i)\b(basic|bearer)\s+(?!(?:realm|service|scope|error)=|<redacted>)[^\s\"',;]+"
 )
 
-# What grants each ACR action (acr-facts.md section 6). Keys are the action part of a scope.
+# What grants each ACR action (docs/acr-facts.md section 6). Keys are the action part of a scope.
 _ROLE_FOR_ACTION: Mapping[str, str] = {
     "pull": "AcrPull (ABAC registries: Container Registry Repository Reader)",
     "metadata_read": "AcrPull (ABAC registries: Container Registry Repository Reader)",
@@ -82,7 +82,8 @@ class AcrError(Exception):
 
 class AcrResponseError(AcrError):
     """The registry answered with an error status; keeps ACR's error code and message, and the
-    response's `X-Ms-Correlation-Request-Id`, which Azure support asks for (acr-facts.md 1.0)."""
+    response's `X-Ms-Correlation-Request-Id`, which Azure support asks for (docs/acr-facts.md
+    1.0)."""
 
     def __init__(
         self,
@@ -214,7 +215,7 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     if isinstance(data, dict):
         errors = data.get("errors")
         # The wire form is `{"errors":[...]}`; the TypeSpec spec declares `{"error":{...}}`
-        # (acr-facts.md section 1.0), so that is read too.
+        # (docs/acr-facts.md section 1.0), so that is read too.
         if not (isinstance(errors, list) and errors) and isinstance(data.get("error"), dict):
             errors = [data["error"]]
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):

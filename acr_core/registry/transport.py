@@ -5,7 +5,7 @@ one policy covers them all and `ClientStats` counts every request that reached t
 Retried: 408, 429, 5xx other than 501/505, and transport errors, waiting as long as a 429 or
 503 asks (`Retry-After`, or Azure's `retry-after-ms` forms), for idempotent requests only:
 GET, HEAD, PUT, PATCH, DELETE, and POSTs to `/oauth2/` (a token request has no side effect).
-A PATCH of locks is idempotent even though azure-core does not retry it (acr-facts.md
+A PATCH of locks is idempotent even though azure-core does not retry it (docs/acr-facts.md
 section 7). Bounded by attempts and by a total deadline.
 
 This is the one place 429s are handled. Each 429 is counted and reported once to the throttle
@@ -45,7 +45,7 @@ class RetryPolicy:
     """How hard to retry. `RetryPolicy.off()` sends every request once (tests use it).
 
     Defaults: 6 attempts within 120 s. azure-core, which the official SDK uses, allows 3 status
-    retries with backoff factor 0.8 capped at 120 s (acr-facts.md section 7); ACR's throttling
+    retries with backoff factor 0.8 capped at 120 s (docs/acr-facts.md section 7); ACR's throttling
     windows are per minute (section 4), so a run must be able to wait out most of one.
 
     Worst case per HTTP request: `attempts` (6) attempts; a retry is only started when its wait
@@ -194,8 +194,8 @@ def _untrusted(exc: BaseException) -> bool:
 async def _buffered(response: httpx.Response, request: httpx.Request) -> httpx.Response:
     """The response with its body read here, so a connection lost mid-body can be retried.
 
-    ACR's bodies are small JSON documents and manifests (4 MiB at most, acr-facts.md section 4).
-    The raw bytes are kept: decoding stays with the client, as for any response.
+    ACR's bodies are small JSON documents and manifests (4 MiB at most, docs/acr-facts.md
+    section 4). The raw bytes are kept: decoding stays with the client, as for any response.
     """
     if response.is_stream_consumed:  # already in memory (in-process transports)
         return response

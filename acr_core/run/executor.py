@@ -17,12 +17,12 @@ index pointing at deleted children.
 The window that remains: a change that reaches ACR after the re-check reads were answered and
 before the DELETE reaches it, about one round trip (longer if the transport retries the DELETE),
 is not seen. Locks are the exception: ACR itself refuses to delete a locked manifest, or in a
-repository with `writeEnabled=false` (acr-facts.md section 3). Not seen at all:
+repository with `writeEnabled=false` (docs/acr-facts.md section 3). Not seen at all:
 a tag removed from another manifest (it makes nothing newer), a manifest pushed hidden
 (`listEnabled=false`) while this run's own DELETEs are in flight (they mask it in the count).
 
 Cost per deletion: 5 + t reads (t = its planned tags), sent together, then the DELETE. At the
-2026 per-identity budgets (acr-facts.md section 4.1) 500 deletions a minute on Basic/Standard
+2026 per-identity budgets (docs/acr-facts.md section 4.1) 500 deletions a minute on Basic/Standard
 cost 3,000 reads a minute with one tag each, within the 5,000 DataplaneRead; on Premium reads
 bound deletions to about 1,600 a minute. No ListReferrers request is made (its budget is 250 a
 minute): new referrers show up as the newest manifest.
@@ -295,7 +295,7 @@ class Executor:
                 return ActionOutcome(action, Outcome.SKIPPED_LOCKED, f"locked: {exc}")
         if not deleted:
             return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
-        # ACR deletes the manifest's referrers with it (acr-facts.md section 3).
+        # ACR deletes the manifest's referrers with it (docs/acr-facts.md section 3).
         self._confirmed[repository] = self._confirmed.get(repository, 0) + 1 + len(action.cascades)
         return ActionOutcome(action, Outcome.APPLIED)
 
@@ -367,7 +367,7 @@ class Executor:
         """What changed in the repository since the snapshot that a re-plan must see, or None.
 
         Every push, re-tag, new referrer or new index makes a manifest or a tag newer than the
-        snapshot's (lastUpdateTime, acr-facts.md sections 1.4, 1.11), and a push adds to the
+        snapshot's (lastUpdateTime, docs/acr-facts.md sections 1.4, 1.11), and a push adds to the
         manifest count, which this run's own deletions only lower.
         """
         snapshot, now = self._snapshots.get(repository), reads.repository
@@ -398,7 +398,7 @@ class Executor:
         if before is None or before.digest != tag.digest:
             return True
         # Whether a tag's PATCH moves its lastUpdateTime is not documented (a manifest's
-        # does not, acr-facts.md section 1.7): this run's own locks do not count as a change.
+        # does not, docs/acr-facts.md section 1.7): this run's own locks do not count as a change.
         return before.last_updated_on != tag.last_updated_on and (
             (repository, tag.name) not in self._locking
         )

@@ -3,7 +3,7 @@
 One `Governor` per run, shared by every repository, holds a limiter for reads and one for
 writes. Concurrency grows while requests succeed and halves when ACR answers 429, and new
 requests wait out `Retry-After`. Token buckets can cap it below the SKU's published budget
-(acr-facts.md section 4: WriteOps per minute Basic 100, Standard 500, Premium 2000; ReadOps
+(docs/acr-facts.md section 4: WriteOps per minute Basic 100, Standard 500, Premium 2000; ReadOps
 1000, 3000, 10000), so a large sweep runs just under the limit instead of bouncing off it.
 
 The limiters only set the pace; they never retry. Retrying a 429 is the client transport's job
@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 # acr purge caps parallel deletes at 32, "the max number of parallel delete requests recommended
-# by ACR server" (Azure/acr-cli cmd/acr/purge.go, acr-facts.md section 4).
+# by ACR server" (Azure/acr-cli cmd/acr/purge.go, docs/acr-facts.md section 4).
 DEFAULT_MAX_CONCURRENCY = 32
 
 
@@ -49,7 +49,7 @@ class TokenBucket:
     """`rate_per_minute` tokens a minute, with at most one second's worth in a burst.
 
     ACR throttles bursts "even when the average rate is within registry limits"
-    (acr-facts.md section 4), hence the small burst.
+    (docs/acr-facts.md section 4), hence the small burst.
     """
 
     def __init__(

@@ -63,7 +63,7 @@ __all__ = [
 # Repositories read at the same time. Requests are bounded by the read limiter anyway; this
 # bounds how many snapshots are held half-built in memory.
 REPOSITORY_CONCURRENCY = 8
-# ACR caps a page at 1000 items whatever `n` asks for (acr-facts.md section 1.12).
+# ACR caps a page at 1000 items whatever `n` asks for (docs/acr-facts.md section 1.12).
 PAGE_SIZE = 1000
 
 T = TypeVar("T")

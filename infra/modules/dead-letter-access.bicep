@@ -7,7 +7,7 @@ param containerName string
 @description('Principal of the system topic\'s system-assigned identity.')
 param principalId string
 
-// Built-in role "Storage Blob Data Contributor" (functions-infra.md 3.2).
+// Built-in role "Storage Blob Data Contributor" (docs/functions-facts.md 3.2).
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {

@@ -20,12 +20,12 @@ param deadLetterStorageAccountId string
 param deadLetterContainerName string
 
 // Only pushes: a delete never makes anything eligible for cleanup, and the function ignores
-// every other type anyway (acr-facts.md section 5).
+// every other type anyway (docs/acr-facts.md section 5).
 var includedEventTypes = [
   'Microsoft.ContainerRegistry.ImagePushed'
 ]
 
-// data.target.repository is the pushed image's repository (acr-facts.md section 5).
+// data.target.repository is the pushed image's repository (docs/acr-facts.md section 5).
 // StringBeginsWith takes up to 25 values, OR-ed together.
 var prefixFilters = empty(repositoryPrefixes) ? [] : [
   {

@@ -4,7 +4,7 @@
 // Flex rejects the classic settings (FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
 // WEBSITE_RUN_FROM_PACKAGE, WEBSITE_CONTENT*, SCM_DO_BUILD_DURING_DEPLOYMENT, ENABLE_ORYX_BUILD,
 // WEBSITE_TIME_ZONE, TZ) and linuxFxVersion: the runtime is functionAppConfig.runtime
-// (functions-infra.md 3.1). None of them is set here.
+// (docs/functions-facts.md 3.1). None of them is set here.
 param location string
 param tags object
 param planName string
@@ -118,7 +118,7 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   }
 }
 
-// Host storage and telemetry, identity-based (functions-infra.md 3.2). Blob and queue are all the
+// Host storage and telemetry, identity-based (docs/functions-facts.md 3.2). Blob and queue are all the
 // host and the sweep queue use; no table service.
 var platformSettings = {
   AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint

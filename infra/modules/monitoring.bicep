@@ -8,7 +8,7 @@ param appInsightsName string
 @description('Principal that sends telemetry (the app\'s user-assigned identity).')
 param publisherPrincipalId string
 
-// Built-in role "Monitoring Metrics Publisher" (functions-infra.md 3.2).
+// Built-in role "Monitoring Metrics Publisher" (docs/functions-facts.md 3.2).
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {

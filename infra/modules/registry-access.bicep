@@ -1,6 +1,6 @@
 // Least privilege on the EXISTING registry, deployed into the registry's resource group.
 //
-// What each role grants (acr-facts.md section 6):
+// What each role grants (docs/acr-facts.md section 6):
 // - RBAC mode ("RBAC Registry Permissions"): AcrPull lists repositories/tags and reads manifests;
 //   AcrDelete deletes images and tags and nothing else (it cannot even list). Locks
 //   (changeableAttributes) are repository metadata writes, which no Acr* role grants; the only
@@ -19,7 +19,7 @@ param principalId string
 param abacMode bool
 param tagLocksEnabled bool
 
-// Built-in role definition ids (acr-facts.md section 6; tenant-independent).
+// Built-in role definition ids (docs/acr-facts.md section 6; tenant-independent).
 var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 var acrDelete = 'c2f4ef07-c644-48eb-af81-4b1b4947fb11'
 var repositoryContributor = '2efddaa5-3f1f-4df3-97df-af3f13818f4c'

@@ -11,7 +11,7 @@ param sweepQueueName string
 @description('Principal of the function app\'s user-assigned identity.')
 param appPrincipalId string
 
-// Built-in role ids (functions-infra.md 3.2).
+// Built-in role ids (docs/functions-facts.md 3.2).
 // Storage Blob Data Owner: the host's blob leases and keys, and reading the deployment package.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 // Storage Queue Data Contributor: the sweep queue's trigger and output binding, and the host

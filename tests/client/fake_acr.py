@@ -1,7 +1,7 @@
 """A tiny scripted ACR for `httpx.MockTransport`: the auth dance plus whatever a test scripts.
 
 Used where a test needs exact control the emulator does not offer (a given fault on a given
-attempt, a lying digest, a hostile realm). Behaviour follows acr-facts.md section 2; it shares
+attempt, a lying digest, a hostile realm). Behaviour follows docs/acr-facts.md section 2; it shares
 no code with `acr_core`.
 """
 

@@ -1,5 +1,5 @@
 """A rollback re-tags an old image; the cleanup must treat it as the newest, whatever ACR does
-to the manifest's own lastUpdateTime when a tag moves onto it (acr-facts.md 1.4 documents only
+to the manifest's own lastUpdateTime when a tag moves onto it (docs/acr-facts.md 1.4 documents only
 the tag's time moving)."""
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def registry(emulator_server: ServerInfo) -> Iterator[Registry]:
     (oras/auth/token.py), which, when it already holds a token, puts that same token back on
     the request ("If we have a token, set auth header") without reading the challenge's
     scope; only a 403 makes `do_request` call it again with `refresh=True` to fetch a new one.
-    ACR (acr-facts.md 2.1), and so the emulator, answers a token lacking a scope with 401
+    ACR (docs/acr-facts.md 2.1), and so the emulator, answers a token lacking a scope with 401
     `insufficient_scope`, never 403. A push starts with `blob_exists` (HEAD, scope `pull`), so
     oras's own flow gets a pull-only token and the upload POST (`pull,push`) is refused; see
     test_oras_s_own_token_flow_is_refused_the_push. So, as acr-cli does, the test gets a

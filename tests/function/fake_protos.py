@@ -2,7 +2,7 @@
 
 The worker's indexing only touches `BindingInfo` (its enum values as attributes),
 `RpcFunctionMetadata` and `RpcRetryOptions`; values mirror FunctionRpc.proto
-(shared/reference/functions-infra.md section 1.6).
+(docs/functions-facts.md section 1.6).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ APP_DIR = Path(__file__).resolve().parents[2]
 def indexed() -> dict[str, Any]:
     """Index function_app.py exactly as the worker does at start-up."""
     meta.load_binding_registry()
-    # A fresh module: FunctionApp.get_functions() is not idempotent (functions-infra.md 1.5).
+    # A fresh module: FunctionApp.get_functions() is not idempotent (docs/functions-facts.md 1.5).
     saved = sys.modules.pop("function_app", None)
     try:
         functions = loader.index_function_app(str(APP_DIR / "function_app.py"))

@@ -1,8 +1,8 @@
 """Read Bicep files into plain Python values, for tests that check the templates' invariants.
 
-tree-sitter-bicep gives the syntax tree (functions-infra.md 4.3). This module turns declarations
-into dicts and lists while keeping what a string literal is apart from what an expression is:
-``'on_image_pushed'`` becomes ``str``, ``identity`` becomes ``Ref("identity")``,
+tree-sitter-bicep gives the syntax tree (docs/functions-facts.md 4.3). This module turns
+declarations into dicts and lists while keeping what a string literal is apart from what an
+expression is: ``'on_image_pushed'`` becomes ``str``, ``identity`` becomes ``Ref("identity")``,
 ``identity.properties.clientId`` becomes ``Member("identity.properties.clientId")``, and so on.
 Nothing is evaluated; a test asserts on the shape the author wrote.
 """

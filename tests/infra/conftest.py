@@ -38,7 +38,7 @@ def checkov_report() -> dict[str, object]:
     checkov = checkov_path()
     if not checkov.exists():
         pytest.fail(f"checkov not found at {checkov}: run `make setup` (it installs .venv-checkov)")
-    # --skip-download keeps checkov off the network (functions-infra.md 4.4).
+    # --skip-download keeps checkov off the network (docs/functions-facts.md 4.4).
     completed = subprocess.run(
         [str(checkov), "-d", str(INFRA), "--framework", "bicep", "--skip-download", "-o", "json"],
         capture_output=True,
@@ -57,7 +57,7 @@ def checkov_report() -> dict[str, object]:
 def registered_functions() -> dict[str, list[dict[str, object]]]:
     """Function name -> raw bindings, from a fresh import of function_app.py.
 
-    `FunctionApp.get_functions()` is not idempotent (functions-infra.md 1.5), so the module is
+    `FunctionApp.get_functions()` is not idempotent (docs/functions-facts.md 1.5), so the module is
     imported anew and whatever was in sys.modules before is put back afterwards.
     """
     if not (ROOT / "function_app.py").exists():

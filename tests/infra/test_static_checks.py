@@ -1,6 +1,6 @@
 """Offline checks of infra/: every Bicep file parses, and checkov finds nothing unexplained.
 
-No Bicep compiler can be installed on these machines (functions-infra.md 4.1), so tree-sitter
+No Bicep compiler can be installed on these machines (docs/functions-facts.md 4.1), so tree-sitter
 checks the syntax and checkov, whose parser (pycep 0.5.1) understands a subset of Bicep, checks
 the security settings. checkov exits 0 when it cannot parse a file, so parse errors are gated here.
 """
@@ -17,7 +17,7 @@ from tests.infra.conftest import INFRA
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 
 # Checks that must run AND pass: if one of them is skipped or stops applying, the secure default
-# it guards is no longer verified (functions-infra.md 4.4 lists what each one caught).
+# it guards is no longer verified (docs/functions-facts.md 4.4 lists what each one caught).
 MUST_PASS = {
     "CKV_AZURE_70": "function app accepts HTTPS only",
     "CKV_AZURE_14": "HTTP is redirected to HTTPS",

@@ -28,8 +28,8 @@ from tests.infra.conftest import INFRA, ROOT
 
 Templates = dict[str, BicepFile]
 
-# Built-in role definition ids: acr-facts.md section 6 (registry) and functions-infra.md 3.2
-# (storage, monitoring). They are the same in every tenant.
+# Built-in role definition ids: docs/acr-facts.md section 6 (registry) and
+# docs/functions-facts.md 3.2 (storage, monitoring). They are the same in every tenant.
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 ACR_DELETE = "c2f4ef07-c644-48eb-af81-4b1b4947fb11"
 REPOSITORY_CONTRIBUTOR = "2efddaa5-3f1f-4df3-97df-af3f13818f4c"
@@ -50,7 +50,7 @@ KNOWN_ROLES = {
 }
 GUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
-# Settings Flex Consumption rejects or ignores (functions-infra.md 3.1).
+# Settings Flex Consumption rejects or ignores (docs/functions-facts.md 3.1).
 FLEX_FORBIDDEN_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME",
     "FUNCTIONS_EXTENSION_VERSION",

@@ -57,7 +57,7 @@ class Wire(httpx.AsyncBaseTransport):
         if manifest is not None and "/manifests/" not in path:
             manifest = None
         if request.method in ("DELETE", "PATCH") and self.throttle_writes > 0:
-            # As ACR answers when its WriteOps budget is spent (acr-facts.md section 4).
+            # As ACR answers when its WriteOps budget is spent (docs/acr-facts.md section 4).
             self.throttle_writes -= 1
             body = {"errors": [{"code": "TOOMANYREQUESTS", "message": "too many requests"}]}
             return httpx.Response(429, json=body, headers={"retry-after": "0"})

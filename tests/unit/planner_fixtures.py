@@ -2,7 +2,7 @@
 
 `RepoBuilder` writes snapshots the way the gatherer would read them: tag properties for every
 tag, the parsed content of every inspected manifest. `apply_to_snapshot` models ACR's delete
-semantics (acr-facts.md section 3): a deleted manifest takes its tags and, transitively, its
+semantics (docs/acr-facts.md section 3): a deleted manifest takes its tags and, transitively, its
 referrers with it; an index's children stay; a lock sets both switches off on the tag.
 """
 

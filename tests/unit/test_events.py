@@ -18,7 +18,7 @@ from acr_core.app.events import (
 )
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "events"
-# The documented samples' topic and host (acr-facts.md section 5).
+# The documented samples' topic and host (docs/acr-facts.md section 5).
 RESOURCE_ID = (
     "/subscriptions/<subscription-id>/resourceGroups/<resource-group-name>"
     "/providers/Microsoft.ContainerRegistry/registries/<name>"

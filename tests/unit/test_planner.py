@@ -879,7 +879,7 @@ def test_a_naive_now_is_refused_before_anything_is_planned() -> None:
 def _rolled_back() -> tuple[RepoBuilder, RepositorySnapshot]:
     """Three images; the oldest was just re-tagged `prod` (a rollback): its tag moved an hour
     ago, while the manifest's own lastUpdateTime stayed where it was (ACR documents only the
-    tag's time moving, acr-facts.md 1.4)."""
+    tag's time moving, docs/acr-facts.md 1.4)."""
     b = RepoBuilder()
     b.image("old", "1", "prod", age=days(30))
     b.image("mid", "2", age=days(20))
