@@ -287,30 +287,21 @@ async def test_nothing_is_lost_across_the_timer_and_its_continuations(
     assert continued == ["apps/r0899", "apps/r1899"]
 
 
-async def test_a_transient_failure_part_way_queues_a_continuation(
-    registry: Registry, app: ModuleType, app_log: Any
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(lambda r: AfterPages(r, 1, error_rate=1.0, error_status=503), id="transient"),
+        pytest.param(lambda r: RefusedAfterPages(r, 1), id="refused"),
+    ],
+)
+async def test_a_failure_part_way_queues_a_continuation(
+    registry: Registry, app: ModuleType, app_log: Any, failure: Any
 ) -> None:
-    """A listing that fails transiently after one page queues what it has and a continuation,
-    and does not fail the timer (the continuation is the retry)."""
+    """A listing that fails after one page (transiently, or refused for good) queues what it has
+    and a continuation, and does not fail the timer: the rest of the catalog does not wait for
+    the next sweep."""
     seed_catalog(registry)
-    registry.emulator.faults = AfterPages(registry, 1, error_rate=1.0, error_status=503)
-    out = Out()
-
-    await app.sweep_schedule(timer(), out)
-
-    registry.emulator.faults = Faults()
-    assert read(out.value) == (COVERED[:900], ["apps/r0899"])
-    summary = sweep_line(app_log)
-    assert (summary["cutOff"], summary["listingFailed"]) == (False, True)
-
-
-async def test_a_permanent_failure_part_way_queues_a_continuation(
-    registry: Registry, app: ModuleType, app_log: Any
-) -> None:
-    """A listing refused for good after one page still queues what it has and a continuation,
-    so the rest of the catalog does not wait for the next sweep."""
-    seed_catalog(registry)
-    registry.emulator.faults = RefusedAfterPages(registry, 1)
+    registry.emulator.faults = failure(registry)
     out = Out()
 
     await app.sweep_schedule(timer(), out)
