@@ -64,8 +64,8 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _quoted(text: str) -> str:
-    """`text` as a message quotes it: repr, and bounded."""
-    return repr(text) if len(text) <= _MAX_QUOTED else repr(text[:_MAX_QUOTED]) + "..."
+    """`text` as a message quotes it: repr, and bounded (repr writes some characters as ten)."""
+    return _cut(repr(text[: _MAX_QUOTED + 1]), _MAX_QUOTED)
 
 
 def glob_to_regex(glob: str, kind: NameKind) -> str:
