@@ -64,7 +64,7 @@ LOOK_ALIKES = {
 }
 INVISIBLE = ("\u200b", "\u200d", "\ufeff", "\u00ad", "\u2060")
 EXAMPLES = settings(
-    max_examples=2000 if CHAOS else 120,
+    max_examples=2000 if CHAOS else 100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -128,17 +128,20 @@ policies = (
     | json_values
 )
 # Policies that are often valid, so that `plan` gets past parsing and reads the registry.
+good_patterns = st.sampled_from(
+    ["**", "apps/**", "apps/*", "base/**", "v*", "regex:(a+)+$", "regex:apps/.*", "regex:v[0-9]"]
+)
 plausible_rules = st.fixed_dictionaries(
     {
         "name": st.text("abcdefgh-", min_size=1, max_size=10),
-        "repositories": st.lists(patterns, min_size=1, max_size=3),
+        "repositories": st.lists(good_patterns | patterns, min_size=1, max_size=3),
     },
     optional={
         "keepLatest": st.integers(0, 5) | numbers,
-        "keepTags": st.lists(patterns, max_size=3),
-        "lockTags": st.lists(patterns, max_size=3),
-        "minAge": durations,
-        "untagged": st.fixed_dictionaries({"olderThan": durations}),
+        "keepTags": st.lists(good_patterns | patterns, max_size=3),
+        "lockTags": st.lists(good_patterns, max_size=3),
+        "minAge": st.sampled_from(["0s", "1h", "7d"]) | durations,
+        "untagged": st.fixed_dictionaries({"olderThan": st.sampled_from(["1d", "0s"])}),
     },
 )
 plausible = st.fixed_dictionaries(
@@ -203,7 +206,7 @@ def server() -> Iterator[ServerInfo]:
         yield served
 
 
-@settings(max_examples=3000 if CHAOS else 250, deadline=None, suppress_health_check=QUIET)
+@settings(max_examples=3000 if CHAOS else 200, deadline=None, suppress_health_check=QUIET)
 @given(drawn=policy_files() | policy_files(plausible))
 def test_load_policy_raises_nothing_but_policy_error(drawn):
     """Text or mapping, a hostile policy loads or raises PolicyError with printable problems."""
