@@ -307,12 +307,18 @@ def forged(draw: st.DrawFn, template: dict[str, Any]) -> dict[str, Any]:
             right = get(event, path)
         except (KeyError, TypeError):
             continue  # a shorter path already replaced its parent
-        options = [json_values, huge_strings]
-        if isinstance(right, str):
-            options += [look_alike(right), st.just(right.replace("emulator", "other"))]
+        wrong = functools.partial(_wrong, path, right)
+        # Only options that can be wrong for this field (any string is a valid event id).
+        options: list[st.SearchStrategy[Any]] = [json_values.filter(wrong)]
+        if path != ("id",):
+            options.append(huge_strings.filter(wrong))
+        if isinstance(right, str) and path != ("id",):
+            options.append(look_alike(right).filter(wrong))
+            other = right.replace("emulator", "other")
+            options += [st.just(other)] if wrong(other) else []
         if path != ("data", "action"):
             options.append(st.just(_DELETE))
-        value = draw(st.one_of(options).filter(functools.partial(_wrong, path, right)))
+        value = draw(st.one_of(options))
         put(event, path, value)
     return event
 
