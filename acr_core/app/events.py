@@ -222,6 +222,8 @@ def _wire_name(name: str, schema: Schema) -> str:
 def _short(value: object, limit: int = 120) -> str:
     """A bounded, printable rendering of an untrusted value for a log line."""
     text = value if isinstance(value, str) else repr(value)
-    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    # Cut first: the per-character work below on a megabyte of hostile text costs a second.
+    # Escaping only lengthens, so the first limit + 1 characters decide the line.
+    text = text[: limit + 1].encode("ascii", "backslashreplace").decode("ascii")
     text = "".join(c if c.isprintable() else "?" for c in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -54,6 +54,18 @@ _ALLOWED_TEXT = {
     NameKind.TAG: "letters, digits, '.', '_' and '-'",
 }
 REGEX_PREFIX = "regex:"
+# How much of a pattern or duration a message quotes: enough to find it in the policy, not a
+# flood of a megabyte when that is what the policy holds.
+_MAX_QUOTED = 80
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _quoted(text: str) -> str:
+    """`text` as a message quotes it: repr, and bounded (repr writes some characters as ten)."""
+    return _cut(repr(text[: _MAX_QUOTED + 1]), _MAX_QUOTED)
 
 
 def glob_to_regex(glob: str, kind: NameKind) -> str:
@@ -62,7 +74,7 @@ def glob_to_regex(glob: str, kind: NameKind) -> str:
         raise PatternError("an empty pattern matches nothing; write a name, a glob or 'regex:...'")
     if "***" in glob:
         raise PatternError(
-            f"{glob!r}: '***' is ambiguous; use '*' (stops at '/') or '**' (crosses '/')"
+            f"{_quoted(glob)}: '***' is ambiguous; use '*' (stops at '/') or '**' (crosses '/')"
         )
     allowed = _NAME_CHARS[kind]
     out: list[str] = []
@@ -81,13 +93,14 @@ def glob_to_regex(glob: str, kind: NameKind) -> str:
             out.append(re.escape(char))
         elif kind is NameKind.REPOSITORY and char.isupper():
             raise PatternError(
-                f"{glob!r}: ACR repository names are lowercase, so {char!r} never matches; "
+                f"{_quoted(glob)}: ACR repository names are lowercase, so {char!r} never matches; "
                 "write the pattern in lowercase"
             )
         else:
             raise PatternError(
-                f"{glob!r}: {char!r} can never appear in a {kind.value} name; a glob may contain "
-                f"{_ALLOWED_TEXT[kind]}, '*', '**' and '?' (for anything else write 'regex:...')"
+                f"{_quoted(glob)}: {char!r} can never appear in a {kind.value} name; a glob may "
+                f"contain {_ALLOWED_TEXT[kind]}, '*', '**' and '?' (for anything else write "
+                "'regex:...')"
             )
         i += 1
     return "".join(out)
@@ -98,7 +111,9 @@ def pattern_to_regex(pattern: str, kind: NameKind) -> str:
     if pattern.startswith(REGEX_PREFIX):
         source = pattern[len(REGEX_PREFIX) :]
         if not source:
-            raise PatternError(f"{pattern!r}: 'regex:' must be followed by a regular expression")
+            raise PatternError(
+                f"{_quoted(pattern)}: 'regex:' must be followed by a regular expression"
+            )
         _check(source, pattern)
         return source
     return glob_to_regex(pattern, kind)
@@ -121,21 +136,24 @@ def _check(source: str, pattern: str) -> None:
         re2.compile(source, _RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode("utf-8", "replace") if exc.args else "rejected"
-        raise PatternError(_rejection(source, pattern, reason)) from None
+        raise PatternError(_rejection(source, pattern, _cut(reason, 2 * _MAX_QUOTED))) from None
     except UnicodeEncodeError:
-        raise PatternError(f"{pattern!r}: contains a lone surrogate, which is not text") from None
+        raise PatternError(
+            f"{_quoted(pattern)}: contains a lone surrogate, which is not text"
+        ) from None
 
 
 def _rejection(source: str, pattern: str, reason: str) -> str:
     try:
         re.compile(source)
-    except re.error:
-        return f"{pattern!r}: not a valid regular expression ({reason})"
+    except (re.error, RecursionError, OverflowError):  # Python's parser recurses per group
+        return f"{_quoted(pattern)}: not a valid regular expression ({reason})"
     # Python's engine would take it, so the pattern uses a feature only a backtracking engine has.
     return (
-        f"{pattern!r}: RE2, the regex dialect of policies (and of acr purge), cannot express "
-        f"this ({reason}); it has no backreferences, lookaround or possessive quantifiers, and "
-        "writes \\Z as \\z: rewrite the pattern without them, or list the names as globs"
+        f"{_quoted(pattern)}: RE2, the regex dialect of policies (and of acr purge), cannot "
+        f"express this ({reason}); it has no backreferences, lookaround or possessive "
+        "quantifiers, and writes \\Z as \\z: rewrite the pattern without them, or list the "
+        "names as globs"
     )
 
 
@@ -204,12 +222,14 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(text)
     if match is None:
         raise PatternError(
-            f"{text!r} is not a duration; write a whole number and one unit: "
+            f"{_quoted(text)} is not a duration; write a whole number and one unit: "
             "s (seconds), m (minutes), h (hours), d (days) or w (weeks), such as '30m' or '7d'"
         )
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds > MAX_DURATION.total_seconds():
-        raise PatternError(f"{text!r} is longer than 100 years (36500d), the longest allowed")
+        raise PatternError(
+            f"{_quoted(text)} is longer than 100 years (36500d), the longest allowed"
+        )
     return timedelta(seconds=seconds)
 
 

@@ -136,7 +136,7 @@ def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]
     result: dict[str, object] = {}
     for key, value in pairs:
         if key in result:
-            raise _DuplicateKeyError(f"the key {key!r} appears twice in one object; keep one")
+            raise _DuplicateKeyError(f"the key {_show(key)} appears twice in one object; keep one")
         result[key] = value
     return result
 
@@ -173,7 +173,7 @@ def _show(value: object) -> str:
         return repr(_LongNumber(digits))
     try:
         text = repr(value)
-    except ValueError:  # a container holding such an int
+    except (ValueError, RecursionError):  # a container holding such an int, or nested too deep
         return "a value too long to show"
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
@@ -187,16 +187,23 @@ def _lone_surrogates(data: object) -> list[str]:
     while pending:
         where, value = pending.pop()
         if isinstance(value, str) and not _is_text(value):
-            found.append(f"{where or 'the policy'}: {_NOT_TEXT}")
+            found.append(f"{_show_path(where)}: {_NOT_TEXT}")
         elif isinstance(value, Mapping):
             for key, item in reversed(list(value.items())):
                 if isinstance(key, str) and not _is_text(key):
-                    found.append(f"{where or 'the policy'}: a field name {_NOT_TEXT}")
+                    found.append(f"{_show_path(where)}: a field name {_NOT_TEXT}")
                 else:
                     pending.append((f"{where}.{key}" if where else str(key), item))
         elif isinstance(value, list):
             pending.extend((f"{where}[{i}]", item) for i, item in reversed(list(enumerate(value))))
     return found
+
+
+def _show_path(where: str) -> str:
+    """Where a value sits, bounded: the path to a value nested 900 deep is 2,700 characters."""
+    if not where:
+        return "the policy"
+    return where if len(where) <= _MAX_SHOWN else where[: _MAX_SHOWN - 3] + "..."
 
 
 _NOT_TEXT = (
@@ -241,7 +248,8 @@ class _Parser:
         for key in sorted(set(data) - known):
             self.fail(
                 where,
-                f"unknown field {key!r}; the fields allowed here are {', '.join(sorted(known))}",
+                f"unknown field {_show(key)}; the fields allowed here are "
+                f"{', '.join(sorted(known))}",
             )
 
     def rules(self, value: object) -> tuple[Rule, ...]:
@@ -257,7 +265,7 @@ class _Parser:
             if rule.name in seen:
                 self.fail(
                     f"rules[{index}].name",
-                    f"{rule.name!r} is already the name of rules[{seen[rule.name]}]; "
+                    f"{_show(rule.name)} is already the name of rules[{seen[rule.name]}]; "
                     "rule names must be unique",
                 )
             seen[rule.name] = index
@@ -274,7 +282,7 @@ class _Parser:
             self.fail(f"{where}.name", "must be a non-empty string")
             name = where
         elif "name" in data:
-            where = f"{where} ({name!r})"
+            where = f"{where} ({_show(name)})"
         before = len(self.problems)
         self.unknown_fields(where, data, _RULE_FIELDS)
         for key in sorted(k for k in _RULE_FIELDS - {"repositories"} if k in data):

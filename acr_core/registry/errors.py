@@ -48,6 +48,9 @@ _AUTH_SCHEME = re.compile(
     r"(?i)\b(basic|bearer)\s+(?!(?:realm|service|scope|error)=|<redacted>)[^\s\"',;]+"
 )
 
+# ACR's codes are identifiers of a few dozen characters (docs/acr-facts.md section 1.0).
+_MAX_CODE = 100
+
 # What grants each ACR action (docs/acr-facts.md section 6). Keys are the action part of a scope.
 _ROLE_FOR_ACTION: Mapping[str, str] = {
     "pull": "AcrPull (ABAC registries: Container Registry Repository Reader)",
@@ -223,7 +226,8 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
             code = first.get("code")
             message = first.get("message")
             return (
-                str(code) if code is not None else None,
+                # Scrubbed as the message is: a proxy or a broken server may echo anything here.
+                scrub(str(code))[:_MAX_CODE] if code is not None else None,
                 scrub(str(message)) if message is not None else response.reason_phrase,
             )
     text = body.decode("utf-8", "replace").strip() if body else ""
