@@ -82,7 +82,7 @@ def _plan_repository(
     clauses = competition.clauses(rule)
     verdicts = candidates(graph, protected, rule, now, counted=bool(clauses))
     held_up = anchoring.anchors(graph)
-    decided = _decide(graph, verdicts, clauses, held_up, guards(graph))
+    decided = _decide(graph, verdicts, clauses, held_up, guards(graph, protected))
     kept = tuple(
         Kept(
             graph.name,

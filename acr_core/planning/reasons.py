@@ -104,6 +104,14 @@ def held_unknown_children(reason: str, index: str) -> str:
     )
 
 
+def held_unread_protected(reason: str, digest: str) -> str:
+    return (
+        f"would be deleted ({reason}), but protected {short_digest(digest)} could not be read "
+        "(readEnabled=false, or deleted while it was read), so which image it is a referrer "
+        "of is unknown; nothing in this repository is deleted until a run can read it"
+    )
+
+
 def held_incomplete(reason: str, why: str) -> str:
     return (
         f"would be deleted ({reason}), but {why}; nothing in this "

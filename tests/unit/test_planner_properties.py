@@ -314,9 +314,12 @@ def test_exactly_keep_latest_unprotected_tagged_images_survive(world: World) -> 
     snapshot = world.snapshot
     assume(isinstance(keep_latest, int))
     assert isinstance(keep_latest, int)  # for mypy: assume() does not narrow
-    # An unread index stops every deletion in the repository (tested on its own).
+    # An unread index, or an unread manifest that is protected (it may be any image's
+    # referrer), stops every deletion in the repository (each tested on its own).
     indexes = [m for m in snapshot.manifests if m.media_type == OCI_INDEX]
     assume(all(m.digest in snapshot.contents for m in indexes))
+    unread = [m for m in snapshot.manifests if needs_inspection(m)]
+    assume(all(m.digest in snapshot.contents for m in unread))
     assume(len(unprotected_tagged_images(world, snapshot)) > keep_latest)
     after = apply_to_snapshot(world.snapshot, Plan((world.plan(),)))
     assert len(unprotected_tagged_images(world, after)) == keep_latest

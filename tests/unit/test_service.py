@@ -192,3 +192,27 @@ async def test_a_manifest_that_cannot_be_read_is_kept_and_the_rest_is_cleaned():
     assert leftover not in registry.digests("apps/a")
     [kept] = [k for p in report.plan.repositories for k in p.kept if k.digest == hidden]
     assert "not read" in kept.reason
+
+
+async def test_an_unreadable_protected_referrer_keeps_every_image_it_may_belong_to():
+    """A young signature that cannot be read may be any image's: nothing in its repository goes."""
+    registry = EmulatedRegistry()
+    old = registry.push("apps/a", "1.0", tags=("1.0",), updated=later(1))
+    registry.push("apps/a", "2.0", tags=("2.0",), updated=later(2))
+    signature = registry.push(
+        "apps/a", "1.0-signature", subject=old, updated=NOW - timedelta(hours=1)
+    )
+    await registry.client.update_manifest_properties("apps/a", signature, can_read=False)
+    policy = load_policy(
+        {
+            "version": 1,
+            "rules": [
+                {"name": "apps", "repositories": ["apps/**"], "keepLatest": 1, "minAge": "1d"}
+            ],
+        }
+    )
+    report = await run_cleanup(registry.client, policy, now=NOW, dry_run=False)
+    assert {old, signature} <= registry.digests("apps/a")
+    assert report.totals.deleted == 0
+    [kept] = [k for p in report.plan.repositories for k in p.kept if k.digest == old]
+    assert "could not be read" in kept.reason
