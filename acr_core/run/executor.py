@@ -3,8 +3,9 @@
 Correctness before speed. ACR has no conditional delete, so immediately before each DELETE the
 executor re-reads, in parallel, everything that would have kept the manifest: the repository's
 properties (its locks and manifest count), the manifest's properties (tags, locks,
-`lastUpdateTime`), each tag the plan judged it by (lock, target), and the repository's newest
-manifest and newest tag (`orderby=timedesc`, one item). The manifest is skipped if it changed
+`lastUpdateTime`), each tag the plan judged it by (lock, target), each referrer ACR would delete
+with it (its locks: a manifest's PATCH moves no timestamp), and the repository's newest manifest
+and newest tag (`orderby=timedesc`, one item). The manifest is skipped if it changed
 (someone may have just tagged it `prod`). The whole repository stops deleting, this deletion and
 every later one skipped as changed, if its locks changed or if anything in it is newer than the
 snapshot or it holds more manifests than the snapshot less this run's deletions: a push, a
@@ -19,9 +20,11 @@ before the DELETE reaches it, about one round trip (longer if the transport retr
 is not seen. Locks are the exception: ACR itself refuses to delete a locked manifest, or in a
 repository with `writeEnabled=false` (docs/acr-facts.md section 3). Not seen at all:
 a tag removed from another manifest (it makes nothing newer), a manifest pushed hidden
-(`listEnabled=false`) while this run's own DELETEs are in flight (they mask it in the count).
+(`listEnabled=false`) while this run's own DELETEs are in flight (they mask it in the count), and
+a lock set on a tag of a referrer deleted with the manifest.
 
-Cost per deletion: 5 + t reads (t = its planned tags), sent together, then the DELETE. At the
+Cost per deletion: 5 + t + r reads (t = its planned tags, r = the referrers deleted with it),
+sent together, then the DELETE. At the
 2026 per-identity budgets (docs/acr-facts.md section 4.1) 500 deletions a minute on Basic/Standard
 cost 3,000 reads a minute with one tag each, within the 5,000 DataplaneRead; on Premium reads
 bound deletions to about 1,600 a minute. No ListReferrers request is made (its budget is 250 a
@@ -162,6 +165,7 @@ class _Reads:
     tags: Mapping[str, TagProperties | None]
     newest_manifest: ManifestProperties | None
     newest_tag: TagProperties | None
+    cascades: Mapping[str, ManifestProperties | None]  # the referrers deleted with it
 
 
 def _lock_bits(attributes: ChangeableAttributes) -> tuple[bool, bool]:
@@ -278,7 +282,7 @@ class Executor:
                 self._changed.setdefault(repository, moved)
             change = _manifest_changed(
                 self._manifests.get((repository, digest)), action.tags, reads.manifest, reads
-            )
+            ) or self._referrer_locked(repository, reads)
             if change is not None:
                 return ActionOutcome(action, Outcome.SKIPPED_CHANGED, f"{change}; {CHANGED}")
             if moved is not None:
@@ -324,6 +328,10 @@ class Executor:
                 tags = {
                     tag: group.create_task(self._read_tag(repository, tag)) for tag in action.tags
                 }
+                cascades = {
+                    referrer: group.create_task(self._read_manifest(repository, referrer))
+                    for referrer in action.cascades
+                }
                 newest_manifest = group.create_task(
                     self._read(
                         lambda: _first(
@@ -350,7 +358,11 @@ class Executor:
             tags={tag: task.result() for tag, task in tags.items()},
             newest_manifest=newest_manifest.result(),
             newest_tag=newest_tag.result(),
+            cascades={referrer: task.result() for referrer, task in cascades.items()},
         )
+
+    async def _read_manifest(self, repository: str, digest: str) -> ManifestProperties | None:
+        return await self._read(lambda: self._client.get_manifest_properties(repository, digest))
 
     async def _read_tag(self, repository: str, tag: str) -> TagProperties | None:
         return await self._read(lambda: self._client.get_tag_properties(repository, tag))
@@ -391,6 +403,18 @@ class Executor:
                     f"it holds {now.manifest_count} manifests, more than the snapshot's "
                     f"{counted} less the {confirmed} this run deleted"
                 )
+        return None
+
+    def _referrer_locked(self, repository: str, reads: _Reads) -> str | None:
+        """A referrer that ACR would delete with the manifest, locked since the snapshot: a
+        manifest's PATCH does not move its lastUpdateTime (docs/acr-facts.md section 1.7), so
+        only reading it shows the lock."""
+        for referrer, now in reads.cascades.items():
+            before = self._manifests.get((repository, referrer))
+            if now is None or before is None:
+                continue
+            if _lock_bits(now.attributes) != _lock_bits(before.attributes):
+                return f"referrer {referrer}, deleted with it, was locked"
         return None
 
     def _tag_moved(self, repository: str, tag: TagProperties) -> bool:

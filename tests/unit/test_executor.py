@@ -27,6 +27,7 @@ def delete(
     after: tuple[str, ...] = (),
     repository: str = REPO,
     tags: tuple[str, ...] = (),
+    cascades: tuple[str, ...] = (),
 ) -> Action:
     return Action(
         ActionKind.DELETE_MANIFEST,
@@ -36,6 +37,7 @@ def delete(
         "older than keepLatest",
         "r",
         size_in_bytes=1000,
+        cascades=cascades,
         after=after,
     )
 
@@ -174,6 +176,49 @@ async def test_a_push_after_the_snapshot_stops_that_repository_only():
     assert any(pushed in outcomes[d].detail for d in old)
     assert outcomes[elsewhere].outcome is Outcome.APPLIED
     assert registry.digests(REPO) == {*old, pushed}
+
+
+async def test_a_hidden_push_after_the_snapshot_stops_that_repository():
+    """A manifest pushed with listEnabled=false shows in no listing, only in the repository's
+    count, and that is enough to stop the repository's deletions."""
+    registry = EmulatedRegistry()
+    old = [registry.push(REPO, f"old{i}") for i in range(2)]
+    taken = await registry.snapshots()
+    hidden = registry.push(REPO, "hidden", updated=later(-1))
+    await registry.client.update_manifest_properties(REPO, hidden, can_list=False)
+    executor = Executor(registry.client, Governor(), taken)
+    outcomes = {o.action.digest: o for o in await executor.apply(plan_of(*map(delete, old)))}
+    assert {outcomes[d].outcome for d in old} == {Outcome.SKIPPED_CHANGED}
+    assert any("manifests, more than the snapshot" in outcomes[d].detail for d in old)
+    assert registry.digests(REPO) == {*old, hidden}
+
+
+async def test_a_referrer_locked_after_the_snapshot_keeps_its_subject():
+    """A signature locked since the snapshot would go with its subject: the subject survives."""
+    registry = EmulatedRegistry()
+    image = registry.push(REPO, "image")
+    signature = registry.push(REPO, "sig", subject=image)
+    taken = await registry.snapshots()
+    await registry.client.update_manifest_properties(REPO, signature, can_delete=False)
+    executor = Executor(registry.client, Governor(), taken)
+    [outcome] = await executor.apply(plan_of(delete(image, cascades=(signature,))))
+    assert outcome.outcome is Outcome.SKIPPED_CHANGED
+    assert "was locked" in outcome.detail
+    assert {image, signature} <= registry.digests(REPO)
+
+
+async def test_the_runs_own_tag_locks_do_not_stop_its_deletions():
+    """Locking a release tag (a lockTags action) is this run's own change, not someone's push."""
+    registry = EmulatedRegistry()
+    release = registry.push(REPO, "release", tags=("v1.0.0",), updated=later(2))
+    old = registry.push(REPO, "old")
+    plan = plan_of(lock("v1.0.0", release), delete(old))
+    outcomes = await run(registry, plan, limits=ExecutionLimits(max_concurrency=1))
+    assert outcomes == {
+        f"lock_tag:{release}": Outcome.APPLIED,
+        f"delete_manifest:{old}": Outcome.APPLIED,
+    }
+    assert registry.digests(REPO) == {release}
 
 
 async def test_a_manifest_already_gone_counts_as_deleted():
