@@ -203,7 +203,6 @@ async def _list(shell: Shell, settings: Settings, after: str | None) -> Listing:
     except AcrError:  # transient: `_guarded` logged it and re-raised
         if listing.last is None:
             raise
-        listing.transient = True
     return listing
 
 

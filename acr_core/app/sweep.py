@@ -1,8 +1,8 @@
 """The sweep's queue messages and its budgeted catalog listing, as plain data.
 
 The timer lists the catalog and queues one message per covered repository. A listing cut off
-by `CLEANUP_SWEEP_BUDGET_SECONDS`, or stopped by a transient error after listing something,
-also queues a continuation that resumes after the last name listed: ACR lists names
+by `CLEANUP_SWEEP_BUDGET_SECONDS`, or stopped by an error (transient or not) after listing
+something, also queues a continuation that resumes after the last name listed: ACR lists names
 "lexically after last" (docs/acr-facts.md section 1.2), so nothing is skipped or listed twice.
 
 Messages are JSON objects with exactly one key: `{"repository": name}` cleans one repository,
@@ -62,7 +62,6 @@ class Listing:
     last: str | None = None  # the last name listed: everything up to it has been seen
     completed: bool = False  # the catalog's end was reached
     cut_off: bool = False  # the budget ran out
-    transient: bool = False  # a transient error stopped it after listing something
 
     async def take(self, names: AsyncIterable[str], covers: Callable[[str], bool]) -> None:
         """Record every name `names` yields, keeping those `covers` accepts, then mark the

@@ -70,6 +70,7 @@ from acr_core.registry.errors import (
     PermissionDeniedError,
     is_transient,
 )
+from acr_core.run._tasks import first_failure
 from acr_core.run.limiter import Governor
 
 __all__ = ["ActionOutcome", "Executor", "ExecutorClient", "Outcome", "Stop"]
@@ -334,7 +335,7 @@ class Executor:
                 }
                 newest_manifest = group.create_task(
                     self._read(
-                        lambda: _first(
+                        lambda: _head(
                             client.list_manifest_properties(
                                 repository, order_by="timedesc", results_per_page=1
                             )
@@ -343,7 +344,7 @@ class Executor:
                 )
                 newest_tag = group.create_task(
                     self._read(
-                        lambda: _first(
+                        lambda: _head(
                             client.list_tag_properties(
                                 repository, order_by="timedesc", results_per_page=1
                             )
@@ -351,7 +352,7 @@ class Executor:
                     )
                 )
         except BaseExceptionGroup as failures:
-            raise _first_failure(failures) from None
+            raise first_failure(failures) from None
         return _Reads(
             repository=repo.result(),
             manifest=manifest.result(),
@@ -546,7 +547,7 @@ def _manifest_changed(
     return None
 
 
-async def _first(listing: AsyncIterator[T]) -> T | None:
+async def _head(listing: AsyncIterator[T]) -> T | None:
     """A listing's first item; its later pages are never asked for."""
     iterator = aiter(listing)
     try:
@@ -555,13 +556,6 @@ async def _first(listing: AsyncIterator[T]) -> T | None:
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
-
-
-def _first_failure(failures: BaseExceptionGroup[BaseException]) -> BaseException:
-    first: BaseException = failures
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
 
 
 def _when(item: ManifestProperties | TagProperties) -> str:

@@ -41,6 +41,7 @@ from acr_core.registry.errors import (
     is_transient,
 )
 from acr_core.registry.transport import ClientStats, ThrottleListener
+from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Stop
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.report import (
@@ -247,7 +248,7 @@ async def gather_repository(
             manifest_task = group.create_task(manifests())
             tag_task = group.create_task(tags())
     except BaseExceptionGroup as failures:
-        raise _first(failures) from None
+        raise first_failure(failures) from None
     listed_manifests, listed_tags = manifest_task.result(), tag_task.result()
     contents: dict[str, ManifestContent] = {}
     # A few inspectors share one iterator, so a repository of 100,000 untagged manifests
@@ -347,15 +348,8 @@ async def _all(*coroutines: Coroutine[Any, Any, T]) -> list[T]:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(c) for c in coroutines]
     except BaseExceptionGroup as failures:
-        raise _first(failures) from None
+        raise first_failure(failures) from None
     return [task.result() for task in tasks]
-
-
-def _first(failures: BaseExceptionGroup[BaseException]) -> BaseException:
-    first: BaseException = failures
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
 
 
 def _apply_progress(plan: Plan, progress: Progress | None) -> Callable[[ActionOutcome], None]:
