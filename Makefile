@@ -20,7 +20,7 @@ help:
 	@echo "make test   install everything, then ruff, mypy and the whole test suite"
 	@echo "make bench  benchmarks against Microsoft's SDK on the emulator (not part of make test)"
 	@echo "make chaos  the reliability suite with its long trial counts (not part of make test)"
-	@echo "make emulator  start a local ACR emulator and print its URL"
+	@echo "make emulator  start a local ACR emulator (PORT=5000; PORT=0: a free one); source .emulator.env"
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,8 +69,14 @@ bench: $(VENV)/.stamp
 	$(UV) pip install --quiet --python $(PY) -r bench/requirements.txt
 	$(PY) -m bench
 
+# The emulator's port: `make emulator PORT=0` picks a free one. Its first stdout line is its
+# JSON line (the recipe is silent), and `source .emulator.env` sets ACR_REGISTRY, ACR_USERNAME,
+# ACR_PASSWORD and ACR_CA_FILE in another shell.
+PORT ?= 5000
+EMULATOR_ENV ?= .emulator.env
+
 emulator: $(VENV)/.stamp
-	$(PY) -m acr_emulator --port 5000 --generate demo
+	@$(PY) -m acr_emulator --port $(PORT) --generate demo --env-file $(EMULATOR_ENV)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis
