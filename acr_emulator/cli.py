@@ -31,8 +31,8 @@ from acr_emulator.throttle import SKU_LIMITS, ThrottleConfig
 EPILOG = """\
 Admin endpoints (no auth, loopback only): /_emulator/counters, /_emulator/clock,
 /_emulator/faults, /_emulator/throttle, /_emulator/seed, /_emulator/events,
-/_emulator/tokens/revoke, /_emulator/grants. See
-https://github.com/acr-cleanup/acr-cleanup/blob/main/docs/emulator.md.
+/_emulator/tokens/revoke, /_emulator/grants.
+Documentation: https://github.com/acr-cleanup/acr-cleanup/blob/main/docs/emulator.md
 """
 
 
@@ -94,7 +94,8 @@ def _content_options(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="seed from a JSON fixture file (format: docs/emulator.md, linked below); repeatable",
+        help="seed from a JSON fixture file (its format: the documentation linked below); "
+        "repeatable",
     )
     data.add_argument(
         "--generate",
