@@ -293,17 +293,20 @@ ENV_NAMES = {
 
 def write_env_file(path: Path, line: Mapping[str, str | None]) -> None:
     """Write `export NAME=value` for each fact the JSON line has (null ones are left out),
-    readable by its owner only: it holds the admin password."""
+    readable by its owner only (it holds the admin password), and whole or not at all: it is
+    renamed into place, so a script waiting for it never reads half of it."""
     exports = [
         f"export {name}={shlex.quote(value)}\n"
         for name, key in ENV_NAMES.items()
         if (value := line.get(key)) is not None
     ]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only
     with os.fdopen(fd, "w") as out:
         out.write("# written by python -m acr_emulator --env-file; valid while it runs\n")
         out.writelines(exports)
+    os.replace(partial, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
