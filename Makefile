@@ -13,14 +13,15 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Python sources that ruff and mypy check.
 SOURCES := acr_core acr_emulator tests $(wildcard bench) $(wildcard scripts) $(wildcard function_app.py)
 
-.PHONY: help setup lint typecheck pytest test chaos demo bench emulator clean
+.PHONY: help setup lint typecheck pytest test chaos demo bench emulator examples clean
 
 help:
 	@echo "make demo   run the cleanup end to end on the embedded ACR emulator (about a minute)"
 	@echo "make test   install everything, then ruff, mypy and the whole test suite"
 	@echo "make bench  benchmarks against Microsoft's SDK on the emulator (not part of make test)"
 	@echo "make chaos  the reliability suite with its long trial counts (not part of make test)"
-	@echo "make emulator  start a local ACR emulator and print its URL"
+	@echo "make emulator  start a local ACR emulator (PORT=5000; PORT=0: a free one); source .emulator.env"
+	@echo "make examples  run examples/quickstart (the SDK quickstart's operations) on an emulator"
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,8 +70,18 @@ bench: $(VENV)/.stamp
 	$(UV) pip install --quiet --python $(PY) -r bench/requirements.txt
 	$(PY) -m bench
 
+# The emulator's port: `make emulator PORT=0` picks a free one. Its first stdout line is its
+# JSON line (the recipe is silent), and `source .emulator.env` sets ACR_REGISTRY, ACR_USERNAME,
+# ACR_PASSWORD and ACR_CA_FILE in another shell.
+PORT ?= 5000
+EMULATOR_ENV ?= .emulator.env
+
 emulator: $(VENV)/.stamp
-	$(PY) -m acr_emulator --port 5000 --generate demo
+	@$(PY) -m acr_emulator --port $(PORT) --generate demo --env-file $(EMULATOR_ENV)
+
+# examples/quickstart, each run in turn against an emulator of its own on a free port.
+examples: $(VENV)/.stamp
+	@$(PY) examples/quickstart/run_all.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

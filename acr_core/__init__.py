@@ -1,5 +1,7 @@
 """acr_core: the ACR cleanup library: `registry` (talks to ACR), `planning` (decides, purely),
-`run` (gather, plan, apply, report), `app` (the function app's logic), and the `cli`."""
+`run` (gather, plan, apply, report), `app` (the function app's logic), and the `cli`.
+
+For scripts: `AcrClient` (async) and `SyncAcrClient` (the same methods, without `async`)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
         UnsupportedOperationError,
         is_transient,
     )
+    from acr_core.registry.sync import SyncAcrClient
     from acr_core.registry.transport import ClientStats, RetryPolicy
 
 # Loaded on first use, so that importing a pure module (acr_core.models, .planner, ...) does
@@ -31,6 +34,7 @@ _EXPORTS = {
     "AcrClient": "acr_core.registry.client",
     "ClientStats": "acr_core.registry.transport",
     "RetryPolicy": "acr_core.registry.transport",
+    "SyncAcrClient": "acr_core.registry.sync",
     **dict.fromkeys(
         [
             "AcrConnectionError",
@@ -64,6 +68,7 @@ __all__ = [
     "PermissionDeniedError",
     "RetryPolicy",
     "ServerError",
+    "SyncAcrClient",
     "ThrottledError",
     "TokenRevokedError",
     "UnsupportedOperationError",

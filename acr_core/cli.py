@@ -64,12 +64,18 @@ class Options:
     password: str | None = field(default=None, repr=False)
 
 
+# The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
+# since an installed package has no docs/ folder to point at.
+DOCS = "https://github.com/acr-cleanup/acr-cleanup/blob/main/docs"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acr-cleanup",
         description="Delete old images from Azure Container Registry by policy, and lock tags.",
         epilog="Exit codes: 0 done, 1 failed, 2 usage or policy error, 3 blocked by a safety "
-        "limit. Documentation: docs/cli.md.",
+        f"limit.\nDocumentation: {DOCS}/cli.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the link on one line
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plan = commands.add_parser("plan", help="show what the policy would delete and lock")
@@ -96,7 +102,7 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
         "--output",
         choices=("table", "json"),
         default="table",
-        help="a table for people (default) or the JSON report of docs/cli.md",
+        help="a table for people (default) or the JSON report (cli.md: see acr-cleanup --help)",
     )
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
     sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
@@ -258,7 +264,7 @@ def _validate(path: str | None, out: TextIO) -> int:
 def _policy_errors(path: str, exc: PolicyError, out: TextIO) -> int:
     for problem in exc.problems:
         out.write(f"{path}: {problem}\n")
-    out.write(f"{path}: {len(exc.problems)} error(s); see docs/policy.md\n")
+    out.write(f"{path}: {len(exc.problems)} error(s); see {DOCS}/policy.md\n")
     return EXIT_USAGE
 
 

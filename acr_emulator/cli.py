@@ -1,7 +1,9 @@
 """`python -m acr_emulator`: serve a local ACR on loopback until stopped.
 
 The first line on stdout is one JSON object, `{"url", "ca_file", "admin_username",
-"admin_password"}`, so scripts can start it with `--port 0` and read where it listens.
+"admin_password"}`, so scripts can start it with `--port 0` and read where it listens. With
+`--env-file PATH` the same facts are also written as shell `export` lines (`ACR_REGISTRY`,
+`ACR_USERNAME`, `ACR_PASSWORD`, `ACR_CA_FILE`) for `source PATH`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from acr_emulator.clock import parse_time
 from acr_emulator.config import DEFAULT_RESOURCE_ID, THREE_HOURS, EmulatorConfig
@@ -26,7 +31,8 @@ from acr_emulator.throttle import SKU_LIMITS, ThrottleConfig
 EPILOG = """\
 Admin endpoints (no auth, loopback only): /_emulator/counters, /_emulator/clock,
 /_emulator/faults, /_emulator/throttle, /_emulator/seed, /_emulator/events,
-/_emulator/tokens/revoke, /_emulator/grants. See docs/emulator.md.
+/_emulator/tokens/revoke, /_emulator/grants.
+Documentation: https://github.com/acr-cleanup/acr-cleanup/blob/main/docs/emulator.md
 """
 
 
@@ -69,6 +75,12 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
         "--location", default="eastus", help="Azure region in event data (default eastus)"
     )
     serve.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="also write ACR_REGISTRY, ACR_USERNAME, ACR_PASSWORD and ACR_CA_FILE to PATH as "
+        "shell export lines, for `source PATH` (rewritten at every start)",
+    )
+    serve.add_argument(
         "--log-level",
         default="critical",
         help="uvicorn log level, e.g. info (default critical: injected drops are quiet)",
@@ -82,7 +94,8 @@ def _content_options(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="seed from a JSON fixture file (docs/emulator.md); repeatable",
+        help="seed from a JSON fixture file (its format: the documentation linked below); "
+        "repeatable",
     )
     data.add_argument(
         "--generate",
@@ -258,6 +271,8 @@ async def run(args: argparse.Namespace) -> None:
             "admin_username": server.admin_username,
             "admin_password": server.admin_password,
         }
+        if args.env_file:
+            write_env_file(Path(args.env_file), line)
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
         stop = asyncio.Event()
@@ -267,12 +282,39 @@ async def run(args: argparse.Namespace) -> None:
         await stop.wait()
 
 
+# The variables `acr-cleanup` reads (ACR_USERNAME, ACR_PASSWORD) and the two its flags want.
+ENV_NAMES = {
+    "ACR_REGISTRY": "url",
+    "ACR_USERNAME": "admin_username",
+    "ACR_PASSWORD": "admin_password",
+    "ACR_CA_FILE": "ca_file",
+}
+
+
+def write_env_file(path: Path, line: Mapping[str, str | None]) -> None:
+    """Write `export NAME=value` for each fact the JSON line has (null ones are left out),
+    readable by its owner only (it holds the admin password), and whole or not at all: it is
+    renamed into place, so a script waiting for it never reads half of it."""
+    exports = [
+        f"export {name}={shlex.quote(value)}\n"
+        for name, key in ENV_NAMES.items()
+        if (value := line.get(key)) is not None
+    ]
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only
+    with os.fdopen(fd, "w") as out:
+        out.write("# written by python -m acr_emulator --env-file; valid while it runs\n")
+        out.writelines(exports)
+    os.replace(partial, path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(args))
-    except (ValueError, FixtureError, RuntimeError) as exc:
+    except (ValueError, FixtureError, RuntimeError, OSError) as exc:
         print(f"acr_emulator: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import ssl
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -245,3 +248,75 @@ def test_command_line_options_reach_the_emulator():
     assert emu.clock.peek() - datetime(2024, 1, 1, tzinfo=UTC) < timedelta(seconds=1)
     assert config.login_server == "myacr.azurecr.io"
     assert len(emu.registry.repositories) == 6
+
+
+def test_the_env_file_holds_what_the_json_line_says_for_a_shell_to_source(tmp_path):
+    """--env-file writes export lines for ACR_REGISTRY, ACR_USERNAME, ACR_PASSWORD and
+    ACR_CA_FILE that a shell can source, readable by the owner only."""
+    env_file = tmp_path / ".emulator.env"
+    env_file.write_text("export ACR_PASSWORD=stale\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "acr_emulator", "--port", "0", "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = json.loads(process.stdout.readline())
+        sourced = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f"source {env_file} && printf '%s\\n' "
+                '"$ACR_REGISTRY" "$ACR_USERNAME" "$ACR_PASSWORD" "$ACR_CA_FILE"',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert sourced.stdout.splitlines() == [
+        line["url"],
+        line["admin_username"],
+        line["admin_password"],
+        line["ca_file"],
+    ]
+    assert env_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_make_emulator_prints_the_json_line_first_on_the_port_asked_for(tmp_path):
+    """`make emulator PORT=0` echoes no command: its first line is the JSON, on a free port,
+    and the env file it names is written."""
+    root = Path(__file__).resolve().parents[2]
+    env_file = tmp_path / "emulator.env"
+    process = subprocess.Popen(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(root),
+            "-o",
+            ".venv/.stamp",  # the venv running this test is the one to use, as it is
+            "emulator",
+            "PORT=0",
+            f"PY={sys.executable}",
+            f"EMULATOR_ENV={env_file}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = json.loads(process.stdout.readline())
+        written = env_file.read_text()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert not line["url"].endswith(":5000")
+    assert f"export ACR_REGISTRY={line['url']}\n" in written
