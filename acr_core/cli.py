@@ -31,7 +31,7 @@ from acr_core.registry.endpoint import EndpointError, parse_endpoint
 from acr_core.registry.errors import AcrError, AuthenticationError, PermissionDeniedError
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
-from acr_core.run.report import RunReport, Status, render_table
+from acr_core.run.report import RunReport, Status, render_markdown, render_table
 from acr_core.run.service import ProgressEvent, run_cleanup
 
 EXIT_DONE = 0
@@ -55,6 +55,7 @@ class Options:
     policy: Policy
     repositories: tuple[str, ...] | None
     output: str
+    show_kept: bool
     now: datetime | None
     verify: ssl.SSLContext | bool
     username: str | None
@@ -94,10 +95,19 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--output",
-        choices=("table", "json"),
+        choices=("table", "json", "markdown"),
         default="table",
-        help="a table for people (default) or the JSON report of docs/cli.md",
+        help="a table for people (default), the JSON report of docs/cli.md, or markdown for "
+        "a CI job summary or a pull-request comment",
     )
+    sub.add_argument(
+        "--show",
+        action="append",
+        choices=("kept",),
+        default=[],
+        help="kept: also list every manifest kept, and why (default: deletions and locks only)",
+    )
+    sub.add_argument("--verbose", "-v", action="store_true", help="the same as --show kept")
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
     sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
     auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")
@@ -189,6 +199,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         policy=load_policy(_read(args.policy, "--policy")),
         repositories=tuple(args.repository) if args.repository else None,
         output=args.output,
+        show_kept=args.verbose or "kept" in args.show,
         now=_parse_now(args.now, args.command) if args.now else None,
         verify=_verify(args.ca_file) if args.ca_file else True,
         username=username,
@@ -293,7 +304,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         if credential is not None and credential is not given:
             await credential.close()
     report = _explain_issues(report, options)
-    sys.stdout.write(report.to_json() + "\n" if options.output == "json" else render_table(report))
+    sys.stdout.write(render(report, options))
     sys.stdout.flush()
     if report.cancelled:
         _error("cancelled; nothing was changed")
@@ -301,6 +312,15 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     if report.status is Status.FAILED:
         _error(_failure_line(report))
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def render(report: RunReport, options: Options) -> str:
+    """The report as `--output` and `--show` ask."""
+    if options.output == "json":
+        return report.to_json() + "\n"
+    if options.output == "markdown":
+        return render_markdown(report, show_kept=options.show_kept)
+    return render_table(report, show_kept=options.show_kept)
 
 
 def _credential(
