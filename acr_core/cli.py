@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import ssl
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,8 +31,9 @@ from acr_core.registry.endpoint import EndpointError, parse_endpoint
 from acr_core.registry.errors import AcrError, AuthenticationError, PermissionDeniedError
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
+from acr_core.run.progress import ProgressLine
 from acr_core.run.report import RunReport, Status, render_markdown, render_table
-from acr_core.run.service import ProgressEvent, run_cleanup
+from acr_core.run.service import run_cleanup
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -287,16 +288,19 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
             password=options.password,
             verify=options.verify,
         ) as client:
-            report = await run_cleanup(
-                client,
-                options.policy,
-                repositories=options.repositories,
-                dry_run=options.command == "plan",
-                now=options.now,
-                limits=options.limits,
-                progress=_progress(sys.stderr),
-                confirm=None if options.yes else _confirm(client.login_server, options.now),
-            )
+            line = _progress(sys.stderr)
+            confirm = None if options.yes else _confirm(client.login_server, options.now)
+            with line or contextlib.nullcontext():
+                report = await run_cleanup(
+                    client,
+                    options.policy,
+                    repositories=options.repositories,
+                    dry_run=options.command == "plan",
+                    now=options.now,
+                    limits=options.limits,
+                    progress=line,
+                    confirm=line.paused(confirm) if line and confirm else confirm,
+                )
     except (ClientAuthenticationError, AcrError) as exc:
         _error(_explain(exc, options))
         return EXIT_FAILED
@@ -459,20 +463,7 @@ def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[
     return ask
 
 
-def _progress(stream: TextIO) -> Callable[[ProgressEvent], None] | None:
-    """A one-line progress counter on a terminal; nothing when stderr is a file or a pipe."""
-    if not stream.isatty():
-        return None
-    last = 0.0
-
-    def show(event: ProgressEvent) -> None:
-        nonlocal last
-        finished = event.done == event.total
-        if not finished and time.monotonic() - last < 0.1:
-            return
-        last = time.monotonic()
-        noun = "repositories read" if event.phase == "gather" else "actions applied"
-        stream.write(f"\r{event.done}/{event.total} {noun}" + ("\n" if finished else ""))
-        stream.flush()
-
-    return show
+def _progress(stream: TextIO) -> ProgressLine | None:
+    """A progress line on a terminal, redrawn at least once a second while entered; nothing
+    when stderr is a file or a pipe."""
+    return ProgressLine(stream) if stream.isatty() else None
