@@ -288,3 +288,16 @@ def test_markdown_escapes_what_would_change_a_reason():
     odd = replace(repository.actions[3], reason="matches 'regex:a|b\\.c'")
     plan = Plan((replace(repository, actions=(*repository.actions[:3], odd)),))
     assert "matches 'regex:a\\|b\\\\.c' |" in render_markdown(_report(plan))
+
+
+def test_at_scale_the_default_output_grows_with_the_actions_not_the_kept_manifests():
+    """Ten thousand kept manifests add nothing to the default table, one line each when shown."""
+    [repository] = _plan().repositories
+    kept = tuple(
+        Kept("app", digest_of(f"kept-{i}"), (f"1.{i}",), "within keepLatest", "services")
+        for i in range(10_000)
+    )
+    report = _report(Plan((replace(repository, kept=kept),)))
+    assert len(render_table(report, show_kept=False).splitlines()) < 25
+    assert len(render_markdown(report).splitlines()) < 40
+    assert len(render_table(report, show_kept=True).splitlines()) > 10_000
