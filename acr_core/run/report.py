@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -348,9 +348,9 @@ class _Row:
     reason: str
 
 
-def render_table(report: RunReport, *, show_kept: bool = True) -> str:
-    """The report as aligned text: each repository's actions grouped by image, then a summary
-    table with a row per repository and the run's totals."""
+def render_table(report: RunReport, *, show_kept: bool = False) -> str:
+    """The report as aligned text: each repository's actions grouped by image (and, with
+    `show_kept`, what it keeps), then a summary table with a row per repository and the totals."""
     lines = [_heading(report), ""]
     for name, rows, note in _sections(report, show_kept):
         lines.append(name)
@@ -446,8 +446,8 @@ def _image_rows(
     action = result.action
     reason = action.reason + (f" [{result.detail}]" if result.detail else "")
     tags = ", ".join(action.tags) or "-"
-    rows = [_Row(depth, _VERB[action.kind], short_digest(action.digest), tags, "", reason)]
-    rows[0] = replace(rows[0], outcome=result.outcome.value)
+    verb, digest, outcome = _VERB[action.kind], short_digest(action.digest), result.outcome.value
+    rows = [_Row(depth, verb, digest, tags, outcome, reason)]
     if action.kind is ActionKind.DELETE_MANIFEST:
         for child in children.get(action.digest, ()):
             rows += _image_rows(child, children, depth + 1)

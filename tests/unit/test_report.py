@@ -141,7 +141,9 @@ def test_repository_issues_are_reported(status, run_status):
 
 def test_table_shows_each_action_its_reason_and_the_summary():
     """The table names the repository, every action with its reason, kept images, and totals."""
-    text = render_table(_report(_plan(blocked="over the limit; raise safety.maxDeletes")))
+    text = render_table(
+        _report(_plan(blocked="over the limit; raise safety.maxDeletes")), show_kept=True
+    )
     assert "app  (rule services)" in text
     assert "11th newest; keepLatest is 10\n    referrer  " in text
     assert "matches keepTags 'latest'" in text
