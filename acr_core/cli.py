@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import ssl
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,8 +31,9 @@ from acr_core.registry.endpoint import EndpointError, parse_endpoint
 from acr_core.registry.errors import AcrError, AuthenticationError, PermissionDeniedError
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
-from acr_core.run.report import RunReport, Status, render_table
-from acr_core.run.service import ProgressEvent, run_cleanup
+from acr_core.run.progress import ProgressLine
+from acr_core.run.report import RunReport, Status, render_markdown, render_table
+from acr_core.run.service import run_cleanup
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -55,6 +56,7 @@ class Options:
     policy: Policy
     repositories: tuple[str, ...] | None
     output: str
+    show_kept: bool
     now: datetime | None
     verify: ssl.SSLContext | bool
     username: str | None
@@ -100,10 +102,19 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument(
         "--output",
-        choices=("table", "json"),
+        choices=("table", "json", "markdown"),
         default="table",
-        help="a table for people (default) or the JSON report (cli.md: see acr-cleanup --help)",
+        help="a table for people (default), the JSON report (cli.md: see acr-cleanup --help), "
+        "or markdown for a CI job summary or a pull-request comment",
     )
+    sub.add_argument(
+        "--show",
+        action="append",
+        choices=("kept",),
+        default=[],
+        help="kept: also list every manifest kept, and why (default: deletions and locks only)",
+    )
+    sub.add_argument("--verbose", "-v", action="store_true", help="the same as --show kept")
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
     sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
     auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")
@@ -195,6 +206,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         policy=load_policy(_read(args.policy, "--policy")),
         repositories=tuple(args.repository) if args.repository else None,
         output=args.output,
+        show_kept=args.verbose or "kept" in args.show,
         now=_parse_now(args.now, args.command) if args.now else None,
         verify=_verify(args.ca_file) if args.ca_file else True,
         username=username,
@@ -282,16 +294,19 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
             password=options.password,
             verify=options.verify,
         ) as client:
-            report = await run_cleanup(
-                client,
-                options.policy,
-                repositories=options.repositories,
-                dry_run=options.command == "plan",
-                now=options.now,
-                limits=options.limits,
-                progress=_progress(sys.stderr),
-                confirm=None if options.yes else _confirm(client.login_server, options.now),
-            )
+            line = _progress(sys.stderr)
+            confirm = None if options.yes else _confirm(client.login_server, options.now)
+            with line or contextlib.nullcontext():
+                report = await run_cleanup(
+                    client,
+                    options.policy,
+                    repositories=options.repositories,
+                    dry_run=options.command == "plan",
+                    now=options.now,
+                    limits=options.limits,
+                    progress=line,
+                    confirm=line.paused(confirm) if line and confirm else confirm,
+                )
     except (ClientAuthenticationError, AcrError) as exc:
         _error(_explain(exc, options))
         return EXIT_FAILED
@@ -299,7 +314,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         if credential is not None and credential is not given:
             await credential.close()
     report = _explain_issues(report, options)
-    sys.stdout.write(report.to_json() + "\n" if options.output == "json" else render_table(report))
+    sys.stdout.write(render(report, options))
     sys.stdout.flush()
     if report.cancelled:
         _error("cancelled; nothing was changed")
@@ -307,6 +322,15 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     if report.status is Status.FAILED:
         _error(_failure_line(report))
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def render(report: RunReport, options: Options) -> str:
+    """The report as `--output` and `--show` ask."""
+    if options.output == "json":
+        return report.to_json() + "\n"
+    if options.output == "markdown":
+        return render_markdown(report, show_kept=options.show_kept)
+    return render_table(report, show_kept=options.show_kept)
 
 
 def _credential(
@@ -445,20 +469,7 @@ def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[
     return ask
 
 
-def _progress(stream: TextIO) -> Callable[[ProgressEvent], None] | None:
-    """A one-line progress counter on a terminal; nothing when stderr is a file or a pipe."""
-    if not stream.isatty():
-        return None
-    last = 0.0
-
-    def show(event: ProgressEvent) -> None:
-        nonlocal last
-        finished = event.done == event.total
-        if not finished and time.monotonic() - last < 0.1:
-            return
-        last = time.monotonic()
-        noun = "repositories read" if event.phase == "gather" else "actions applied"
-        stream.write(f"\r{event.done}/{event.total} {noun}" + ("\n" if finished else ""))
-        stream.flush()
-
-    return show
+def _progress(stream: TextIO) -> ProgressLine | None:
+    """A progress line on a terminal, redrawn at least once a second while entered; nothing
+    when stderr is a file or a pipe."""
+    return ProgressLine(stream) if stream.isatty() else None

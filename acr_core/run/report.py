@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from acr_core.names import short_digest
-from acr_core.planning.plan import ActionKind, Kept, Plan, RepositoryPlan
+from acr_core.planning.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
 from acr_core.run.executor import ActionOutcome, Outcome
 
 SCHEMA_VERSION = 1
@@ -322,69 +322,237 @@ def _issue_dict(issue: RepositoryIssue, durations: RepositoryDurations) -> dict[
     }
 
 
-# --- the human table -------------------------------------------------------------------------
+# --- for people: the table and markdown -----------------------------------------------------
+#
+# Both show the same things: each repository's actions grouped by image (an index's children,
+# the actions whose `after` names it, under it; its referrers, its `cascades`, under it too),
+# kept manifests only when asked, then one summary table with a row per repository. At scale
+# (tens of thousands of manifests) the kept rows are most of the plan, so they are opt-in.
 
 _VERB: Mapping[ActionKind, str] = {
     ActionKind.DELETE_MANIFEST: "delete",
     ActionKind.LOCK_TAG: "lock",
 }
+_CASCADED = "deleted by ACR with its subject"
 
 
-def render_table(report: RunReport, *, show_kept: bool = True) -> str:
-    """The report as aligned text: one section per repository, then a summary."""
-    mode = "dry run, nothing changed" if report.dry_run else "applied"
-    if report.cancelled:
-        mode = "cancelled, nothing changed"
-    lines = [f"Registry {report.registry} ({mode}; as of {report.now.isoformat()})", ""]
-    sections: list[tuple[str, list[str]]] = []
-    for repository in report.plan.repositories:
-        sections.append((repository.repository, _repository_lines(report, repository, show_kept)))
-    for issue in report.issues:
-        label = {Status.GONE: "GONE", Status.NOT_COVERED: "NOT COVERED"}.get(issue.status, "FAILED")
-        sections.append((issue.repository, [f"{issue.repository}  {label}: {issue.detail}", ""]))
-    for _, section in sorted(sections, key=lambda s: s[0]):
-        lines += section
-    lines.append(_summary(report))
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One line of a repository's actions; `depth` 1 is a child or referrer of the line above."""
+
+    depth: int
+    verb: str
+    digest: str
+    tags: str
+    outcome: str
+    reason: str
+
+
+def render_table(report: RunReport, *, show_kept: bool = False) -> str:
+    """The report as aligned text: each repository's actions grouped by image (and, with
+    `show_kept`, what it keeps), then a summary table with a row per repository and the totals."""
+    lines = [_heading(report), ""]
+    for name, rows, note in _sections(report, show_kept):
+        lines.append(name)
+        if rows:
+            lines += _aligned(_text_cells(rows, bool(report.outcomes)), indent="  ")
+        lines += [f"  {line}" for line in note]
+        lines.append("")
+    header, body, total = _summary_table(report)
+    lines += _aligned([header, *body, total], indent="", numeric=_numeric(header))
+    lines += ["", _summary(report)]
     return "\n".join(lines) + "\n"
 
 
-def _repository_lines(report: RunReport, repository: RepositoryPlan, show_kept: bool) -> list[str]:
-    lines = [f"{repository.repository}  (rule {repository.rule})"]
-    rows: list[tuple[str, ...]] = []
-    for result in report.results(repository):
+def render_markdown(report: RunReport, *, show_kept: bool = False) -> str:
+    """The report as GitHub-flavoured markdown, for a CI job summary or a pull-request
+    comment: the summary table first, then each repository's grouped actions, folded."""
+    header, body, total = _summary_table(report)
+    align = ["---:" if n else "---" for n in _numeric(header)]
+    cells = [
+        [h.lower() for h in header],
+        align,
+        *([f"`{row[0]}`", *map(_md, row[1:])] for row in body),
+        [f"**{cell}**" if cell else "" for cell in total],
+    ]
+    lines = [f"### {_md(_heading(report))}", ""]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    first, requests = _summary(report).split("\n")
+    lines += ["", _md(first), "", _md(requests), ""]
+    for name, rows, note in _sections(report, show_kept):
+        lines += [f"<details><summary>{_html(name)}</summary>", ""]
+        lines += [f"> {_md(line)}" for line in note] + ([""] if note else [])
+        if rows:
+            lines += _markdown_rows(rows, bool(report.outcomes))
+            lines.append("")
+        lines += ["</details>", ""]
+    return "\n".join(lines)
+
+
+def _heading(report: RunReport) -> str:
+    mode = "dry run, nothing changed" if report.dry_run else "applied"
+    if report.cancelled:
+        mode = "cancelled, nothing changed"
+    return f"Registry {report.registry} ({mode}; as of {report.now.isoformat()})"
+
+
+def _sections(report: RunReport, show_kept: bool) -> list[tuple[str, list[_Row], list[str]]]:
+    """(title, rows, notes) for each repository with something to show, sorted by name."""
+    sections: list[tuple[str, list[_Row], list[str]]] = []
+    for repository in report.plan.repositories:
+        rows = _grouped(report, repository)
+        if show_kept:
+            rows += [
+                _Row(0, "keep", short_digest(k.digest), ", ".join(k.tags) or "-", "-", k.reason)
+                for k in repository.kept
+            ]
+        if not rows and not repository.blocked:
+            continue
+        note = [f"BLOCKED: {repository.blocked}"] if repository.blocked else []
+        note.append(_repository_summary(report, repository))
+        sections.append((f"{repository.repository}  (rule {repository.rule})", rows, note))
+    for issue in report.issues:
+        label = {Status.GONE: "GONE", Status.NOT_COVERED: "NOT COVERED"}.get(issue.status, "FAILED")
+        sections.append((f"{issue.repository}  {label}: {issue.detail}", [], []))
+    return sorted(sections, key=lambda s: s[0])
+
+
+def _grouped(report: RunReport, repository: RepositoryPlan) -> list[_Row]:
+    """The repository's actions by image: deletions first, each with its children and its
+    referrers under it, then locks, those of one manifest together; otherwise plan order."""
+    results = list(report.results(repository))
+    deleted = {r.action.digest for r in results if r.action.kind is ActionKind.DELETE_MANIFEST}
+    children: dict[str, list[ActionOutcome]] = {}
+    top: list[tuple[tuple[bool, int], ActionOutcome]] = []
+    first_lock: dict[str, int] = {}
+    for position, result in enumerate(results):
         action = result.action
-        reason = action.reason
-        if action.cascades:
-            reason += f" (ACR removes {len(action.cascades)} referrer(s) with it)"
-        if result.detail:
-            reason += f" [{result.detail}]"
-        rows.append(
-            (
-                _VERB[action.kind],
-                short_digest(action.digest),
-                ", ".join(action.tags) or "-",
-                result.outcome.value,
-                reason,
-            )
+        parent = next((d for d in action.after if d in deleted), None)
+        if parent is not None:
+            children.setdefault(parent, []).append(result)
+            continue
+        is_lock = action.kind is ActionKind.LOCK_TAG
+        order = first_lock.setdefault(action.digest, position) if is_lock else position
+        top.append(((is_lock, order), result))
+    rows: list[_Row] = []
+    for _, result in sorted(top, key=lambda t: t[0]):
+        rows += _image_rows(result, children, 0)
+    return rows
+
+
+def _image_rows(
+    result: ActionOutcome, children: Mapping[str, list[ActionOutcome]], depth: int
+) -> list[_Row]:
+    action = result.action
+    reason = action.reason + (f" [{result.detail}]" if result.detail else "")
+    tags = ", ".join(action.tags) or "-"
+    verb, digest, outcome = _VERB[action.kind], short_digest(action.digest), result.outcome.value
+    rows = [_Row(depth, verb, digest, tags, outcome, reason)]
+    if action.kind is ActionKind.DELETE_MANIFEST:
+        for child in children.get(action.digest, ()):
+            rows += _image_rows(child, children, depth + 1)
+    rows += [
+        _Row(depth + 1, "referrer", short_digest(d), "-", "-", _CASCADED) for d in action.cascades
+    ]
+    return rows
+
+
+def _text_cells(rows: list[_Row], with_outcome: bool) -> list[tuple[str, ...]]:
+    """Header and rows; the outcome column only once something was applied."""
+    header = ("ACTION", "DIGEST", "TAGS", *(("OUTCOME",) if with_outcome else ()), "REASON")
+    cells = [
+        (
+            "  " * row.depth + row.verb,
+            row.digest,
+            row.tags,
+            *((row.outcome,) if with_outcome else ()),
+            row.reason,
         )
-    if show_kept:
-        rows += [
-            ("keep", short_digest(k.digest), ", ".join(k.tags) or "-", "-", k.reason)
-            for k in repository.kept
-        ]
-    if rows:
-        header = ("ACTION", "DIGEST", "TAGS", "OUTCOME", "REASON")
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-        for row in [header, *rows]:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-            lines.append("  " + "  ".join([*cells, row[4]]).rstrip())
-    else:
-        lines.append("  nothing to do")
-    if repository.blocked:
-        lines.append(f"  BLOCKED: {repository.blocked}")
-    lines.append("  " + _repository_summary(report, repository))
-    lines.append("")
+        for row in rows
+    ]
+    return [header, *cells]
+
+
+def _markdown_rows(rows: list[_Row], with_outcome: bool) -> list[str]:
+    header = ["action", "digest", "tags", *(["outcome"] if with_outcome else []), "reason"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        verb = "\u21b3 " * row.depth + row.verb
+        tags = "" if row.tags == "-" else _md(row.tags)
+        outcome = [row.outcome] if with_outcome else []
+        cells = [verb, f"`{row.digest}`", tags, *outcome, _md(row.reason)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _summary_table(
+    report: RunReport,
+) -> tuple[tuple[str, ...], list[tuple[str, ...]], tuple[str, ...]]:
+    """Header, a row per repository (planned or not), and the totals row. In a dry run the
+    deletions a safety limit holds back count under BLOCKED, not DELETE."""
+    applied = bool(report.outcomes)
+    numbers: tuple[str, ...]
+    if applied:
+        numbers = ("KEPT", "DELETED", "LOCKED", "SKIPPED", "FAILED", "BYTES", "BLOCKED")
+    else:
+        numbers = ("KEPT", "DELETE", "LOCK", "BYTES", "BLOCKED")
+    header = ("REPOSITORY", "RULE", *numbers, "STATUS")
+    rows: list[tuple[str, ...]] = []
+    for repository in report.plan.repositories:
+        held = repository.deletions if repository.blocked else ()
+        counts = _numbers(report.counts(repository), applied, held)
+        status = report.repository_status(repository).value
+        rows.append((repository.repository, repository.rule, *counts, status))
+    for issue in report.issues:
+        rows.append((issue.repository, "-", *("-" for _ in numbers), issue.status.value))
+    rows.sort(key=lambda row: row[0])
+    held = tuple(a for r in report.plan.repositories if r.blocked for a in r.deletions)
+    total = _numbers(report.totals, applied, held)
+    return header, rows, ("total", "", *total, report.status.value)
+
+
+def _numbers(c: Counts, applied: bool, held: tuple[Action, ...]) -> tuple[str, ...]:
+    blocked = str(len(held)) if held else "-"
+    if applied:
+        done = (c.deleted + c.already_gone, c.locked, c.skipped, c.failed)
+        return (str(c.kept), *map(str, done), _bytes(c.bytes_deleted), blocked)
+    size = c.bytes_planned - sum(a.size_in_bytes for a in held)
+    deletions = str(c.planned_deletions - len(held))
+    return (str(c.kept), deletions, str(c.planned_locks), _bytes(size), blocked)
+
+
+def _numeric(header: tuple[str, ...]) -> list[bool]:
+    return [cell not in ("REPOSITORY", "RULE", "STATUS") for cell in header]
+
+
+def _aligned(
+    rows: list[tuple[str, ...]], *, indent: str, numeric: list[bool] | None = None
+) -> list[str]:
+    """Rows as columns padded to their widest cell; the last column is left ragged."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = numeric or [False] * len(widths)
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(width) if right[i] else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        if not right[-1]:
+            cells[-1] = row[-1]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
+
+
+def _md(text: str) -> str:
+    """Text as markdown that renders as the same text (a regex keeps its backslashes)."""
+    return text.translate(_MD_SPECIAL)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _repository_summary(report: RunReport, repository: RepositoryPlan) -> str:

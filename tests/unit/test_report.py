@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from acr_core.run.report import (
     RepositoryIssue,
     RunReport,
     Status,
+    render_markdown,
     render_table,
 )
 
@@ -139,9 +141,11 @@ def test_repository_issues_are_reported(status, run_status):
 
 def test_table_shows_each_action_its_reason_and_the_summary():
     """The table names the repository, every action with its reason, kept images, and totals."""
-    text = render_table(_report(_plan(blocked="over the limit; raise safety.maxDeletes")))
+    text = render_table(
+        _report(_plan(blocked="over the limit; raise safety.maxDeletes")), show_kept=True
+    )
     assert "app  (rule services)" in text
-    assert "11th newest; keepLatest is 10 (ACR removes 1 referrer(s) with it)" in text
+    assert "11th newest; keepLatest is 10\n    referrer  " in text
     assert "matches keepTags 'latest'" in text
     assert "BLOCKED: over the limit" in text
     assert "would delete 0 (0 B), would lock 1, 1 kept" in text
@@ -211,3 +215,91 @@ def test_a_dry_run_table_gives_each_repository_its_counts_bytes_and_read_time():
     assert "  would delete 3 (2.4 KiB), would lock 1, 1 kept; gather 2.0 s, plan 0.0 s\n" in text
     blocked = render_table(_report(_plan(blocked="over the limit")))
     assert "  3 deletion(s) held back (2.4 KiB), would lock 1, 1 kept;" in blocked
+
+
+def _first_column(text: str) -> list[str]:
+    """The ACTION cells of a table's action rows, indentation kept."""
+    rows = [line for line in text.splitlines() if " sha256:" in line and line.startswith("  ")]
+    return [line[2:].split("  sha256")[0].rstrip() for line in rows]
+
+
+def test_the_table_groups_children_under_their_index_and_referrers_under_their_subject():
+    """An index's children and a subject's referrers are indented under it; locks come last."""
+    kinds = _first_column(render_table(_report(_plan()), show_kept=False))
+    assert kinds == ["delete", "  referrer", "delete", "  delete", "lock"]
+    text = render_table(_report(_plan()), show_kept=False)
+    assert text.index(SIGNATURE[:19]) > text.index(OLD[:19])
+    assert text.index(CHILD[:19]) > text.index(INDEX[:19])
+
+
+def test_kept_manifests_are_listed_only_when_asked_for():
+    """`show_kept=False` (the CLI's default) leaves kept manifests out of the table and markdown."""
+    report = _report(_plan())
+    assert "matches keepTags" not in render_table(report, show_kept=False)
+    assert "matches keepTags" not in render_markdown(report)
+    assert "keep    " in render_table(report, show_kept=True)
+    assert "| keep |" in render_markdown(report, show_kept=True)
+
+
+def test_the_table_ends_with_a_row_per_repository_and_the_totals():
+    """After the actions, a summary table has a row per repository, issues too, and a total."""
+    issue = RepositoryIssue("zeta", Status.FAILED, "500 from the registry")
+    text = render_table(_report(_plan(), issues=(issue,)), show_kept=False)
+    table = text[text.index("REPOSITORY") :].splitlines()
+    assert table[0].split() == [
+        "REPOSITORY", "RULE", "KEPT", "DELETE", "LOCK", "BYTES", "BLOCKED", "STATUS"
+    ]  # fmt: skip
+    assert table[1].split() == ["app", "services", "1", "3", "1", "2.4", "KiB", "-", "done"]
+    assert table[2].split() == ["zeta", "-", "-", "-", "-", "-", "-", "failed"]
+    assert table[3].split() == ["total", "1", "3", "1", "2.4", "KiB", "-", "failed"]
+
+
+def test_a_blocked_repository_counts_its_deletions_as_held_back_in_the_summary_table():
+    """A blocked repository's planned deletions go under BLOCKED, not DELETE, as in the totals."""
+    text = render_table(_report(_plan(blocked="over the limit")))
+    row = text[text.index("REPOSITORY") :].splitlines()[1]
+    assert row.split() == ["app", "services", "1", "0", "1", "0", "B", "3", "blocked"]
+
+
+def test_an_applied_summary_table_counts_what_happened():
+    """Once applied, the summary table counts deleted, locked, skipped and failed actions."""
+    outcomes = (Outcome.APPLIED, Outcome.ALREADY_GONE, Outcome.FAILED, Outcome.APPLIED)
+    text = render_table(_report(_plan(), outcomes))
+    table = text[text.index("REPOSITORY") :].splitlines()
+    assert table[0].split()[2:7] == ["KEPT", "DELETED", "LOCKED", "SKIPPED", "FAILED"]
+    row = ["app", "services", "1", "2", "1", "0", "1", "2.0", "KiB", "-", "failed"]
+    assert table[1].split() == row
+
+
+def test_markdown_has_the_summary_table_and_each_repository_folded():
+    """The markdown starts with a GitHub table of repositories, then folds each one's actions."""
+    text = render_markdown(_report(_plan()))
+    lines = text.splitlines()
+    assert lines[2] == "| repository | rule | kept | delete | lock | bytes | blocked | status |"
+    assert lines[3] == "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
+    assert lines[4] == "| `app` | services | 1 | 3 | 1 | 2.4 KiB | - | done |"
+    assert "<details><summary>app  (rule services)</summary>" in lines
+    assert f"| \u21b3 referrer | `{SIGNATURE[:19]}` |  | deleted by ACR with its subject |" in lines
+    assert f"| \u21b3 delete | `{CHILD[:19]}` |  | child of a deleted index |" in lines
+
+
+def test_markdown_escapes_what_would_change_a_reason():
+    """A pipe or a backslash in a reason stays text in markdown instead of breaking the table."""
+    plan = _plan()
+    [repository] = plan.repositories
+    odd = replace(repository.actions[3], reason="matches 'regex:a|b\\.c'")
+    plan = Plan((replace(repository, actions=(*repository.actions[:3], odd)),))
+    assert "matches 'regex:a\\|b\\\\.c' |" in render_markdown(_report(plan))
+
+
+def test_at_scale_the_default_output_grows_with_the_actions_not_the_kept_manifests():
+    """Ten thousand kept manifests add nothing to the default table, one line each when shown."""
+    [repository] = _plan().repositories
+    kept = tuple(
+        Kept("app", digest_of(f"kept-{i}"), (f"1.{i}",), "within keepLatest", "services")
+        for i in range(10_000)
+    )
+    report = _report(Plan((replace(repository, kept=kept),)))
+    assert len(render_table(report, show_kept=False).splitlines()) < 25
+    assert len(render_markdown(report).splitlines()) < 40
+    assert len(render_table(report, show_kept=True).splitlines()) > 10_000
