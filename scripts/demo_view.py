@@ -287,8 +287,11 @@ class Screen:
         named = sorted((label for label in labels if not label.startswith("sha256:")), key=_natural)
         shown = ", ".join(named[:6]) + (f" +{len(named) - 6}" if len(named) > 6 else "")
         head = f"    {verb} {count:>2}  "
-        room = self.width - len(head) + (len(verb) - 9)
-        self.print(head + self.clip(reason, room))
+        indent = len(head) - (len(verb) - 9)  # the head's width on screen, colour codes aside
+        lines = textwrap.wrap(reason, self.width - indent, break_on_hyphens=False) or [""]
+        self.print(head + lines[0])
+        for line in lines[1:]:  # the whole reason: it is the point of the demo
+            self.print(" " * indent + line)
         if shown:
             self.print(" " * 16 + self.dim(self.clip(shown, self.width - 16)))
 

@@ -35,3 +35,17 @@ def test_demo_runs_and_reports_what_changed() -> None:
     assert "v1.2.0, v1.3.0" in out  # both unlocked releases got locked
     assert "manifests deleted" in out
     assert "nothing is left running" in out
+
+
+def test_the_demo_shows_each_reason_whole() -> None:
+    """A reason longer than the screen is wrapped onto more lines, never cut short."""
+    import io
+
+    from scripts.demo_view import Screen
+
+    out = io.StringIO()
+    reason = "older than the 3 newest unprotected tagged images (keepLatest) " * 3
+    Screen(out, colour=False, width=60)._item("✗ deleted", 2, reason.strip(), [])
+    shown = " ".join(line.strip() for line in out.getvalue().splitlines())
+    assert reason.strip() in shown
+    assert "…" not in out.getvalue()
