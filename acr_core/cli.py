@@ -24,7 +24,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.names import is_repository_name
-from acr_core.planning.plan import ActionKind, Plan
+from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.client import AcrClient
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
@@ -32,12 +32,18 @@ from acr_core.registry.errors import AcrError, AuthenticationError, PermissionDe
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
 from acr_core.run.report import RunReport, Status, render_table
-from acr_core.run.service import ProgressEvent, run_cleanup
+from acr_core.run.service import (
+    ProgressEvent,
+    RepositoryNotFoundError,
+    RunInterrupted,
+    run_cleanup,
+)
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BLOCKED = 3
+EXIT_NOTHING_COVERED = 4
 EXIT_INTERRUPTED = 130
 
 _EXIT_FOR_STATUS = {Status.DONE: EXIT_DONE, Status.BLOCKED: EXIT_BLOCKED}
@@ -69,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="acr-cleanup",
         description="Delete old images from Azure Container Registry by policy, and lock tags.",
         epilog="Exit codes: 0 done, 1 failed, 2 usage or policy error, 3 blocked by a safety "
-        "limit. Documentation: docs/cli.md.",
+        "limit, 4 no rule governs any repository, 130 interrupted. Documentation: docs/cli.md.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plan = commands.add_parser("plan", help="show what the policy would delete and lock")
@@ -284,8 +290,16 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                 now=options.now,
                 limits=options.limits,
                 progress=_progress(sys.stderr),
-                confirm=None if options.yes else _confirm(client.login_server, options.now),
+                confirm=None if options.yes else _confirm(),
+                named_must_exist=True,
             )
+    except RunInterrupted as exc:
+        _print(exc.report, options, "interrupted; the actions marked applied were done")
+        _error("interrupted while applying; run apply again to finish (it re-reads the registry)")
+        return EXIT_INTERRUPTED
+    except RepositoryNotFoundError as exc:
+        _error(f"{exc}: check the name (`az acr repository list` lists them) and --registry")
+        return EXIT_USAGE
     except (ClientAuthenticationError, AcrError) as exc:
         _error(_explain(exc, options))
         return EXIT_FAILED
@@ -293,14 +307,49 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         if credential is not None and credential is not given:
             await credential.close()
     report = _explain_issues(report, options)
-    sys.stdout.write(report.to_json() + "\n" if options.output == "json" else render_table(report))
-    sys.stdout.flush()
+    _print(report, options)
     if report.cancelled:
         _error("cancelled; nothing was changed")
         return EXIT_FAILED
     if report.status is Status.FAILED:
         _error(_failure_line(report))
+    elif _governs_nothing(report):
+        _error(_nothing_covered(options))
+        return EXIT_NOTHING_COVERED
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def _print(report: RunReport, options: Options, mode: str | None = None) -> None:
+    """The report on stdout as `--output` says; `mode` retitles the table."""
+    if options.output == "json":
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        table = render_table(report)
+        sys.stdout.write(_retitled(table, mode) if mode else table)
+    sys.stdout.flush()
+
+
+def _governs_nothing(report: RunReport) -> bool:
+    """No rule governed any repository: nothing was read, or only names no rule covers."""
+    return not report.plan.repositories and all(
+        issue.status is Status.NOT_COVERED for issue in report.issues
+    )
+
+
+def _nothing_covered(options: Options) -> str:
+    rules = "; ".join(
+        f"{rule.name} ({', '.join(rule.repositories.patterns)})" for rule in options.policy.rules
+    )
+    where = (
+        "the repositories named with --repository"
+        if options.repositories
+        else f"any repository in {options.endpoint}"
+    )
+    return (
+        f"no rule governs {where}: the policy's rules {rules} match none of them. Check the "
+        "rules' `repositories` patterns against the registry's names (`az acr repository "
+        "list`) and that --registry is the registry you meant"
+    )
 
 
 def _credential(
@@ -408,17 +457,11 @@ def _failure_line(report: RunReport) -> str:
     return "; ".join([counts, *(f"{verb}: {reason}" for verb, reason in reasons.items())])
 
 
-def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[bool]]:
-    """Show the plan on stderr and ask on the terminal before anything is changed."""
+def _confirm() -> Callable[[RunReport], Awaitable[bool]]:
+    """Show the preview on stderr and ask on the terminal before anything is changed."""
 
-    async def ask(plan: Plan) -> bool:
-        preview = RunReport(
-            registry=registry,
-            dry_run=True,
-            now=now or datetime.now(UTC),
-            started_at=datetime.now(UTC),
-            plan=plan,
-        )
+    async def ask(preview: RunReport) -> bool:
+        plan = preview.plan
         deletions = sum(len(r.deletions) for r in plan.repositories if not r.blocked)
         locks = sum(len(r.locks) for r in plan.repositories)
         # Read on the loop's own thread (nothing else runs between plan and apply) with
@@ -427,9 +470,11 @@ def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[
         # typed the moment the question appears is not lost.
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            sys.stderr.write(render_table(preview, show_kept=False))
+            table = render_table(preview, show_kept=False)
+            sys.stderr.write(_retitled(table, "preview of what apply will do, nothing changed yet"))
             sys.stderr.write(
-                f"Delete {deletions} manifest(s) and lock {locks} tag(s) in {registry}? [y/N] "
+                f"Delete {deletions} manifest(s) and lock {locks} tag(s) in "
+                f"{preview.registry}? [y/N] "
             )
             sys.stderr.flush()
             return sys.stdin.readline().strip().lower() in ("y", "yes")
@@ -437,6 +482,14 @@ def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[
             signal.signal(signal.SIGINT, previous)
 
     return ask
+
+
+def _retitled(table: str, mode: str) -> str:
+    """`render_table`'s text with `mode` in its first line (`Registry NAME (MODE; as of ...)`)."""
+    first, newline, rest = table.partition("\n")
+    head, _, tail = first.partition(" (")
+    _, semicolon, as_of = tail.partition(";")
+    return f"{head} ({mode};{as_of}{newline}{rest}" if semicolon else table
 
 
 def _progress(stream: TextIO) -> Callable[[ProgressEvent], None] | None:

@@ -1,0 +1,59 @@
+"""`acr-cleanup` under a user's mistakes: a typo in a name, a policy that covers nothing, a bad
+`--now`, a closed port; each is one clear line and its own exit code (docs/cli.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from acr_core.cli import EXIT_NOTHING_COVERED, EXIT_USAGE
+from acr_emulator import Emulator, EmulatorConfig
+from tests.e2e.registry import API_BEFORE, NOW, state
+from tests.e2e.test_cli import cli, everything
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(now=NOW)
+
+
+@pytest.mark.parametrize("command", [("plan",), ("apply", "--yes")])
+def test_a_named_repository_that_does_not_exist_is_an_error(
+    emulator: Emulator, server, tmp_path, capsys, command
+):
+    """`--repository nope/api` (a rule covers `*/api`) exits 2 with `repository 'nope/api' not
+    found`, changing nothing."""
+    before = everything(emulator)
+    policy = _policy(tmp_path, ["*/api"])
+    code = cli(server, policy, *command, "--repository", "services/api", "--repository", "nope/api")
+    captured = capsys.readouterr()
+    assert code == EXIT_USAGE
+    assert "repository 'nope/api' not found" in captured.err
+    assert "GONE" not in captured.out
+    assert everything(emulator) == before
+
+
+def _policy(tmp_path: Path, repositories: list[str]) -> Path:
+    path = tmp_path / "nothing.json"
+    rule = {"name": "web", "repositories": repositories, "keepLatest": 1}
+    path.write_text(json.dumps({"version": 1, "rules": [rule]}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [(("plan",), ()), (("apply", "--yes"), ()), (("plan",), ("--repository", "services/api"))],
+)
+def test_a_policy_that_governs_no_repository_says_so(
+    emulator: Emulator, server, tmp_path, capsys, command, named
+):
+    """Rules that match no repository exit 4 naming the rules, their patterns and what to check."""
+    code = cli(server, _policy(tmp_path, ["web/*"]), *command, *named)
+    err = capsys.readouterr().err
+    assert code == EXIT_NOTHING_COVERED
+    assert "no rule governs" in err
+    assert "web (web/*)" in err
+    assert "--registry" in err
+    assert state(emulator, "services/api") == API_BEFORE
