@@ -219,7 +219,10 @@ def _parse_now(text: str, command: str) -> datetime:
     except ValueError:
         raise UsageError(f"--now {text!r} is not ISO 8601, e.g. 2026-01-31T12:00:00Z") from None
     if moment.tzinfo is None:
-        raise UsageError(f"--now {text!r} needs a time zone, e.g. {text}Z")
+        # The suggestion is `moment` in UTC as `fromisoformat` reads it back: a bare date
+        # gains its time too (Python 3.11 refuses `2030-01-01Z`).
+        suggestion = moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+        raise UsageError(f"--now {text!r} needs a time zone, e.g. {suggestion}")
     if command == "apply" and moment > datetime.now(UTC):
         # Ages are measured back from `now`: a future `now` makes images pushed a moment ago
         # look older than minAge and untagged.olderThan, so apply would delete them.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from acr_core.cli import EXIT_NOTHING_COVERED, EXIT_USAGE
+from acr_core.cli import EXIT_DONE, EXIT_NOTHING_COVERED, EXIT_USAGE
 from acr_emulator import Emulator, EmulatorConfig
 from tests.e2e.registry import API_BEFORE, NOW, state
 from tests.e2e.test_cli import cli, everything
@@ -57,3 +57,22 @@ def test_a_policy_that_governs_no_repository_says_so(
     assert "web (web/*)" in err
     assert "--registry" in err
     assert state(emulator, "services/api") == API_BEFORE
+
+
+@pytest.mark.parametrize(
+    ("given", "suggested"),
+    [
+        ("2030-01-01", "2030-01-01T00:00:00Z"),
+        ("2026-01-31T12:30:00", "2026-01-31T12:30:00Z"),
+        ("2026-01-31T12:30:00.250000", "2026-01-31T12:30:00.250000Z"),
+    ],
+)
+def test_the_now_without_a_time_zone_suggests_a_time_plan_accepts(
+    emulator: Emulator, server, policy_file, capsys, given, suggested
+):
+    """`--now` without a time zone suggests a value, and `plan --now SUGGESTION` runs with it."""
+    assert cli(server, policy_file, "plan", "--now", given) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"needs a time zone, e.g. {suggested}\n" in err
+    code = cli(server, policy_file, "plan", "--repository", "services/api", "--now", suggested)
+    assert code == EXIT_DONE, capsys.readouterr().err
