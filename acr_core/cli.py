@@ -28,7 +28,13 @@ from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.client import AcrClient
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
-from acr_core.registry.errors import AcrError, AuthenticationError, PermissionDeniedError
+from acr_core.registry.errors import (
+    AcrConnectionError,
+    AcrError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
+from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
 from acr_core.run.report import RunReport, Status, render_table
@@ -45,6 +51,10 @@ EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 EXIT_NOTHING_COVERED = 4
 EXIT_INTERRUPTED = 130
+
+# Seconds to wait for a TCP (and TLS) connection: a registry on the internet answers within
+# one or two; a wrong port or a host that drops packets should not take the default 30 s.
+CONNECT_TIMEOUT = 5.0
 
 _EXIT_FOR_STATUS = {Status.DONE: EXIT_DONE, Status.BLOCKED: EXIT_BLOCKED}
 # The OCI distribution spec's repository name grammar (path components separated by `/`).
@@ -284,6 +294,8 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
             username=options.username,
             password=options.password,
             verify=options.verify,
+            retry=RetryPolicy(fail_fast_unreached=True),
+            connect_timeout=CONNECT_TIMEOUT,
         ) as client:
             report = await run_cleanup(
                 client,
@@ -400,6 +412,12 @@ def _explain(exc: ClientAuthenticationError | AcrError, options: Options) -> str
     hint = ""
     if "CERTIFICATE_VERIFY_FAILED" in str(exc):
         hint = ". If the registry's certificate comes from a private CA, pass --ca-file"
+    elif isinstance(exc, AcrConnectionError) and "Connect" in str(exc):
+        hint = (
+            f". Nothing answered at {options.endpoint}: check the registry URL and its port "
+            "(--registry), that the registry or the emulator (python -m acr_emulator) is "
+            "running, and the network or proxy in between"
+        )
     if isinstance(exc, PermissionDeniedError) and (exc.scope or "").startswith("registry:"):
         hint = ". To skip the catalog, name the repositories: --repository NAME"
     return f"{exc}{hint}"
@@ -407,12 +425,14 @@ def _explain(exc: ClientAuthenticationError | AcrError, options: Options) -> str
 
 def _explain_issues(report: RunReport, options: Options) -> RunReport:
     """The report with each repository the registry refused to sign in to explained for the
-    way the CLI signed in (`_explain`)."""
-    if not any(isinstance(i.cause, AuthenticationError) for i in report.issues):
+    way the CLI signed in, and each one it could not connect to with what to check
+    (`_explain`)."""
+    explained = AuthenticationError | AcrConnectionError
+    if not any(isinstance(i.cause, explained) for i in report.issues):
         return report
     issues = tuple(
         replace(issue, detail=_explain(issue.cause, options))
-        if isinstance(issue.cause, AuthenticationError)
+        if isinstance(issue.cause, explained)
         else issue
         for issue in report.issues
     )

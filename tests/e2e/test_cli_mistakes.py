@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 
 import pytest
 
-from acr_core.cli import EXIT_DONE, EXIT_NOTHING_COVERED, EXIT_USAGE
+from acr_core.cli import EXIT_DONE, EXIT_FAILED, EXIT_NOTHING_COVERED, EXIT_USAGE, main
 from acr_emulator import Emulator, EmulatorConfig
 from tests.e2e.registry import API_BEFORE, NOW, state
 from tests.e2e.test_cli import cli, everything
@@ -76,3 +78,26 @@ def test_the_now_without_a_time_zone_suggests_a_time_plan_accepts(
     assert f"needs a time zone, e.g. {suggested}\n" in err
     code = cli(server, policy_file, "plan", "--repository", "services/api", "--now", suggested)
     assert code == EXIT_DONE, capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # nothing listens on it once the socket is closed
+
+
+@pytest.mark.parametrize("named", [(), ("--repository", "services/api")])
+def test_a_closed_port_fails_fast_with_what_to_check(policy_file, capsys, named):
+    """Nothing listening at --registry exits 1 within seconds, naming the URL and what to check."""
+    url = f"https://127.0.0.1:{_closed_port()}"
+    argv = ["plan", "--registry", url, "--policy", str(policy_file), *named]
+    started = time.monotonic()
+    code = main(argv, environ={"ACR_USERNAME": "admin", "ACR_PASSWORD": "secret"})
+    elapsed = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert elapsed < 5, err
+    assert f"Nothing answered at {url}" in err
+    assert "check the registry URL and its port (--registry)" in err
+    assert "emulator" in err
