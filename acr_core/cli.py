@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
@@ -29,6 +30,7 @@ from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.client import AcrClient
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
 from acr_core.registry.errors import (
+    UNTRUSTED_ADVICE,
     AcrConnectionError,
     AcrError,
     AuthenticationError,
@@ -87,16 +89,60 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 done, 1 failed, 2 usage or policy error, 3 blocked by a safety "
         "limit, 4 no rule governs any repository, 130 interrupted. Documentation: docs/cli.md.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    plan = commands.add_parser("plan", help="show what the policy would delete and lock")
-    apply = commands.add_parser("apply", help="delete and lock what the policy says")
+    plan = _command(commands, "plan", "show what the policy would delete and lock")
+    apply = _command(commands, "apply", "delete and lock what the policy says")
     for sub in (plan, apply):
         _registry_arguments(sub)
     apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    validate = commands.add_parser("validate", help="check a policy file and list every error")
+    validate = _command(commands, "validate", "check a policy file and list every error")
     validate.add_argument("policy_file", nargs="?", metavar="FILE", help="the policy file")
     validate.add_argument("--policy", dest="policy_flag", metavar="FILE", help="the policy file")
     return parser
+
+
+# Each command's `--help`: what it does, and an example to start from.
+_ABOUT = {
+    "plan": (
+        "Read the registry and print what the policy would delete, lock and keep, and why. "
+        "Changes nothing.",
+        "acr-cleanup plan --registry myregistry.azurecr.io --policy policy.json\n"
+        "  acr-cleanup plan --registry myregistry.azurecr.io --policy policy.json "
+        "--repository services/api --output json",
+    ),
+    "apply": (
+        "Plan as `plan` does, then delete and lock it. On a terminal it shows a preview and "
+        "asks [y/N]; elsewhere it needs --yes.",
+        "acr-cleanup apply --registry myregistry.azurecr.io --policy policy.json\n"
+        "  acr-cleanup apply --registry myregistry.azurecr.io --policy policy.json --yes "
+        "--output json",
+    ),
+    "validate": (
+        "Check a policy file without a registry and print every problem, one per line.",
+        "acr-cleanup validate policy.json",
+    ),
+}
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    description, example = _ABOUT[name]
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=f"example:\n  {example}\n\nDocumentation: docs/cli.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("acr-cleanup")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _registry_arguments(sub: argparse.ArgumentParser) -> None:
@@ -410,8 +456,13 @@ def _explain(exc: ClientAuthenticationError | AcrError, options: Options) -> str
             correlation_id=exc.correlation_id,
         )
     hint = ""
-    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        hint = ". If the registry's certificate comes from a private CA, pass --ca-file"
+    text = str(exc).replace(UNTRUSTED_ADVICE, "")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        hint = (
+            "; the registry's certificate is not trusted: check that --registry is the registry "
+            "you meant, or, if its certificate comes from a private CA (the emulator prints "
+            "its ca_file), pass --ca-file FILE"
+        )
     elif isinstance(exc, AcrConnectionError) and "Connect" in str(exc):
         hint = (
             f". Nothing answered at {options.endpoint}: check the registry URL and its port "
@@ -420,7 +471,7 @@ def _explain(exc: ClientAuthenticationError | AcrError, options: Options) -> str
         )
     if isinstance(exc, PermissionDeniedError) and (exc.scope or "").startswith("registry:"):
         hint = ". To skip the catalog, name the repositories: --repository NAME"
-    return f"{exc}{hint}"
+    return f"{text}{hint}"
 
 
 def _explain_issues(report: RunReport, options: Options) -> RunReport:

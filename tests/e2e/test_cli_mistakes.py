@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from acr_core.cli import EXIT_DONE, EXIT_FAILED, EXIT_NOTHING_COVERED, EXIT_USAGE, main
 from acr_emulator import Emulator, EmulatorConfig
-from tests.e2e.registry import API_BEFORE, NOW, state
+from tests.e2e.registry import API_BEFORE, NOW, POLICY, state
 from tests.e2e.test_cli import cli, everything
 
 
@@ -101,3 +102,39 @@ def test_a_closed_port_fails_fast_with_what_to_check(policy_file, capsys, named)
     assert f"Nothing answered at {url}" in err
     assert "check the registry URL and its port (--registry)" in err
     assert "emulator" in err
+
+
+def test_version_prints_the_installed_version(capsys):
+    """`acr-cleanup --version` prints the program's name and version and exits 0."""
+    assert main(["--version"]) == EXIT_DONE
+    assert re.fullmatch(r"acr-cleanup \S+\n", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "validate"])
+def test_each_command_s_help_describes_it_with_an_example(capsys, command):
+    """`COMMAND --help` says what the command does and shows an example command line."""
+    assert main([command, "--help"]) == EXIT_DONE
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]
+    assert not description.startswith(("options:", "positional arguments:")), out
+    assert f"example:\n  acr-cleanup {command} " in out
+
+
+def test_an_untrusted_certificate_gives_cli_advice(server, policy_file, capsys):
+    """Without --ca-file the emulator's certificate is refused with CLI advice, not Python's."""
+    argv = ["plan", "--registry", server.url, "--policy", str(policy_file)]
+    code = main(argv, environ={"ACR_USERNAME": "admin", "ACR_PASSWORD": "secret"})
+    err = capsys.readouterr().err
+    assert code == EXIT_FAILED
+    assert "CERTIFICATE_VERIFY_FAILED" in err
+    assert "pass --ca-file FILE" in err
+    assert "check that --registry is the registry you meant" in err
+    assert "verify=" not in err
+
+
+def test_validate_reads_a_policy_saved_with_a_byte_order_mark(tmp_path, capsys):
+    """A policy file that starts with a UTF-8 BOM is valid, as it is without one."""
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(POLICY).encode())
+    assert main(["validate", str(path)]) == EXIT_DONE
+    assert "valid, 2 rule(s)" in capsys.readouterr().out
