@@ -68,7 +68,14 @@ def tag_locked(tag: str, delete_enabled: bool) -> str:
 
 
 def tag_matches(tag: str, field_name: str, pattern: str) -> str:
-    return f"tag {tag!r} matches {field_name} pattern {pattern!r}"
+    return f"tag {tag!r} matches {field_name} pattern {quoted(pattern)}"
+
+
+def quoted(pattern: str) -> str:
+    """A pattern in quotes as the policy's author wrote it: `repr` would double the
+    backslashes of `regex:^v\\d+$`."""
+    quote = '"' if "'" in pattern else "'"
+    return f"{quote}{pattern}{quote}"
 
 
 MISSING_TIMESTAMP = "its createdTime or lastUpdateTime is missing"
@@ -167,7 +174,7 @@ IN_CYCLE = "kept: it is part of a reference cycle, which no image anchors"
 
 
 def lock_tag(pattern: str) -> str:
-    return f"tag matches lockTags pattern {pattern!r} and is not locked both ways"
+    return f"tag matches lockTags pattern {quoted(pattern)} and is not locked both ways"
 
 
 def over_max_deletes(removed: int, direct: int, limit: int, repository: str) -> str:

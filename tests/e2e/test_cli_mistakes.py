@@ -138,3 +138,17 @@ def test_validate_reads_a_policy_saved_with_a_byte_order_mark(tmp_path, capsys):
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(POLICY).encode())
     assert main(["validate", str(path)]) == EXIT_DONE
     assert "valid, 2 rule(s)" in capsys.readouterr().out
+
+
+def test_durations_and_regexes_are_shown_as_the_policy_writes_them(server, tmp_path, capsys):
+    """`14d` stays `14d` (not `2w`) and `regex:^v\\d+...` keeps single backslashes in `plan`."""
+    regex = r"regex:^v\d+\.\d+\.\d+$"
+    rule = {**POLICY["rules"][0], "lockTags": [regex], "untagged": {"olderThan": "14d"}}
+    path = tmp_path / "written.json"
+    path.write_text(json.dumps({**POLICY, "rules": [rule]}))
+    assert cli(server, path, "plan", "--repository", "services/api") == EXIT_DONE
+    out = capsys.readouterr().out
+    assert "not updated for more than 14d" in out
+    assert "2w" not in out
+    assert f"tag matches lockTags pattern '{regex}'" in out
+    assert "\\\\" not in out
