@@ -30,7 +30,7 @@ from tests.unit.planner_fixtures import NOW, RepoBuilder
 def test_a_block_counts_deletions_and_their_referrers_apart(
     safety: dict[str, object], sentence: str
 ) -> None:
-    """Five old images, three of them signed, over a limit: 8 manifests, 5 deletions, 3 referrers."""
+    """Five old images, three signed, over a limit: 8 manifests, 5 deletions, 3 referrers."""
     b = RepoBuilder()
     for i in range(6):
         b.image(f"t{i}", f"build-{i}", age=timedelta(days=10 + i))
