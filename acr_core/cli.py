@@ -17,6 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
@@ -24,22 +25,34 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.names import is_repository_name
-from acr_core.planning.plan import ActionKind, Plan
+from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.client import AcrClient
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
-from acr_core.registry.errors import AcrError, AuthenticationError, PermissionDeniedError
+from acr_core.registry.errors import (
+    UNTRUSTED_ADVICE,
+    AcrConnectionError,
+    AcrError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
+from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
 from acr_core.run.progress import ProgressLine
 from acr_core.run.report import RunReport, Status, render_markdown, render_table
-from acr_core.run.service import run_cleanup
+from acr_core.run.service import RepositoryNotFoundError, RunInterrupted, run_cleanup
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BLOCKED = 3
+EXIT_NOTHING_COVERED = 4
 EXIT_INTERRUPTED = 130
+
+# Seconds to wait for a TCP (and TLS) connection: a registry on the internet answers within
+# one or two; a wrong port or a host that drops packets should not take the default 30 s.
+CONNECT_TIMEOUT = 5.0
 
 _EXIT_FOR_STATUS = {Status.DONE: EXIT_DONE, Status.BLOCKED: EXIT_BLOCKED}
 # The OCI distribution spec's repository name grammar (path components separated by `/`).
@@ -76,19 +89,64 @@ def build_parser() -> argparse.ArgumentParser:
         prog="acr-cleanup",
         description="Delete old images from Azure Container Registry by policy, and lock tags.",
         epilog="Exit codes: 0 done, 1 failed, 2 usage or policy error, 3 blocked by a safety "
-        f"limit.\nDocumentation: {DOCS}/cli.md",
+        "limit, 4 no rule governs any repository, 130 interrupted.\n"
+        f"Documentation: {DOCS}/cli.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the link on one line
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    plan = commands.add_parser("plan", help="show what the policy would delete and lock")
-    apply = commands.add_parser("apply", help="delete and lock what the policy says")
+    plan = _command(commands, "plan", "show what the policy would delete and lock")
+    apply = _command(commands, "apply", "delete and lock what the policy says")
     for sub in (plan, apply):
         _registry_arguments(sub)
     apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    validate = commands.add_parser("validate", help="check a policy file and list every error")
+    validate = _command(commands, "validate", "check a policy file and list every error")
     validate.add_argument("policy_file", nargs="?", metavar="FILE", help="the policy file")
     validate.add_argument("--policy", dest="policy_flag", metavar="FILE", help="the policy file")
     return parser
+
+
+# Each command's `--help`: what it does, and an example to start from.
+_ABOUT = {
+    "plan": (
+        "Read the registry and print what the policy would delete, lock and keep, and why. "
+        "Changes nothing.",
+        "acr-cleanup plan --registry myregistry.azurecr.io --policy policy.json\n"
+        "  acr-cleanup plan --registry myregistry.azurecr.io --policy policy.json "
+        "--repository services/api --output json",
+    ),
+    "apply": (
+        "Plan as `plan` does, then delete and lock it. On a terminal it shows a preview and "
+        "asks [y/N]; elsewhere it needs --yes.",
+        "acr-cleanup apply --registry myregistry.azurecr.io --policy policy.json\n"
+        "  acr-cleanup apply --registry myregistry.azurecr.io --policy policy.json --yes "
+        "--output json",
+    ),
+    "validate": (
+        "Check a policy file without a registry and print every problem, one per line.",
+        "acr-cleanup validate policy.json",
+    ),
+}
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    description, example = _ABOUT[name]
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=f"example:\n  {example}\n\nDocumentation: {DOCS}/cli.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("acr-cleanup")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _registry_arguments(sub: argparse.ArgumentParser) -> None:
@@ -231,7 +289,10 @@ def _parse_now(text: str, command: str) -> datetime:
     except ValueError:
         raise UsageError(f"--now {text!r} is not ISO 8601, e.g. 2026-01-31T12:00:00Z") from None
     if moment.tzinfo is None:
-        raise UsageError(f"--now {text!r} needs a time zone, e.g. {text}Z")
+        # The suggestion is `moment` in UTC as `fromisoformat` reads it back: a bare date
+        # gains its time too (Python 3.11 refuses `2030-01-01Z`).
+        suggestion = moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+        raise UsageError(f"--now {text!r} needs a time zone, e.g. {suggestion}")
     if command == "apply" and moment > datetime.now(UTC):
         # Ages are measured back from `now`: a future `now` makes images pushed a moment ago
         # look older than minAge and untagged.olderThan, so apply would delete them.
@@ -293,9 +354,11 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
             username=options.username,
             password=options.password,
             verify=options.verify,
+            retry=RetryPolicy(fail_fast_unreached=True),
+            connect_timeout=CONNECT_TIMEOUT,
         ) as client:
             line = _progress(sys.stderr)
-            confirm = None if options.yes else _confirm(client.login_server, options.now)
+            confirm = None if options.yes else _confirm()
             with line or contextlib.nullcontext():
                 report = await run_cleanup(
                     client,
@@ -306,7 +369,15 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                     limits=options.limits,
                     progress=line,
                     confirm=line.paused(confirm) if line and confirm else confirm,
+                    named_must_exist=True,
                 )
+    except RunInterrupted as exc:
+        _print(exc.report, options, "interrupted; the actions marked applied were done")
+        _error("interrupted while applying; run apply again to finish (it re-reads the registry)")
+        return EXIT_INTERRUPTED
+    except RepositoryNotFoundError as exc:
+        _error(f"{exc}: check the name (`az acr repository list` lists them) and --registry")
+        return EXIT_USAGE
     except (ClientAuthenticationError, AcrError) as exc:
         _error(_explain(exc, options))
         return EXIT_FAILED
@@ -314,13 +385,15 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         if credential is not None and credential is not given:
             await credential.close()
     report = _explain_issues(report, options)
-    sys.stdout.write(render(report, options))
-    sys.stdout.flush()
+    _print(report, options)
     if report.cancelled:
         _error("cancelled; nothing was changed")
         return EXIT_FAILED
     if report.status is Status.FAILED:
         _error(_failure_line(report))
+    elif _governs_nothing(report):
+        _error(_nothing_covered(options))
+        return EXIT_NOTHING_COVERED
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
 
 
@@ -331,6 +404,36 @@ def render(report: RunReport, options: Options) -> str:
     if options.output == "markdown":
         return render_markdown(report, show_kept=options.show_kept)
     return render_table(report, show_kept=options.show_kept)
+
+
+def _print(report: RunReport, options: Options, mode: str | None = None) -> None:
+    """The report on stdout as `--output` says; `mode` retitles the table."""
+    text = render(report, options)
+    sys.stdout.write(_retitled(text, mode) if mode and options.output == "table" else text)
+    sys.stdout.flush()
+
+
+def _governs_nothing(report: RunReport) -> bool:
+    """No rule governed any repository: nothing was read, or only names no rule covers."""
+    return not report.plan.repositories and all(
+        issue.status is Status.NOT_COVERED for issue in report.issues
+    )
+
+
+def _nothing_covered(options: Options) -> str:
+    rules = "; ".join(
+        f"{rule.name} ({', '.join(rule.repositories.patterns)})" for rule in options.policy.rules
+    )
+    where = (
+        "the repositories named with --repository"
+        if options.repositories
+        else f"any repository in {options.endpoint}"
+    )
+    return (
+        f"no rule governs {where}: the policy's rules {rules} match none of them. Check the "
+        "rules' `repositories` patterns against the registry's names (`az acr repository "
+        "list`) and that --registry is the registry you meant"
+    )
 
 
 def _credential(
@@ -376,21 +479,34 @@ def _explain(exc: ClientAuthenticationError | AcrError, options: Options) -> str
             correlation_id=exc.correlation_id,
         )
     hint = ""
-    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        hint = ". If the registry's certificate comes from a private CA, pass --ca-file"
+    text = str(exc).replace(UNTRUSTED_ADVICE, "")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        hint = (
+            "; the registry's certificate is not trusted: check that --registry is the registry "
+            "you meant, or, if its certificate comes from a private CA (the emulator prints "
+            "its ca_file), pass --ca-file FILE"
+        )
+    elif isinstance(exc, AcrConnectionError) and "Connect" in str(exc):
+        hint = (
+            f". Nothing answered at {options.endpoint}: check the registry URL and its port "
+            "(--registry), that the registry or the emulator (python -m acr_emulator) is "
+            "running, and the network or proxy in between"
+        )
     if isinstance(exc, PermissionDeniedError) and (exc.scope or "").startswith("registry:"):
         hint = ". To skip the catalog, name the repositories: --repository NAME"
-    return f"{exc}{hint}"
+    return f"{text}{hint}"
 
 
 def _explain_issues(report: RunReport, options: Options) -> RunReport:
     """The report with each repository the registry refused to sign in to explained for the
-    way the CLI signed in (`_explain`)."""
-    if not any(isinstance(i.cause, AuthenticationError) for i in report.issues):
+    way the CLI signed in, and each one it could not connect to with what to check
+    (`_explain`)."""
+    explained = AuthenticationError | AcrConnectionError
+    if not any(isinstance(i.cause, explained) for i in report.issues):
         return report
     issues = tuple(
         replace(issue, detail=_explain(issue.cause, options))
-        if isinstance(issue.cause, AuthenticationError)
+        if isinstance(issue.cause, explained)
         else issue
         for issue in report.issues
     )
@@ -438,17 +554,11 @@ def _failure_line(report: RunReport) -> str:
     return "; ".join([counts, *(f"{verb}: {reason}" for verb, reason in reasons.items())])
 
 
-def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[bool]]:
-    """Show the plan on stderr and ask on the terminal before anything is changed."""
+def _confirm() -> Callable[[RunReport], Awaitable[bool]]:
+    """Show the preview on stderr and ask on the terminal before anything is changed."""
 
-    async def ask(plan: Plan) -> bool:
-        preview = RunReport(
-            registry=registry,
-            dry_run=True,
-            now=now or datetime.now(UTC),
-            started_at=datetime.now(UTC),
-            plan=plan,
-        )
+    async def ask(preview: RunReport) -> bool:
+        plan = preview.plan
         deletions = sum(len(r.deletions) for r in plan.repositories if not r.blocked)
         locks = sum(len(r.locks) for r in plan.repositories)
         # Read on the loop's own thread (nothing else runs between plan and apply) with
@@ -457,9 +567,11 @@ def _confirm(registry: str, now: datetime | None) -> Callable[[Plan], Awaitable[
         # typed the moment the question appears is not lost.
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            sys.stderr.write(render_table(preview, show_kept=False))
+            table = render_table(preview, show_kept=False)
+            sys.stderr.write(_retitled(table, "preview of what apply will do, nothing changed yet"))
             sys.stderr.write(
-                f"Delete {deletions} manifest(s) and lock {locks} tag(s) in {registry}? [y/N] "
+                f"Delete {deletions} manifest(s) and lock {locks} tag(s) in "
+                f"{preview.registry}? [y/N] "
             )
             sys.stderr.flush()
             return sys.stdin.readline().strip().lower() in ("y", "yes")
@@ -473,3 +585,11 @@ def _progress(stream: TextIO) -> ProgressLine | None:
     """A progress line on a terminal, redrawn at least once a second while entered; nothing
     when stderr is a file or a pipe."""
     return ProgressLine(stream) if stream.isatty() else None
+
+
+def _retitled(table: str, mode: str) -> str:
+    """`render_table`'s text with `mode` in its first line (`Registry NAME (MODE; as of ...)`)."""
+    first, newline, rest = table.partition("\n")
+    head, _, tail = first.partition(" (")
+    _, semicolon, as_of = tail.partition(";")
+    return f"{head} ({mode};{as_of}{newline}{rest}" if semicolon else table

@@ -230,11 +230,30 @@ def parse_duration(text: str) -> timedelta:
         raise PatternError(
             f"{_quoted(text)} is longer than 100 years (36500d), the longest allowed"
         )
-    return timedelta(seconds=seconds)
+    return Duration(seconds, text)
+
+
+class Duration(timedelta):
+    """A `timedelta` that remembers how the policy wrote it, so that reasons say `14d` where the
+    policy says `14d` (not `2w`). It compares, hashes and computes as the `timedelta` it is."""
+
+    __slots__ = ("written",)
+    written: str
+
+    def __new__(cls, seconds: int, written: str) -> Duration:
+        duration = super().__new__(cls, seconds=seconds)
+        duration.written = written
+        return duration
+
+    def __reduce__(self) -> tuple[type[Duration], tuple[int, str]]:
+        return (Duration, (int(self.total_seconds()), self.written))
 
 
 def format_duration(value: timedelta) -> str:
-    """The shortest exact spelling of `value` in the duration grammar (for reasons and docs)."""
+    """`value` as the policy wrote it, or else its shortest exact spelling in the duration
+    grammar (for reasons and docs)."""
+    if isinstance(value, Duration):
+        return value.written
     seconds = int(value.total_seconds())
     for unit in ("w", "d", "h", "m"):
         size = _UNIT_SECONDS[unit]

@@ -99,7 +99,7 @@ def _plan_repository(
         rule=rule.name,
         actions=(*safety.locks(graph, rule), *_deletions(graph, rule, decided)),
         kept=kept,
-        blocked=safety.blocked(graph, limits, len(decided.removed_by)),
+        blocked=safety.blocked(graph, limits, len(decided.removed_by), len(decided.deleted)),
     )
 
 

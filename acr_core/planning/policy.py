@@ -9,12 +9,16 @@ quietly turn a protection off.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import json.decoder
+import json.scanner
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from acr_core.planning.patterns import NameKind, PatternError, PatternSet, parse_duration
 
@@ -105,12 +109,14 @@ class Policy:
 def load_policy(source: str | Mapping[str, object]) -> Policy:
     """Parse and validate a policy given as JSON text or as an already parsed mapping."""
     if isinstance(source, str):
+        # Editors on Windows may save UTF-8 with a byte order mark; it is no part of the JSON.
+        source = source.removeprefix("\ufeff")
         try:
             data: object = json.loads(
                 source, object_pairs_hook=_reject_duplicate_keys, parse_int=_parse_int
             )
         except _DuplicateKeyError as exc:
-            raise PolicyError([str(exc)]) from None
+            raise PolicyError([_where_duplicate(source, exc)]) from None
         except json.JSONDecodeError as exc:
             raise PolicyError(
                 [f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
@@ -136,9 +142,40 @@ def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]
     result: dict[str, object] = {}
     for key, value in pairs:
         if key in result:
-            raise _DuplicateKeyError(f"the key {_show(key)} appears twice in one object; keep one")
+            raise _DuplicateKeyError(key)
         result[key] = value
     return result
+
+
+def _where_duplicate(source: str, exc: _DuplicateKeyError) -> str:
+    """The duplicate key with the line of its second occurrence, found by decoding again
+    with Python's own scanner, which lets a hook see where each object starts."""
+    key = str(exc.args[0])
+    starts: list[int] = []
+    decoder = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys, parse_int=_parse_int)
+
+    def parse_object(
+        s_and_end: tuple[str, int], *args: Any, **kwargs: Any
+    ) -> tuple[dict[str, object], int]:
+        starts.append(s_and_end[1])
+        found: tuple[dict[str, object], int] = json.decoder.JSONObject(  # type: ignore[attr-defined]
+            s_and_end, *args, **kwargs
+        )
+        starts.pop()
+        return found
+
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    with contextlib.suppress(_DuplicateKeyError):
+        decoder.decode(source)
+    text = f"the key {_show(key)} appears twice in one object"
+    if starts:
+        # The object being decoded when the hook refused it: its second `"key":` is the one.
+        pattern = re.compile(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:")
+        hits = [m.start() for m in pattern.finditer(source, starts[-1])]
+        if len(hits) >= 2:
+            text += f" (line {source.count(chr(10), 0, hits[1]) + 1})"
+    return text + "; keep one"
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -68,7 +68,14 @@ def tag_locked(tag: str, delete_enabled: bool) -> str:
 
 
 def tag_matches(tag: str, field_name: str, pattern: str) -> str:
-    return f"tag {tag!r} matches {field_name} pattern {pattern!r}"
+    return f"tag {tag!r} matches {field_name} pattern {quoted(pattern)}"
+
+
+def quoted(pattern: str) -> str:
+    """A pattern in quotes as the policy's author wrote it: `repr` would double the
+    backslashes of `regex:^v\\d+$`."""
+    quote = '"' if "'" in pattern else "'"
+    return f"{quote}{pattern}{quote}"
 
 
 MISSING_TIMESTAMP = "its createdTime or lastUpdateTime is missing"
@@ -175,20 +182,34 @@ IN_CYCLE = "kept: it is part of a reference cycle, which no image anchors"
 
 
 def lock_tag(pattern: str) -> str:
-    return f"tag matches lockTags pattern {pattern!r} and is not locked both ways"
+    return f"tag matches lockTags pattern {quoted(pattern)} and is not locked both ways"
 
 
-def over_max_deletes(removed: int, limit: int, repository: str) -> str:
+def over_max_deletes(removed: int, direct: int, limit: int, repository: str) -> str:
     return (
-        f"would delete {removed} manifests, more than safety.maxDeletesPerRepository "
-        f"({limit}); nothing in {repository} is deleted until you raise that "
-        "setting in the policy (or set it to null)"
+        f"would delete {removed} manifests{_split(removed, direct)}, more than "
+        f"safety.maxDeletesPerRepository ({limit}); nothing in {repository} is deleted until "
+        "you raise that setting in the policy (or set it to null)"
     )
 
 
-def over_max_fraction(removed: int, total: int, fraction: float, repository: str) -> str:
+def over_max_fraction(
+    removed: int, direct: int, total: int, fraction: float, repository: str
+) -> str:
     return (
-        f"would delete {removed} of {total} manifests ({removed / total:.0%}), more than "
-        f"safety.maxDeleteFraction ({fraction:g}); nothing in {repository} is "
-        "deleted until you raise that setting in the policy (1 or null turns it off)"
+        f"would delete {removed} of {total} manifests ({removed / total:.0%})"
+        f"{_split(removed, direct)}, more than safety.maxDeleteFraction ({fraction:g}); "
+        f"nothing in {repository} is deleted until you raise that setting in the policy "
+        "(1 or null turns it off)"
+    )
+
+
+def _split(removed: int, direct: int) -> str:
+    """How many of `removed` are deletions of their own, and how many referrers go with them
+    (the report counts only the former as its deletions)."""
+    referrers = removed - direct
+    if not referrers:
+        return ""
+    return (
+        f": {direct} deletion(s) and {referrers} referrer(s) that ACR deletes with their subjects"
     )

@@ -12,15 +12,16 @@ from acr_core.planning.plan import Action, ActionKind
 from acr_core.planning.policy import Rule, Safety
 
 
-def blocked(graph: Graph, safety: Safety, removed: int) -> str | None:
-    """Which limit `removed` manifests out of the repository's exceed, if any."""
+def blocked(graph: Graph, safety: Safety, removed: int, direct: int) -> str | None:
+    """Which limit `removed` manifests out of the repository's exceed, if any; `direct` of
+    them are deletions of their own, the rest referrers that go with their subjects."""
     total = len(graph.manifests)
     limit = safety.max_deletes_per_repository
     if limit is not None and removed > limit:
-        return reasons.over_max_deletes(removed, limit, graph.name)
+        return reasons.over_max_deletes(removed, direct, limit, graph.name)
     fraction = safety.max_delete_fraction
     if fraction is not None and total and removed / total > fraction:
-        return reasons.over_max_fraction(removed, total, fraction, graph.name)
+        return reasons.over_max_fraction(removed, direct, total, fraction, graph.name)
     return None
 
 

@@ -82,6 +82,7 @@ class AcrClient:
         verify: ssl.SSLContext | str | bool = True,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        connect_timeout: float | None = None,
     ) -> None:
         self._base = _endpoint_url(endpoint)
         self.stats = ClientStats()
@@ -100,7 +101,7 @@ class AcrClient:
             base_url=self._base,
             auth=self._auth,
             transport=RetryingTransport(inner, retry or RetryPolicy(), self.stats, self._listeners),
-            timeout=timeout,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout or timeout),
             follow_redirects=False,
         )
         self._auth.bind(self._http)

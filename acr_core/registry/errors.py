@@ -303,11 +303,17 @@ def _classify(
     return AcrResponseError, ""
 
 
+# What a library caller should do about an untrusted certificate (the CLI words its own).
+UNTRUSTED_ADVICE = (
+    "; the registry's certificate is not trusted: pass verify=<CA bundle or SSLContext>"
+)
+
+
 def error_from_transport(exc: Exception, request: httpx.Request) -> AcrConnectionError:
     """The exception for a transport failure that outlasted the retries."""
     reason = type(exc).__name__
     detail = scrub(str(exc))
     text = f"{reason}: {detail}" if detail else reason
     if "CERTIFICATE_VERIFY_FAILED" in detail:
-        text += "; the registry's certificate is not trusted: pass verify=<CA bundle or SSLContext>"
+        text += UNTRUSTED_ADVICE
     return AcrConnectionError(text, method=request.method, url=redact_url(request.url))

@@ -59,6 +59,9 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # True (the CLI): failing to connect before the registry ever answered (a wrong URL or
+    # port, nothing listening) is raised at once instead of after the retries' ~15 s.
+    fail_fast_unreached: bool = False
 
     @classmethod
     def off(cls) -> RetryPolicy:
@@ -118,6 +121,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         self._listeners = listeners
         # Jitter only spreads retries in time; it needs no cryptographic quality.
         self._rng = random.Random()  # noqa: S311
+        self._answered = False  # any response received yet
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         policy = self._policy
@@ -132,10 +136,13 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             except CONNECTION_ERRORS as exc:
                 self._stats.connection_errors += 1
                 delay = policy.backoff(attempt, self._rng)
-                if _untrusted(exc) or not self._may_retry(retryable, attempt, deadline, delay):
+                if _untrusted(exc) or self._unreached(exc):
+                    raise
+                if not self._may_retry(retryable, attempt, deadline, delay):
                     raise
                 await self._wait(delay)
                 continue
+            self._answered = True
             status = response.status_code
             self._stats.by_status[status] += 1
             if status == 401:
@@ -162,6 +169,10 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 return response
             await response.aclose()
             await self._wait(delay)
+
+    def _unreached(self, exc: BaseException) -> bool:
+        connecting = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+        return self._policy.fail_fast_unreached and connecting and not self._answered
 
     def _may_retry(self, retryable: bool, attempt: int, deadline: float, delay: float) -> bool:
         return retryable and attempt < self._policy.attempts and time.monotonic() + delay < deadline

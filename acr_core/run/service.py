@@ -32,7 +32,7 @@ from acr_core.models import (
     TagProperties,
 )
 from acr_core.planning import planner
-from acr_core.planning.plan import Plan, RepositoryPlan
+from acr_core.planning.plan import Action, Plan, RepositoryPlan
 from acr_core.planning.policy import Policy
 from acr_core.registry.errors import (
     AcrError,
@@ -42,7 +42,7 @@ from acr_core.registry.errors import (
 )
 from acr_core.registry.transport import ClientStats, ThrottleListener
 from acr_core.run._tasks import first_failure
-from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Stop
+from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.report import (
     Durations,
@@ -56,6 +56,8 @@ from acr_core.run.report import (
 __all__ = [
     "ProgressEvent",
     "RegistryClient",
+    "RepositoryNotFoundError",
+    "RunInterrupted",
     "RunReport",
     "gather_repository",
     "run_cleanup",
@@ -86,6 +88,16 @@ class RegistryClient(ExecutorClient, Protocol):
     async def get_manifest(self, repository: str, tag_or_digest: str) -> ManifestContent: ...
 
 
+class RepositoryNotFoundError(Exception):
+    """A repository named with `repositories=` (and `named_must_exist=True`) does not exist;
+    raised after reading and before anything is changed."""
+
+    def __init__(self, repositories: Sequence[str]) -> None:
+        self.repositories = tuple(repositories)
+        names = ", ".join(repr(name) for name in self.repositories)
+        super().__init__(f"repository {names} not found")
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:
     """`phase` is "gather" (one event per repository read) or "apply" (one per action done)."""
@@ -109,55 +121,151 @@ async def run_cleanup(
     protect: Mapping[str, frozenset[str]] | None = None,
     limits: ExecutionLimits | None = None,
     progress: Progress | None = None,
-    confirm: Callable[[Plan], Awaitable[bool]] | None = None,
+    confirm: Callable[[RunReport], Awaitable[bool]] | None = None,
     stop: Stop | None = None,
+    named_must_exist: bool = False,
 ) -> RunReport:
     """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
 
+    `confirm(preview)` is shown the report of what apply will do (the dry run's report, with
+    this run's gather and plan figures); the time it takes is in no duration of the report.
     `repositories=None` means every repository the catalog lists that the policy covers.
     `stop(repository)`, asked right before each DELETE, True once a push to that repository
     arrived during the run: its remaining deletions are skipped and the follow-up run re-plans.
     Raises `AcrError` only when the repositories cannot be listed at all; everything that goes
-    wrong in one repository is in the report.
+    wrong in one repository is in the report. With `named_must_exist` (the CLI: a name typed by
+    hand), a named repository the registry does not have raises `RepositoryNotFoundError`
+    before anything is planned or changed; without it (an event for a repository deleted
+    since) it is reported as gone. Cancelled while applying, it raises `RunInterrupted`, which
+    carries the report of what was done so far.
     """
-    started_at = datetime.now(UTC)
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
-    now = now or started_at
+    run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats))
     governor = Governor(limits)
-    before = _request_stats(client.stats)
-    began = time.monotonic()
     with _listening(client, governor):
-        names, issues = await _select(client, policy, repositories)
-        snapshots, failed, gather_seconds = await _gather_all(client, governor, names, progress)
-        gathered = time.monotonic()
-        the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
-        planned = time.monotonic()
-        done = await _apply(client, governor, snapshots, the_plan, dry_run, progress, confirm, stop)
-        applied = time.monotonic()
-    after = _request_stats(client.stats)
-    return RunReport(
-        registry=client.login_server,
-        dry_run=dry_run,
-        now=now,
-        started_at=started_at,
+        read = await _read_and_plan(
+            client, governor, policy, repositories, run.now, protect, progress
+        )
+        missing = [i.repository for i in read.issues if i.status is Status.GONE]
+        if named_must_exist and repositories is not None and missing:
+            raise RepositoryNotFoundError(missing)
+        if dry_run or not read.plan.actions:
+            return run.report(read, _Applied(read.planned, read.planned), dry_run=dry_run)
+        if confirm is not None and not await confirm(run.report(read, None, dry_run=True)):
+            return run.report(
+                read, _Applied(read.planned, read.planned, cancelled=True), dry_run=False
+            )
+        done = await _apply(client, governor, read, progress, stop, run)
+    return run.report(read, done, dry_run=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What reading and planning produced, and when each ended (`time.monotonic()`)."""
+
+    snapshots: Mapping[str, RepositorySnapshot]
+    plan: Plan
+    issues: tuple[RepositoryIssue, ...]
+    gather_seconds: Mapping[str, float]
+    plan_seconds: Mapping[str, float]
+    began: float
+    gathered: float
+    planned: float
+
+
+async def _read_and_plan(
+    client: RegistryClient,
+    governor: Governor,
+    policy: Policy,
+    repositories: Sequence[str] | None,
+    now: datetime,
+    protect: Mapping[str, frozenset[str]] | None,
+    progress: Progress | None,
+) -> _Read:
+    began = time.monotonic()
+    names, issues = await _select(client, policy, repositories)
+    snapshots, failed, gather_seconds = await _gather_all(client, governor, names, progress)
+    gathered = time.monotonic()
+    the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
+    return _Read(
+        snapshots=snapshots,
         plan=the_plan,
-        outcomes=done.outcomes,
         issues=tuple(sorted([*issues, *failed], key=lambda i: i.repository)),
-        durations=Durations(
-            gather=gathered - began,
-            plan=planned - gathered,
-            apply=applied - planned,
-            total=applied - began,
-        ),
-        repository_durations=_per_repository(gather_seconds, plan_seconds, done.seconds),
-        requests=RequestStats(
-            requests=after.requests - before.requests,
-            throttled=after.throttled - before.throttled,
-            retries=after.retries - before.retries,
-        ),
-        cancelled=done.cancelled,
+        gather_seconds=gather_seconds,
+        plan_seconds=plan_seconds,
+        began=began,
+        gathered=gathered,
+        planned=time.monotonic(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    """What the apply step did: when it started and ended (`time.monotonic()`), one outcome
+    per action, each repository's apply span, and whether `confirm` said no."""
+
+    started: float
+    ended: float
+    outcomes: tuple[ActionOutcome, ...] = ()
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What one run knows from its start, to build its report at any step."""
+
+    client: RegistryClient
+    started_at: datetime
+    given_now: datetime | None
+    before: RequestStats
+
+    @property
+    def now(self) -> datetime:
+        return self.given_now or self.started_at
+
+    def report(self, read: _Read, done: _Applied | None, *, dry_run: bool) -> RunReport:
+        """The report so far; `done=None` is the preview of an apply not yet started."""
+        done = done or _Applied(read.planned, read.planned)
+        after = _request_stats(self.client.stats)
+        applying = done.ended - done.started
+        return RunReport(
+            registry=self.client.login_server,
+            dry_run=dry_run,
+            now=self.now,
+            started_at=self.started_at,
+            plan=read.plan,
+            outcomes=done.outcomes,
+            issues=read.issues,
+            durations=Durations(
+                gather=read.gathered - read.began,
+                plan=read.planned - read.gathered,
+                apply=applying,
+                total=read.planned - read.began + applying,
+            ),
+            repository_durations=_per_repository(
+                read.gather_seconds, read.plan_seconds, done.seconds
+            ),
+            requests=RequestStats(
+                requests=after.requests - self.before.requests,
+                throttled=after.throttled - self.before.throttled,
+                retries=after.retries - self.before.retries,
+            ),
+            cancelled=done.cancelled,
+        )
+
+
+class RunInterrupted(asyncio.CancelledError):
+    """The run was cancelled (Ctrl-C) while applying; `report` says what was done so far, and
+    each action not finished reads `planned` with `INTERRUPTED` as its detail."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__("interrupted while applying")
+        self.report = report
+
+
+INTERRUPTED = "not done: the run was interrupted (a request in flight may have gone through)"
 
 
 def _per_repository(
@@ -172,36 +280,34 @@ def _per_repository(
     }
 
 
-@dataclass(frozen=True, slots=True)
-class _Applied:
-    """What the apply step did: one outcome per action, each repository's apply span, and
-    whether `confirm` said no."""
-
-    outcomes: tuple[ActionOutcome, ...] = ()
-    seconds: Mapping[str, float] = field(default_factory=dict)
-    cancelled: bool = False
-
-
 async def _apply(
     client: RegistryClient,
     governor: Governor,
-    snapshots: Mapping[str, RepositorySnapshot],
-    plan: Plan,
-    dry_run: bool,
+    read: _Read,
     progress: Progress | None,
-    confirm: Callable[[Plan], Awaitable[bool]] | None,
-    stop: Stop | None = None,
+    stop: Stop | None,
+    run: _Run,
 ) -> _Applied:
-    """Apply the plan unless this is a dry run, the plan is empty or `confirm` says no."""
-    if dry_run or not plan.actions:
-        return _Applied()
-    if confirm is not None and not await confirm(plan):
-        return _Applied(cancelled=True)
-    executor = Executor(
-        client, governor, snapshots, on_done=_apply_progress(plan, progress), stop=stop
-    )
-    outcomes = await executor.apply(plan)
-    return _Applied(outcomes, executor.apply_seconds())
+    """Apply the plan; cancelled part-way, raise `RunInterrupted` with what was done."""
+    finished: dict[Action, ActionOutcome] = {}
+    show = _apply_progress(read.plan, progress)
+
+    def on_done(outcome: ActionOutcome) -> None:
+        finished[outcome.action] = outcome
+        show(outcome)
+
+    executor = Executor(client, governor, read.snapshots, on_done=on_done, stop=stop)
+    started = time.monotonic()
+    try:
+        outcomes = await executor.apply(read.plan)
+    except asyncio.CancelledError:
+        partial = tuple(
+            finished.get(action) or ActionOutcome(action, Outcome.PLANNED, INTERRUPTED)
+            for action in read.plan.actions
+        )
+        done = _Applied(started, time.monotonic(), partial, executor.apply_seconds())
+        raise RunInterrupted(run.report(read, done, dry_run=False)) from None
+    return _Applied(started, time.monotonic(), outcomes, executor.apply_seconds())
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from acr_core.planning.plan import ActionKind, Plan
+from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import load_policy
 from acr_core.registry.client import AcrClient
 from acr_core.registry.transport import RetryPolicy
@@ -114,7 +114,7 @@ async def test_an_image_tagged_between_plan_and_apply_survives(seeded, client):
     """CI tags 1.0 as `prod` after the plan: the apply skips it, keeping its signature, and
     stops deleting in the repository; the next run re-plans it from fresh state."""
 
-    async def retag_then_confirm(plan: Plan) -> bool:
+    async def retag_then_confirm(preview: RunReport) -> bool:
         auth = BasicTokenAuth(seeded.config.admin_username, seeded.admin_password)
         transport = httpx.ASGITransport(app=seeded.app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=auth) as ci:
@@ -151,8 +151,8 @@ async def test_an_image_tagged_between_plan_and_apply_survives(seeded, client):
 async def test_an_image_deleted_by_someone_else_counts_as_gone(seeded, client):
     """Another cleaner deletes 1.1 after the plan: the apply records it as already gone."""
 
-    async def delete_then_confirm(plan: Plan) -> bool:
-        [digest] = [a.digest for a in plan.actions if a.tags == ("1.1",)]
+    async def delete_then_confirm(preview: RunReport) -> bool:
+        [digest] = [a.digest for a in preview.plan.actions if a.tags == ("1.1",)]
         auth = BasicTokenAuth(seeded.config.admin_username, seeded.admin_password)
         transport = httpx.ASGITransport(app=seeded.app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=auth) as other:

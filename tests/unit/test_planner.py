@@ -176,7 +176,7 @@ CASES = [
         lambda b: (b.image("old", age=days(8)), b.image("young", age=days(6))),
         {"untagged": {"olderThan": "7d"}},
         {"old"},
-        {"old": "untagged, not updated for more than 1w", "young": "within untagged.olderThan"},
+        {"old": "untagged, not updated for more than 7d", "young": "within untagged.olderThan"},
     ),
     c(
         "a fresh untagged manifest no index lists yet (a child pushed before its index) is kept",

@@ -7,7 +7,7 @@ from datetime import timedelta
 from acr_core.planning.plan import Plan
 from acr_core.planning.policy import load_policy
 from acr_core.run.executor import Outcome
-from acr_core.run.report import Status
+from acr_core.run.report import RunReport, Status
 from acr_core.run.service import ProgressEvent, run_cleanup
 from acr_emulator import EmulatorConfig
 from acr_emulator.testing import DEFAULT_OID
@@ -106,8 +106,8 @@ async def test_a_declined_confirmation_applies_nothing():
     before = registry.state()
     seen: list[Plan] = []
 
-    async def decline(plan: Plan) -> bool:
-        seen.append(plan)
+    async def decline(preview: RunReport) -> bool:
+        seen.append(preview.plan)
         return False
 
     report = await run_cleanup(registry.client, POLICY, now=NOW, dry_run=False, confirm=decline)
