@@ -15,6 +15,7 @@ from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import CHANGED, REPLANNED, Executor, Outcome
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_emulator import Faults
+from acr_emulator.hooks import Arrival
 from acr_emulator.testing import DEFAULT_OID
 from tests.unit.emulated_registry import LOCKED, EmulatedRegistry, later
 
@@ -208,10 +209,17 @@ async def test_a_referrer_locked_after_the_snapshot_keeps_its_subject():
 
 
 async def test_the_runs_own_tag_locks_do_not_stop_its_deletions():
-    """Locking a release tag (a lockTags action) is this run's own change, not someone's push."""
+    """Locking a release tag (a lockTags action) is this run's own change, not someone's push,
+    even if the lock moves the tag's lastUpdateTime (ACR does not document whether it does)."""
     registry = EmulatedRegistry()
     release = registry.push(REPO, "release", tags=("v1.0.0",), updated=later(2))
     old = registry.push(REPO, "old")
+
+    def lock_moves_the_tag(arrival: Arrival) -> None:
+        if arrival.method == "PATCH" and arrival.path.endswith("/_tags/v1.0.0"):
+            registry.emulator.registry.repositories[REPO].tags["v1.0.0"].updated = later(3)
+
+    registry.emulator.before_request(lock_moves_the_tag)
     plan = plan_of(lock("v1.0.0", release), delete(old))
     outcomes = await run(registry, plan, limits=ExecutionLimits(max_concurrency=1))
     assert outcomes == {
