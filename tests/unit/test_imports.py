@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Our modules each part may import (by prefix), and the third-party top-level packages it may use.
 PURE = ("acr_core.models", "acr_core.names")
+# What the cleaner remembers between runs (issues 11 and 14).
+KEPT = ("acr_core.storage", "acr_core.ledger", "acr_core.history")
 RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "acr_core": (("acr_core.registry",), ()),  # the package's lazy exports of the client
     "acr_core.__main__": (("acr_core.cli",), ()),
@@ -29,13 +31,23 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "acr_core.names": ((), ()),
     "acr_core.planning": ((*PURE, "acr_core.planning"), ("re2",)),  # RE2: linear-time regex
     "acr_core.registry": ((*PURE, "acr_core.registry"), ("httpx", "azure.core")),
-    "acr_core.run": ((*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run"), ()),
+    "acr_core.run": (
+        (*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run", *KEPT),
+        (),
+    ),
+    # Keyed bytes and rows: memory, a directory, Azure Blob and Table Storage (no ACR here).
+    "acr_core.storage": (
+        (*PURE, "acr_core.storage"),
+        ("azure.core", "azure.identity", "azure.storage.blob", "azure.data.tables"),
+    ),
+    "acr_core.ledger": ((*PURE, "acr_core.planning", "acr_core.storage", "acr_core.ledger"), ()),
+    "acr_core.history": ((*PURE, "acr_core.storage", "acr_core.history"), ()),
     "acr_core.app": (
-        (*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run", "acr_core.app"),
+        (*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run", *KEPT, "acr_core.app"),
         ("azure.core", "azure.identity"),
     ),
     "acr_core.cli": (
-        (*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run"),
+        (*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run", *KEPT),
         ("azure.core", "azure.identity"),
     ),
     "function_app": (("acr_core.app",), ("azure.functions", "azure.core")),
