@@ -44,6 +44,7 @@ LIMIT_FIELDS: dict[str, tuple[str, str | None]] = {
     OAUTH: ("oauth_per_registry", None),
 }
 
+LIMIT_NAMES = tuple(f for pair in LIMIT_FIELDS.values() for f in pair if f is not None)
 # The published numbers per minute (docs/acr-facts.md section 4.1), in LIMIT_FIELDS order:
 # read, write, delete, referrers (registry, identity each), then OAuth (registry only).
 _BASIC_STANDARD = (10_000, 5_000, 2_000, 1_000, 1_000, 500, 500, 250, 10_000)
@@ -84,8 +85,8 @@ class RateLimits:
         key = name.lower()
         if key not in SKU_PRESETS:
             raise ValueError(f"unknown SKU {name!r}; expected one of {', '.join(SKU_PRESETS)}")
-        names = [f for pair in LIMIT_FIELDS.values() for f in pair if f is not None]
-        return cls(**dict(zip(names, map(float, SKU_PRESETS[key]), strict=True)), **overrides)
+        preset = dict(zip(LIMIT_NAMES, map(float, SKU_PRESETS[key]), strict=True))
+        return cls(**{**preset, **overrides})
 
     def __post_init__(self) -> None:
         for f in fields(self):

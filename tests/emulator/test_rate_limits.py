@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from acr_emulator import Emulator, EmulatorConfig, RateLimits, ServerInfo
+from acr_emulator.cli import build, parser
 from acr_emulator.identity import ADMIN, ANONYMOUS
 from acr_emulator.ratelimit import DELETE, OAUTH, READ, REFERRERS, WRITE
 from acr_emulator.testing import aad_token
@@ -377,3 +378,30 @@ def test_rate_limits_can_be_set_over_the_admin_endpoint(emulator, callers):
     assert emulator.rate.limits is None
     callers.http.delete("/_emulator/counters")
     assert emulator.rate.counters.count() == 0
+
+
+def test_the_command_line_selects_a_preset_with_custom_numbers_and_a_time_scale():
+    """--rate-limits Standard --rate-limit delete_per_identity=100 --time-scale 20."""
+    args = ["--rate-limits", "Standard", "--rate-limit", "delete-per-identity=100"]
+    args += ["--rate-capacity-seconds", "5", "--time-scale", "20"]
+    limits = build(parser().parse_args(args)).rate.limits
+    assert limits == RateLimits.sku(
+        "standard", delete_per_identity=100, capacity_seconds=5, time_scale=20
+    )
+    alone = build(parser().parse_args(["--rate-limit", "oauth_per_registry=50"])).rate.limits
+    assert alone == RateLimits(oauth_per_registry=50)
+    assert build(parser().parse_args([])).rate.limits is None
+
+
+@pytest.mark.parametrize("item", ["deletes=5", "delete_per_identity", "delete_per_identity=x"])
+def test_a_bad_rate_limit_flag_names_what_is_wrong(item):
+    with pytest.raises(ValueError, match="--rate-limit"):
+        build(parser().parse_args(["--rate-limit", item]))
+
+
+def test_the_old_model_s_flags_still_select_read_and_write_ops():
+    """--sku is still the retired ReadOps/WriteOps table, and leaves the 2026 model off."""
+    emu = build(parser().parse_args(["--sku", "Standard", "--time-scale", "3"]))
+    assert emu.throttle.config is not None
+    assert (emu.throttle.config.write_per_minute, emu.throttle.config.time_scale) == (500, 3)
+    assert emu.rate.limits is None
