@@ -405,3 +405,38 @@ def test_the_old_model_s_flags_still_select_read_and_write_ops():
     assert emu.throttle.config is not None
     assert (emu.throttle.config.write_per_minute, emu.throttle.config.time_scale) == (500, 3)
     assert emu.rate.limits is None
+
+
+def test_an_acr_token_is_an_identity_of_its_own(emulator, callers):
+    """A scope-map token spends its own bucket, not the admin user's or anonymous's."""
+    emulator.add_scoped_token("ci", "pw", ["repositories/app/content/read"])
+    login = base64.b64encode(b"ci:pw").decode()
+    response = callers.http.get(
+        "/oauth2/token",
+        params={"service": callers.server.login_server, "scope": "repository:app:pull"},
+        headers={"authorization": f"Basic {login}"},
+    )
+    ci = Caller(callers.http, response.json()["access_token"])
+    limit(emulator, read_per_identity=60, capacity_seconds=1)
+    assert ci.statuses("GET", "/v2/app/tags/list", 2) == [200, 429]
+    assert callers.admin().call("GET", "/v2/app/tags/list").status_code == 200
+    assert emulator.rate.counters.count(READ, "token:ci") == 2
+    assert emulator.rate.counters.count(OAUTH, "token:ci") == 1
+
+
+def test_a_client_paced_at_the_limit_is_never_throttled(emulator, callers):
+    """One delete per second against 60/min with a one-second bucket: 30 pass, none is 429;
+    the same 30 sent 20 % faster are throttled."""
+    admin = callers.admin()
+    limit(emulator, delete_per_identity=60, capacity_seconds=1)
+    paced = []
+    for _ in range(30):
+        paced.append(admin.call("DELETE", "/acr/v1/app/_tags/nope").status_code)
+        advance(emulator, 1.0)
+    limit(emulator, delete_per_identity=60, capacity_seconds=1)
+    hurried = []
+    for _ in range(30):
+        hurried.append(admin.call("DELETE", "/acr/v1/app/_tags/nope").status_code)
+        advance(emulator, 1 / 1.2)
+    assert paced == [404] * 30
+    assert 429 in hurried
