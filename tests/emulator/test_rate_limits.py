@@ -7,7 +7,10 @@ emulator's frozen registry clock instead of sleeping.
 from __future__ import annotations
 
 import base64
+import json
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -440,3 +443,32 @@ def test_a_client_paced_at_the_limit_is_never_throttled(emulator, callers):
         advance(emulator, 1 / 1.2)
     assert paced == [404] * 30
     assert 429 in hurried
+
+
+def test_the_command_serves_the_2026_model():
+    """`python -m acr_emulator --rate-limits basic --rate-limit delete_per_identity=6`: six
+    deletions pass at once, the seventh is 429 for the minute the bucket takes to refill, and
+    the admin endpoint counts them for the admin user."""
+    command = [sys.executable, "-m", "acr_emulator", "--port", "0", "--http"]
+    command += ["--rate-limits", "basic", "--rate-limit", "delete_per_identity=6"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = json.loads(process.stdout.readline())
+        with httpx.Client(base_url=line["url"]) as http:
+            token = http.get(
+                "/oauth2/token",
+                params={"service": line["url"].split("://")[1], "scope": ALL_SCOPES},
+                auth=(line["admin_username"], line["admin_password"]),
+            ).json()["access_token"]
+            caller = Caller(http, token)
+            statuses = caller.statuses("DELETE", "/acr/v1/app/_tags/v1", 7)
+            retry_after = caller.call("DELETE", "/acr/v1/app/_tags/v1").headers["retry-after"]
+            shown = http.get("/_emulator/rate-limits").json()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert statuses == [404] * 6 + [429]
+    assert 58 <= int(retry_after) <= 60
+    assert shown["limits"]["delete_per_registry"] == 1000
+    assert shown["by_identity"][ADMIN][DELETE] == {"requests": 8, "throttled": 2}
