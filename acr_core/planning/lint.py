@@ -1,0 +1,171 @@
+"""Warnings about a valid policy that probably does not say what its author meant.
+
+`validate` prints them on stderr and still exits 0: the policy is usable, and each of these can
+be intended. Every warning names the rule (by index and name) and the field, as errors do.
+
+- A rule that can never govern a repository, because every one of its `repositories` patterns
+  is covered by a pattern of an earlier rule (rules are tried in order, the first match wins).
+  Only certain coverage is reported (`covers`): a false warning would teach people to ignore
+  the others, and a missed one costs no more than today.
+- A rule that deletes tagged images while nothing keeps the tag `latest`: once the image
+  `latest` points to is no longer among the newest, it is deleted, and so is the tag.
+- Untagged deletion with `minAge` under 5 minutes: a multi-arch push uploads each platform's
+  image before the index that names them, so for a moment a child is an untagged image; a
+  cleaner run in that moment may delete it and leave the index broken. The untagged
+  `olderThan` protects young images too, so the warning needs both below 5 minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+
+from acr_core.planning.patterns import REGEX_PREFIX, NameKind, PatternSet
+from acr_core.planning.policy import Policy, Rule
+
+# A multi-arch push uploads its children first, then the index: a few seconds on a fast link,
+# minutes for large images on a slow one. 5 minutes covers all but pathological pushes.
+SAFE_UNTAGGED_AGE = timedelta(minutes=5)
+# Pattern coverage is decided by matching one glob against another; longer patterns are not
+# compared (no warning), so a hostile policy cannot make validate slow.
+_MAX_COMPARED = 256
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyWarning:
+    """One warning: `where` is the rule and field (`rules[1] ("ci").repositories`)."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def lint(policy: Policy) -> list[PolicyWarning]:
+    """Every warning about `policy`, in rule order."""
+    found: list[PolicyWarning] = []
+    for rule in policy.rules:
+        found += _shadowed(rule, policy.rules[: rule.index])
+        found += _latest(rule)
+        found += _young_untagged(rule)
+    return found
+
+
+def where(rule: Rule, field: str | None = None) -> str:
+    """A rule (and field) as errors name it: `rules[1] ("ci").minAge`."""
+    named = f"rules[{rule.index}]"
+    if rule.name != named:
+        named += f" ({rule.name!r})"
+    return f"{named}.{field}" if field else named
+
+
+def _shadowed(rule: Rule, earlier: tuple[Rule, ...]) -> Iterator[PolicyWarning]:
+    covering: list[str] = []
+    for pattern in rule.repositories.patterns:
+        cover = next(
+            (
+                (other, theirs)
+                for other in earlier
+                for theirs in other.repositories.patterns
+                if covers(theirs, pattern)
+            ),
+            None,
+        )
+        if cover is None:
+            return
+        covering.append(f"{pattern!r} by {where(cover[0])}'s {cover[1]!r}")
+    yield PolicyWarning(
+        where(rule, "repositories"),
+        "this rule can never govern a repository: an earlier rule matches every name its "
+        f"patterns match, and the first matching rule wins ({'; '.join(covering)}). Move it "
+        "above that rule, or narrow the earlier rule's patterns",
+    )
+
+
+def covers(broad: str, narrow: str) -> bool:
+    """True only when every repository name the pattern `narrow` matches, `broad` matches too.
+
+    Decided for certain cases only: equal patterns; `broad` the glob `**`; `narrow` a glob
+    without wildcards (it matches one name, and `broad`, a glob or a regex, is asked about
+    it); and a glob against a glob, by matching `broad` against `narrow`'s own characters and
+    wildcards. False means "not known", never "surely not".
+    """
+    if broad == narrow or broad == "**":
+        return True
+    if narrow.startswith(REGEX_PREFIX) or max(len(broad), len(narrow)) > _MAX_COMPARED:
+        return False
+    if not any(c in narrow for c in "*?"):
+        return PatternSet.compile([broad], NameKind.REPOSITORY).matches(narrow)
+    if broad.startswith(REGEX_PREFIX):
+        return False
+    return _glob_covers(_tokens(broad), _tokens(narrow))
+
+
+def _tokens(glob: str) -> tuple[str, ...]:
+    """`a/**/b*` as ('a', '/', '**', '/', 'b', '*'): `**`, `*` and `?` are one token each."""
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        size = 2 if glob.startswith("**", i) else 1
+        out.append(glob[i : i + size])
+        i += size
+    return tuple(out)
+
+
+def _glob_covers(broad: tuple[str, ...], narrow: tuple[str, ...]) -> bool:
+    """Whether `broad` accepts every expansion of `narrow`, token by token: `**` takes any run
+    of `narrow`'s tokens, `*` any run without `/` and `**`, `?` one non-`/` character or `?`,
+    and a character itself. Sound: each rule maps a narrow token only onto broad constructs
+    that accept all of its expansions."""
+
+    @cache
+    def match(b: int, n: int) -> bool:
+        if b == len(broad):
+            return n == len(narrow)
+        part = broad[b]
+        if part == "**":
+            return any(match(b + 1, k) for k in range(n, len(narrow) + 1))
+        if part == "*":
+            k = n
+            while True:
+                if match(b + 1, k):
+                    return True
+                if k == len(narrow) or narrow[k] in ("/", "**"):
+                    return False
+                k += 1
+        if n == len(narrow):
+            return False
+        if part == "?":
+            return narrow[n] not in ("/", "*", "**") and match(b + 1, n + 1)
+        return narrow[n] == part and match(b + 1, n + 1)
+
+    return match(0, 0)
+
+
+def _latest(rule: Rule) -> Iterator[PolicyWarning]:
+    if rule.keep_latest is None:
+        return
+    if rule.keep_tags.matches("latest") or rule.lock_tags.matches("latest"):
+        return
+    yield PolicyWarning(
+        where(rule, "keepTags"),
+        f"keepLatest deletes tagged images, and no pattern keeps the tag 'latest': the image "
+        f"it points to is deleted (tag and all) once {rule.keep_latest} newer images exist. "
+        "Add 'latest' to keepTags if pulls of :latest must keep working",
+    )
+
+
+def _young_untagged(rule: Rule) -> Iterator[PolicyWarning]:
+    older_than = rule.untagged_older_than
+    if older_than is None or rule.min_age >= SAFE_UNTAGGED_AGE or older_than >= SAFE_UNTAGGED_AGE:
+        return
+    yield PolicyWarning(
+        where(rule, "minAge"),
+        "untagged images are deleted with minAge and untagged.olderThan both under 5 minutes: "
+        "a multi-arch push uploads each platform's image before the index that names it, so a "
+        "run during the push can delete a child and break the index. Use a minAge of at "
+        "least 5m",
+    )
