@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import ssl
@@ -19,12 +20,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.names import is_repository_name
+from acr_core.planning.lint import lint
 from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.client import AcrClient
@@ -37,6 +39,7 @@ from acr_core.registry.errors import (
     PermissionDeniedError,
 )
 from acr_core.registry.transport import RetryPolicy
+from acr_core.run.coverage import read_coverage, render_coverage, validation_report
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
 from acr_core.run.progress import ProgressLine
@@ -49,6 +52,7 @@ EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 EXIT_NOTHING_COVERED = 4
 EXIT_INTERRUPTED = 130
+T = TypeVar("T")
 
 # Seconds to wait for a TCP (and TLS) connection: a registry on the internet answers within
 # one or two; a wrong port or a host that drops packets should not take the default 30 s.
@@ -103,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = _command(commands, "validate", "check a policy file and list every error")
     validate.add_argument("policy_file", nargs="?", metavar="FILE", help="the policy file")
     validate.add_argument("--policy", dest="policy_flag", metavar="FILE", help="the policy file")
+    _validate_arguments(validate)
     return parser
 
 
@@ -123,8 +128,11 @@ _ABOUT = {
         "--output json",
     ),
     "validate": (
-        "Check a policy file without a registry and print every problem, one per line.",
-        "acr-cleanup validate policy.json",
+        "Check a policy file and print every problem, one per line; warn on stderr about what "
+        "is valid but probably wrong. With --registry, also list which rule governs each "
+        "repository (reads only the catalog).",
+        "acr-cleanup validate policy.json\n"
+        "  acr-cleanup validate policy.json --registry myregistry.azurecr.io",
     ),
 }
 
@@ -174,6 +182,10 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--verbose", "-v", action="store_true", help="the same as --show kept")
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
+    _connection_arguments(sub)
+
+
+def _connection_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
     auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")
     auth.add_argument("--username", help="admin user or token name (or ACR_USERNAME)")
@@ -211,7 +223,7 @@ def main(
     except SystemExit as exc:  # argparse has printed the usage error or the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "validate":
-        return _validate(args.policy_file or args.policy_flag, sys.stdout)
+        return _validate(args, os.environ if environ is None else environ, credential)
     try:
         options = _options(args, os.environ if environ is None else environ)
         if options.command == "apply" and not options.yes and not sys.stdin.isatty():
@@ -318,20 +330,83 @@ def _read(path: str, flag: str) -> str:
         raise UsageError(f"{flag} {path}: cannot read it ({reason})") from None
 
 
-def _validate(path: str | None, out: TextIO) -> int:
+def _validate_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--registry", help="also list which rule governs each repository (reads the catalog)"
+    )
+    sub.add_argument(
+        "--output", choices=("table", "json"), default="table", help="text (default) or JSON"
+    )
+    _connection_arguments(sub)
+    # What `_options` reads and validate has no flag for.
+    sub.set_defaults(policy=None, repository=None, show=[], verbose=False, now=None)
+
+
+def _validate(
+    args: argparse.Namespace, environ: Mapping[str, str], given: AsyncTokenCredential | None
+) -> int:
+    """Errors on stdout (exit 2); warnings on stderr; with --registry, each repository's rule
+    (exit 4 when no rule governs any)."""
+    path = args.policy_file or args.policy_flag
     if path is None:
         _error("validate needs a policy file: acr-cleanup validate FILE")
         return EXIT_USAGE
     try:
         policy = load_policy(_read(path, "policy"))
+        options = _options(replace_args(args, policy=path), environ) if args.registry else None
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
     except PolicyError as exc:
-        return _policy_errors(path, exc, out)
-    rules = ", ".join(rule.name for rule in policy.rules)
-    out.write(f"{path}: valid, {len(policy.rules)} rule(s): {rules}\n")
+        return _policy_errors(path, exc, sys.stdout)
+    warnings = lint(policy)
+    for warning in warnings:
+        sys.stderr.write(f"{path}: warning: {warning}\n")
+    coverage = None
+    if options is not None:
+        try:
+            coverage = asyncio.run(_with_client(options, given, read_coverage))
+        except (ClientAuthenticationError, AcrError) as exc:
+            _error(_explain(exc, options))
+            return EXIT_FAILED
+    if args.output == "json":
+        sys.stdout.write(json.dumps(validation_report(path, policy, warnings, coverage), indent=2))
+        sys.stdout.write("\n")
+    else:
+        rules = ", ".join(rule.name for rule in policy.rules)
+        sys.stdout.write(f"{path}: valid, {len(policy.rules)} rule(s): {rules}\n")
+        sys.stdout.write(render_coverage(coverage) if coverage else "")
+    if coverage is not None and options is not None and not coverage.governs_any:
+        _error(_nothing_covered(options))
+        return EXIT_NOTHING_COVERED
     return EXIT_DONE
+
+
+def replace_args(args: argparse.Namespace, **changes: object) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
+async def _with_client(
+    options: Options,
+    given: AsyncTokenCredential | None,
+    work: Callable[[AcrClient, Policy], Awaitable[T]],
+) -> T:
+    """`work(client, policy)` with a client signed in as `options` say; read-only commands."""
+    credential = _credential(options, given)
+    try:
+        async with AcrClient(
+            options.endpoint,
+            credential,
+            username=options.username,
+            password=options.password,
+            verify=options.verify,
+            retry=RetryPolicy(fail_fast_unreached=True),
+            connect_timeout=CONNECT_TIMEOUT,
+        ) as client:
+            return await work(client, options.policy)
+    finally:
+        if credential is not None and credential is not given:
+            await credential.close()
 
 
 def _policy_errors(path: str, exc: PolicyError, out: TextIO) -> int:
