@@ -40,6 +40,8 @@ from acr_core.registry.errors import (
 )
 from acr_core.registry.transport import RetryPolicy
 from acr_core.run.coverage import read_coverage, render_coverage, validation_report
+from acr_core.run.diff import PolicyDiff, diff_json, diff_policies
+from acr_core.run.diff_report import render_diff_markdown, render_diff_table
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
 from acr_core.run.progress import ProgressLine
@@ -81,6 +83,7 @@ class Options:
     yes: bool
     limits: ExecutionLimits
     password: str | None = field(default=None, repr=False)
+    against: Policy | None = None  # diff: the current policy
 
 
 # The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
@@ -108,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("policy_file", nargs="?", metavar="FILE", help="the policy file")
     validate.add_argument("--policy", dest="policy_flag", metavar="FILE", help="the policy file")
     _validate_arguments(validate)
+    _diff_arguments(_command(commands, "diff", "show what a new policy would change in a plan"))
     return parser
 
 
@@ -126,6 +130,15 @@ _ABOUT = {
         "acr-cleanup apply --registry myregistry.azurecr.io --policy policy.json\n"
         "  acr-cleanup apply --registry myregistry.azurecr.io --policy policy.json --yes "
         "--output json",
+    ),
+    "diff": (
+        "Read the registry once, plan both policies on what was read, and print what the "
+        "policy would newly delete and newly keep compared with --against, with sizes and "
+        "reasons. Changes nothing.",
+        "acr-cleanup diff --registry myregistry.azurecr.io --policy new.json --against "
+        "policy.json\n"
+        "  acr-cleanup diff --registry myregistry.azurecr.io --policy new.json --against "
+        'policy.json --output markdown >> "$GITHUB_STEP_SUMMARY"',
     ),
     "validate": (
         "Check a policy file and print every problem, one per line; warn on stderr about what "
@@ -229,10 +242,12 @@ def main(
         if options.command == "apply" and not options.yes and not sys.stdin.isatty():
             raise UsageError("apply changes the registry: pass --yes when stdin is not a terminal")
     except PolicyError as exc:
-        return _policy_errors(args.policy, exc, sys.stderr)
+        return _policy_errors(getattr(exc, "path", args.policy), exc, sys.stderr)
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    if options.command == "diff":
+        return _diff(options, credential, (args.policy, args.against))
     try:
         return asyncio.run(_run(options, credential))
     except KeyboardInterrupt:
@@ -284,6 +299,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         anonymous=args.anonymous,
         yes=getattr(args, "yes", False),
         limits=limits,
+        against=_against(args.against) if getattr(args, "against", None) else None,
     )
 
 
@@ -407,6 +423,86 @@ async def _with_client(
     finally:
         if credential is not None and credential is not given:
             await credential.close()
+
+
+def _diff_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--registry", required=True, help="login server or https URL")
+    sub.add_argument("--policy", required=True, metavar="FILE", help="the new policy JSON")
+    sub.add_argument(
+        "--against", required=True, metavar="FILE", help="the current policy JSON to compare with"
+    )
+    sub.add_argument(
+        "--repository",
+        action="append",
+        metavar="NAME",
+        help="only this repository (repeatable; default: every repository either policy covers)",
+    )
+    sub.add_argument(
+        "--output",
+        choices=("table", "json", "markdown"),
+        default="table",
+        help="a table (default), JSON (cli.md: diff), or markdown for a pull-request comment",
+    )
+    sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
+    _connection_arguments(sub)
+    sub.set_defaults(show=[], verbose=False)
+
+
+class _AgainstError(PolicyError):
+    """The --against policy is invalid; `path` names its file in the messages."""
+
+    def __init__(self, path: str, problems: Sequence[str]) -> None:
+        super().__init__(problems)
+        self.path = path
+
+
+def _against(path: str) -> Policy:
+    try:
+        return load_policy(_read(path, "--against"))
+    except PolicyError as exc:
+        raise _AgainstError(path, exc.problems) from None
+
+
+def _diff(options: Options, given: AsyncTokenCredential | None, labels: tuple[str, str]) -> int:
+    """Plan both policies on one read of the registry and print the difference."""
+    assert options.against is not None
+    against = options.against
+
+    async def work(client: AcrClient, policy: Policy) -> PolicyDiff:
+        return await diff_policies(
+            client,
+            policy,
+            against,
+            labels=labels,
+            repositories=options.repositories,
+            now=options.now,
+            limits=options.limits,
+        )
+
+    try:
+        result = asyncio.run(_with_client(options, given, work))
+    except RepositoryNotFoundError as exc:
+        _error(f"{exc}: check the name (`az acr repository list` lists them) and --registry")
+        return EXIT_USAGE
+    except (ClientAuthenticationError, AcrError) as exc:
+        _error(_explain(exc, options))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted; nothing was changed")
+        return EXIT_INTERRUPTED
+    renderers = {"json": diff_json, "markdown": render_diff_markdown, "table": render_diff_table}
+    sys.stdout.write(renderers[options.output](result))
+    failed = [i for i in result.issues if i.status is Status.FAILED]
+    if failed:
+        cause = failed[0].cause
+        detail = _explain(cause, options) if isinstance(cause, AcrError) else failed[0].detail
+        many = "y" if len(failed) == 1 else "ies"
+        _error(f"{len(failed)} repositor{many} could not be read: {detail}")
+        return EXIT_FAILED
+    if not result.repositories:
+        _error(_nothing_covered(options))
+        return EXIT_NOTHING_COVERED
+    return EXIT_DONE
 
 
 def _policy_errors(path: str, exc: PolicyError, out: TextIO) -> int:

@@ -9,28 +9,14 @@ from typing import Any
 import pytest
 
 from acr_core.cli import EXIT_DONE, EXIT_FAILED, EXIT_NOTHING_COVERED, EXIT_USAGE, main
-from acr_emulator import Emulator, EmulatorConfig, ServerInfo
+from acr_emulator import EmulatorConfig, ServerInfo
 from tests.e2e.registry import NOW, POLICY
+from tests.e2e.state import registry_state
 
 
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     return EmulatorConfig(now=NOW)
-
-
-def registry_state(emulator: Emulator) -> dict[str, Any]:
-    """Everything a cleaner could change: each manifest's tags, times and locks, each tag's."""
-    return {
-        name: {
-            "manifests": {
-                d: (sorted(m.tags), m.updated, m.attributes.to_wire())
-                for d, m in repo.manifests.items()
-            },
-            "tags": {t: (tag.digest, tag.attributes.to_wire()) for t, tag in repo.tags.items()},
-            "attributes": repo.attributes.to_wire(),
-        }
-        for name, repo in emulator.registry.repositories.items()
-    }
 
 
 def write(tmp_path: Path, policy: dict[str, Any], name: str = "policy.json") -> Path:
