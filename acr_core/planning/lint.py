@@ -7,12 +7,15 @@ be intended. Every warning names the rule (by index and name) and the field, as 
   is covered by a pattern of an earlier rule (rules are tried in order, the first match wins).
   Only certain coverage is reported (`covers`): a false warning would teach people to ignore
   the others, and a missed one costs no more than today.
-- A rule that deletes tagged images while nothing keeps the tag `latest`: once the image
-  `latest` points to is no longer among the newest, it is deleted, and so is the tag.
-- Untagged deletion with `minAge` under 5 minutes: a multi-arch push uploads each platform's
-  image before the index that names them, so for a moment a child is an untagged image; a
-  cleaner run in that moment may delete it and leave the index broken. The untagged
-  `olderThan` protects young images too, so the warning needs both below 5 minutes.
+- A rule that deletes tagged images (v1 `keepLatest`, v2 `delete.tagged`) while nothing always
+  keeps the tag `latest` (a keep clause without `newest` or `pushedWithin` that matches it, or
+  `lockTags`): once the image `latest` points to is no longer among the newest, it is
+  deleted, and so is the tag.
+- Untagged deletion (v1 `untagged`, v2 `delete.untagged`) with `minAge` under 5 minutes: a
+  multi-arch push uploads each platform's image before the index that names them, so for a
+  moment a child is an untagged image; a cleaner run in that moment may delete it and leave
+  the index broken. The untagged `olderThan` protects young images too, so the warning needs
+  both below 5 minutes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import timedelta
 from functools import cache
 
 from acr_core.planning.patterns import REGEX_PREFIX, NameKind, PatternSet
-from acr_core.planning.policy import Policy, Rule
+from acr_core.planning.policy import KeepEntry, Policy, Rule
 
 # A multi-arch push uploads its children first, then the index: a few seconds on a fast link,
 # minutes for large images on a slow one. 5 minutes covers all but pathological pushes.
@@ -146,26 +149,42 @@ def _glob_covers(broad: tuple[str, ...], narrow: tuple[str, ...]) -> bool:
 
 
 def _latest(rule: Rule) -> Iterator[PolicyWarning]:
-    if rule.keep_latest is None:
+    if rule.delete.tagged is None or rule.lock_tags.matches("latest"):
         return
-    if rule.keep_tags.matches("latest") or rule.lock_tags.matches("latest"):
+    if any(_always_keeps(clause, "latest") for clause in rule.keep):
+        return
+    if rule.version == 1:
+        yield PolicyWarning(
+            where(rule, "keepTags"),
+            "keepLatest deletes tagged images, and no pattern keeps the tag 'latest': the image "
+            f"it points to is deleted (tag and all) once {rule.keep_latest} newer images exist. "
+            "Add 'latest' to keepTags if pulls of :latest must keep working",
+        )
         return
     yield PolicyWarning(
-        where(rule, "keepTags"),
-        f"keepLatest deletes tagged images, and no pattern keeps the tag 'latest': the image "
-        f"it points to is deleted (tag and all) once {rule.keep_latest} newer images exist. "
-        "Add 'latest' to keepTags if pulls of :latest must keep working",
+        where(rule, "keep"),
+        "delete.tagged deletes tagged images, and no keep clause without newest keeps the tag "
+        "'latest': the image it points to can be deleted, tag and all. Add "
+        '{"tags": ["latest"]} to keep if pulls of :latest must keep working',
     )
 
 
+def _always_keeps(clause: KeepEntry, tag: str) -> bool:
+    """Whether the clause keeps every image carrying `tag`, whatever its age or rank."""
+    if clause.counting or clause.pushed_within is not None:
+        return False
+    return clause.tags is None or clause.tags.matches(tag)
+
+
 def _young_untagged(rule: Rule) -> Iterator[PolicyWarning]:
-    older_than = rule.untagged_older_than
+    older_than = rule.delete.untagged
     if older_than is None or rule.min_age >= SAFE_UNTAGGED_AGE or older_than >= SAFE_UNTAGGED_AGE:
         return
+    field = "untagged.olderThan" if rule.version == 1 else "delete.untagged.olderThan"
     yield PolicyWarning(
         where(rule, "minAge"),
-        "untagged images are deleted with minAge and untagged.olderThan both under 5 minutes: "
-        "a multi-arch push uploads each platform's image before the index that names it, so a "
+        f"untagged images are deleted with minAge and {field} both under 5 minutes: a "
+        "multi-arch push uploads each platform's image before the index that names it, so a "
         "run during the push can delete a child and break the index. Use a minAge of at "
         "least 5m",
     )

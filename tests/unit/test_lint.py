@@ -137,3 +137,41 @@ def test_young_untagged_deletion_is_reported(
         rule["minAge"] = min_age
     warnings = _v1(rule)
     assert [w.split(":")[0] for w in warnings] == (["rules[0].minAge"] if warned else [])
+
+
+def _v2(*rules: dict[str, Any]) -> list[str]:
+    return [str(w) for w in lint(load_policy({"version": 2, "rules": list(rules)}))]
+
+
+@pytest.mark.parametrize(
+    ("keep", "warned"),
+    [
+        ([{"newest": 5}], True),
+        ([{"tags": ["latest"], "newest": 1}], True),  # a count keeps it only while it ranks
+        ([{"tags": ["latest"], "pushedWithin": "30d"}], True),  # only while it is recent
+        ([{"tags": ["lat*"]}, {"newest": 5}], False),
+        ([{}], False),  # a clause without filters keeps everything
+    ],
+)
+def test_v2_tagged_deletion_without_latest_is_reported(
+    keep: list[dict[str, Any]], warned: bool
+) -> None:
+    """delete.tagged warns unless a clause without newest or pushedWithin keeps `latest`."""
+    rule = {"name": "svc", "repositories": ["svc"], "keep": keep, "delete": {"tagged": {}}}
+    warnings = _v2(rule)
+    assert [w.split(":")[0] for w in warnings] == (["rules[0] ('svc').keep"] if warned else [])
+
+
+def test_v2_young_untagged_deletion_and_shadowing_are_reported() -> None:
+    """The v2 fields are named: delete.untagged under 5 minutes, and a shadowed rule."""
+    warnings = _v2(
+        {"name": "all", "repositories": ["**"], "minAge": "1m", "delete": {"untagged": {}}},
+        {"name": "api", "repositories": ["services/api"]},
+    )
+    assert warnings[0].startswith(
+        "rules[0] ('all').minAge: untagged images are deleted with minAge and "
+        "delete.untagged.olderThan both under 5 minutes"
+    )
+    assert warnings[1].startswith("rules[1] ('api').repositories: this rule can never govern")
+    assert len(warnings) == 2
+    assert _v2({"repositories": ["a"], "delete": {"untagged": {"olderThan": "1h"}}}) == []
