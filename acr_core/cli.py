@@ -27,6 +27,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.names import is_repository_name
 from acr_core.planning.lint import lint
+from acr_core.planning.migrate import migrate_text
 from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.client import AcrClient
@@ -112,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--policy", dest="policy_flag", metavar="FILE", help="the policy file")
     _validate_arguments(validate)
     _diff_arguments(_command(commands, "diff", "show what a new policy would change in a plan"))
+    migrate = _command(commands, "migrate", "print the version 2 form of a version 1 policy")
+    migrate.add_argument("policy_file", metavar="FILE", help="the version 1 policy file")
     return parser
 
 
@@ -139,6 +142,11 @@ _ABOUT = {
         "policy.json\n"
         "  acr-cleanup diff --registry myregistry.azurecr.io --policy new.json --against "
         'policy.json --output markdown >> "$GITHUB_STEP_SUMMARY"',
+    ),
+    "migrate": (
+        "Print the version 2 form of a version 1 policy on stdout: the same rules, so it "
+        "plans the same. The file itself is not changed.",
+        "acr-cleanup migrate policy.json > policy.v2.json",
     ),
     "validate": (
         "Check a policy file and print every problem, one per line; warn on stderr about what "
@@ -237,6 +245,8 @@ def main(
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "validate":
         return _validate(args, os.environ if environ is None else environ, credential)
+    if args.command == "migrate":
+        return _migrate(args.policy_file)
     try:
         options = _options(args, os.environ if environ is None else environ)
         if options.command == "apply" and not options.yes and not sys.stdin.isatty():
@@ -502,6 +512,17 @@ def _diff(options: Options, given: AsyncTokenCredential | None, labels: tuple[st
     if not result.repositories:
         _error(_nothing_covered(options))
         return EXIT_NOTHING_COVERED
+    return EXIT_DONE
+
+
+def _migrate(path: str) -> int:
+    try:
+        sys.stdout.write(migrate_text(_read(path, "policy")))
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except PolicyError as exc:
+        return _policy_errors(path, exc, sys.stderr)
     return EXIT_DONE
 
 

@@ -58,7 +58,7 @@ def _expansion(draw: st.DrawFn, glob: str) -> str:
     return "".join(out)
 
 
-@settings(max_examples=500, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(broad=_GLOB, narrow=_GLOB, data=st.data())
 def test_coverage_is_sound_on_random_globs(broad: str, narrow: str, data: st.DataObject) -> None:
     """Whenever `covers` says yes, names the narrow glob matches are matched by the broad one."""
