@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from acr_emulator import Emulator, EmulatorConfig, ServerInfo
 from tests.e2e.registry import NOW, POLICY
 from tests.e2e.state import registry_state
 
-SCHEMA = json.loads((Path(acr_core.__file__).parent / "run" / "diff.schema.json").read_text())
+ROOT = Path(acr_core.__file__).parent.parent
+SCHEMA = json.loads((ROOT / "acr_core" / "run" / "diff.schema.json").read_text())
 
 
 @pytest.fixture
@@ -170,3 +172,26 @@ def test_a_referrer_deleted_with_its_subject_is_a_change_of_its_own(
     ]
     assert signature["againstReason"] == f"deleted by ACR with its subject {subject.digest[:19]}"
     assert signature["sizeInBytes"] > 0
+
+
+def test_the_json_example_in_the_docs_matches_a_real_run(
+    emulator: Emulator, server: ServerInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/cli.md's diff JSON is schema-valid, and its totals and changes are a fresh run's."""
+    docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = docs[docs.index("### The diff JSON") :]
+    match = re.search(r"```json\n(.*?)```", section, re.DOTALL)
+    assert match, "docs/cli.md has no JSON example under 'The diff JSON'"
+    example = json.loads(match.group(1))
+    jsonschema.validate(example, SCHEMA)
+    assert diff(server, tmp_path, newer(), POLICY, "--output", "json") == EXIT_DONE
+    real = json.loads(capsys.readouterr().out)
+    assert set(example) == set(real)
+    assert example["totals"] == real["totals"]
+    actual = {r["repository"]: r for r in real["repositories"]}
+    for documented in example["repositories"]:
+        found = actual[documented["repository"]]
+        for key in ("rule", "againstRule", "blocked", "againstBlocked"):
+            assert documented[key] == found[key], key
+        for key in ("newlyDeleted", "newlyKept"):
+            assert [c for c in documented[key] if c not in found[key]] == [], key

@@ -83,3 +83,18 @@ def test_a_v2_policy_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[st
     captured = capsys.readouterr()
     assert captured.out == ""
     assert f"{v2}: version: already 2; there is nothing to migrate" in captured.err
+
+
+def test_diff_of_the_migrated_policy_against_the_original_is_empty(
+    server: ServerInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`diff` finds nothing that the v2 form deletes or keeps differently from the v1 policy."""
+    v1 = tmp_path / "v1.json"
+    v1.write_text(json.dumps(POLICY))
+    v2 = migrated(tmp_path, capsys, v1)
+    argv = ["diff", "--registry", server.login_server, "--ca-file", str(server.ca_file)]
+    argv += ["--policy", str(v2), "--against", str(v1), "--now", NOW.isoformat()]
+    environ = {"ACR_USERNAME": server.admin_username, "ACR_PASSWORD": server.admin_password}
+    assert main([*argv, "--output", "json"], environ=environ) == EXIT_DONE
+    totals = json.loads(capsys.readouterr().out)["totals"]
+    assert (totals["repositories"], totals["changedRepositories"]) == (2, 0)
