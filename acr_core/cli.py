@@ -1,4 +1,4 @@
-"""`acr-cleanup plan|apply|validate`: the cleanup from a terminal or a pipeline.
+"""`acr-cleanup plan|apply|validate|diff|migrate`: the cleanup from a terminal or a pipeline.
 
 Everything the command line and the environment say is read and checked here, once, into an
 `Options`; a mistake prints one line naming the flag and what to do, and exits 2 before any
@@ -379,7 +379,7 @@ def _validate(
         return EXIT_USAGE
     try:
         policy = load_policy(_read(path, "policy"))
-        options = _options(replace_args(args, policy=path), environ) if args.registry else None
+        options = _options(_with_args(args, policy=path), environ) if args.registry else None
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -408,7 +408,7 @@ def _validate(
     return EXIT_DONE
 
 
-def replace_args(args: argparse.Namespace, **changes: object) -> argparse.Namespace:
+def _with_args(args: argparse.Namespace, **changes: object) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), **changes})
 
 
