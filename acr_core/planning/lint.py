@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
+from functools import lru_cache
 
 from acr_core.planning.patterns import REGEX_PREFIX, NameKind, PatternSet
 from acr_core.planning.policy import KeepEntry, Policy, Rule
@@ -32,8 +32,12 @@ from acr_core.planning.policy import KeepEntry, Policy, Rule
 # minutes for large images on a slow one. 5 minutes covers all but pathological pushes.
 SAFE_UNTAGGED_AGE = timedelta(minutes=5)
 # Pattern coverage is decided by matching one glob against another; longer patterns are not
-# compared (no warning), so a hostile policy cannot make validate slow.
+# compared (no warning), and all comparisons of one policy share a budget of table cells (a
+# name checked against a pattern counts as `_NAME_CHECK`), so a hostile policy of thousands
+# of patterns cannot make validate slow: about a second at most. Real policies use a tiny part.
 _MAX_COMPARED = 256
+COMPARISON_BUDGET = 2_000_000
+_NAME_CHECK = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +54,23 @@ class PolicyWarning:
 def lint(policy: Policy) -> list[PolicyWarning]:
     """Every warning about `policy`, in rule order."""
     found: list[PolicyWarning] = []
+    budget = _Budget(COMPARISON_BUDGET)
     for rule in policy.rules:
-        found += _shadowed(rule, policy.rules[: rule.index])
+        found += _shadowed(rule, policy.rules[: rule.index], budget)
         found += _latest(rule)
         found += _young_untagged(rule)
     return found
+
+
+class _Budget:
+    """Work left for pattern comparisons; once spent, coverage is "not known" (no warning)."""
+
+    def __init__(self, units: int) -> None:
+        self.units = units
+
+    def spend(self, units: int) -> bool:
+        self.units -= units
+        return self.units >= 0
 
 
 def where(rule: Rule, field: str | None = None) -> str:
@@ -65,15 +81,17 @@ def where(rule: Rule, field: str | None = None) -> str:
     return f"{named}.{field}" if field else named
 
 
-def _shadowed(rule: Rule, earlier: tuple[Rule, ...]) -> Iterator[PolicyWarning]:
+def _shadowed(rule: Rule, earlier: tuple[Rule, ...], budget: _Budget) -> Iterator[PolicyWarning]:
     covering: list[str] = []
     for pattern in rule.repositories.patterns:
+        if budget.units <= 0:
+            return
         cover = next(
             (
                 (other, theirs)
                 for other in earlier
                 for theirs in other.repositories.patterns
-                if covers(theirs, pattern)
+                if covers(theirs, pattern, budget)
             ),
             None,
         )
@@ -88,23 +106,32 @@ def _shadowed(rule: Rule, earlier: tuple[Rule, ...]) -> Iterator[PolicyWarning]:
     )
 
 
-def covers(broad: str, narrow: str) -> bool:
+def covers(broad: str, narrow: str, budget: _Budget | None = None) -> bool:
     """True only when every repository name the pattern `narrow` matches, `broad` matches too.
 
     Decided for certain cases only: equal patterns; `broad` the glob `**`; `narrow` a glob
     without wildcards (it matches one name, and `broad`, a glob or a regex, is asked about
     it); and a glob against a glob, by matching `broad` against `narrow`'s own characters and
-    wildcards. False means "not known", never "surely not".
+    wildcards. False means "not known", never "surely not"; so does a spent `budget`.
     """
     if broad == narrow or broad == "**":
         return True
     if narrow.startswith(REGEX_PREFIX) or max(len(broad), len(narrow)) > _MAX_COMPARED:
         return False
+    budget = budget or _Budget(COMPARISON_BUDGET)
+    if not budget.spend(len(broad) + len(narrow)):
+        return False
     if not any(c in narrow for c in "*?"):
-        return PatternSet.compile([broad], NameKind.REPOSITORY).matches(narrow)
+        return budget.spend(_NAME_CHECK) and _single(broad).matches(narrow)
     if broad.startswith(REGEX_PREFIX):
         return False
-    return _glob_covers(_tokens(broad), _tokens(narrow))
+    wide, small = _tokens(broad), _tokens(narrow)
+    return budget.spend((len(wide) + 1) * (len(small) + 1)) and _glob_covers(wide, small)
+
+
+@lru_cache(maxsize=1024)
+def _single(pattern: str) -> PatternSet:
+    return PatternSet.compile([pattern], NameKind.REPOSITORY)
 
 
 def _tokens(glob: str) -> tuple[str, ...]:
@@ -122,30 +149,24 @@ def _glob_covers(broad: tuple[str, ...], narrow: tuple[str, ...]) -> bool:
     """Whether `broad` accepts every expansion of `narrow`, token by token: `**` takes any run
     of `narrow`'s tokens, `*` any run without `/` and `**`, `?` one non-`/` character or `?`,
     and a character itself. Sound: each rule maps a narrow token only onto broad constructs
-    that accept all of its expansions."""
-
-    @cache
-    def match(b: int, n: int) -> bool:
-        if b == len(broad):
-            return n == len(narrow)
-        part = broad[b]
-        if part == "**":
-            return any(match(b + 1, k) for k in range(n, len(narrow) + 1))
-        if part == "*":
-            k = n
-            while True:
-                if match(b + 1, k):
-                    return True
-                if k == len(narrow) or narrow[k] in ("/", "**"):
-                    return False
-                k += 1
-        if n == len(narrow):
-            return False
-        if part == "?":
-            return narrow[n] not in ("/", "*", "**") and match(b + 1, n + 1)
-        return narrow[n] == part and match(b + 1, n + 1)
-
-    return match(0, 0)
+    that accept all of its expansions. `rest[n]` says whether broad[b:] covers narrow[n:],
+    filled from the ends (one cell per pair of positions)."""
+    size = len(narrow)
+    rest = [n == size for n in range(size + 1)]  # b == len(broad): only the empty rest
+    for part in reversed(broad):
+        row = [False] * (size + 1)
+        for n in range(size, -1, -1):
+            here = narrow[n] if n < size else None
+            if part == "**":
+                row[n] = rest[n] or (here is not None and row[n + 1])
+            elif part == "*":
+                row[n] = rest[n] or (here not in (None, "/", "**") and row[n + 1])
+            elif part == "?":
+                row[n] = here not in (None, "/", "*", "**") and rest[n + 1]
+            else:
+                row[n] = here == part and rest[n + 1]
+        rest = row
+    return rest[0]
 
 
 def _latest(rule: Rule) -> Iterator[PolicyWarning]:

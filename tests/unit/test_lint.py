@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acr_core.planning.lint import _tokens, covers, lint
+from acr_core.planning.lint import _Budget, _tokens, covers, lint
 from acr_core.planning.patterns import NameKind, PatternSet
 from acr_core.planning.policy import load_policy
 
@@ -175,3 +175,11 @@ def test_v2_young_untagged_deletion_and_shadowing_are_reported() -> None:
     assert warnings[1].startswith("rules[1] ('api').repositories: this rule can never govern")
     assert len(warnings) == 2
     assert _v2({"repositories": ["a"], "delete": {"untagged": {"olderThan": "1h"}}}) == []
+
+
+def test_a_spent_budget_claims_no_coverage() -> None:
+    """Once the comparison budget is spent, coverage is "not known", so no rule is reported."""
+    assert covers("services/**", "services/*/api", _Budget(10**6))
+    assert not covers("services/**", "services/*/api", _Budget(10))
+    assert not covers("services/**", "services/api", _Budget(10))
+    assert covers("**", "services/api", _Budget(0))  # the catch-all needs no comparison
