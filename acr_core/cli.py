@@ -479,15 +479,18 @@ def _diff(options: Options, given: AsyncTokenCredential | None, labels: tuple[st
     against = options.against
 
     async def work(client: AcrClient, policy: Policy) -> PolicyDiff:
-        return await diff_policies(
-            client,
-            policy,
-            against,
-            labels=labels,
-            repositories=options.repositories,
-            now=options.now,
-            limits=options.limits,
-        )
+        line = _progress(sys.stderr)
+        with line or contextlib.nullcontext():
+            return await diff_policies(
+                client,
+                policy,
+                against,
+                labels=labels,
+                repositories=options.repositories,
+                now=options.now,
+                limits=options.limits,
+                progress=line,
+            )
 
     try:
         result = asyncio.run(_with_client(options, given, work))

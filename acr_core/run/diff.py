@@ -30,6 +30,8 @@ from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.report import SCHEMA_VERSION, RepositoryIssue, Status
 from acr_core.run.service import (
     REPOSITORY_CONCURRENCY,
+    Progress,
+    ProgressEvent,
     RegistryClient,
     RepositoryNotFoundError,
     gather_repository,
@@ -145,13 +147,15 @@ async def diff_policies(
     repositories: Sequence[str] | None = None,
     now: datetime | None = None,
     limits: ExecutionLimits | None = None,
+    progress: Progress | None = None,
 ) -> PolicyDiff:
     """Read every repository either policy governs (or the named ones) once, plan both
     policies on what was read, and compare. Raises `AcrError` when the catalog cannot be
-    listed, `RepositoryNotFoundError` when a named repository does not exist."""
+    listed, `RepositoryNotFoundError` when a named repository does not exist. `progress` hears
+    one "gather" event per repository read, as `run_cleanup`'s do."""
     moment = now or datetime.now(UTC)
     names, issues = await _select(client, (policy, against), repositories)
-    snapshots, failed = await _gather(client, names, Governor(limits))
+    snapshots, failed = await _gather(client, names, Governor(limits), progress)
     missing = [i.repository for i in failed if i.status is Status.GONE]
     if repositories is not None and missing:
         raise RepositoryNotFoundError(missing)
@@ -189,7 +193,7 @@ async def _select(
 
 
 async def _gather(
-    client: RegistryClient, names: Sequence[str], governor: Governor
+    client: RegistryClient, names: Sequence[str], governor: Governor, progress: Progress | None
 ) -> tuple[dict[str, RepositorySnapshot], list[RepositoryIssue]]:
     """One snapshot per repository, read a few at a time; a failed read is an issue."""
     snapshots: dict[str, RepositorySnapshot] = {}
@@ -206,6 +210,9 @@ async def _gather(
                 issues.append(
                     RepositoryIssue(name, Status.FAILED, str(exc), is_transient(exc), cause=exc)
                 )
+            if progress is not None:
+                done = len(snapshots) + len(issues)
+                progress(ProgressEvent("gather", done, len(names), name))
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +197,22 @@ def test_the_json_example_in_the_docs_matches_a_real_run(
             assert documented[key] == found[key], key
         for key in ("newlyDeleted", "newlyKept"):
             assert [c for c in documented[key] if c not in found[key]] == [], key
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_sees_the_repositories_being_read(
+    emulator: Emulator,
+    server: ServerInfo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a terminal, stderr counts the repositories read, as plan's progress line does."""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert diff(server, tmp_path, newer(), POLICY) == EXIT_DONE
+    assert "3/3 repositories read" in terminal.getvalue()
