@@ -39,6 +39,7 @@ from acr_core.run.service import (
 
 NOT_GOVERNED = "no rule of this policy governs the repository: never touched"
 NOT_DELETED = "not deleted"
+NOT_LOCKED = "not locked: no lockTags pattern matches the tag"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +74,16 @@ class RepositoryDiff:
     against_blocked: str | None
     newly_deleted: tuple[Change, ...]
     newly_kept: tuple[Change, ...]
+    # Tags one plan locks and the other does not (`tags` holds the one tag, size 0): locks
+    # are not undone by this tool, so a change to `lockTags` is shown too.
+    newly_locked: tuple[Change, ...] = ()
+    no_longer_locked: tuple[Change, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return bool(self.newly_deleted or self.newly_kept)
+        return bool(
+            self.newly_deleted or self.newly_kept or self.newly_locked or self.no_longer_locked
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -87,6 +94,8 @@ class RepositoryDiff:
             "againstBlocked": self.against_blocked,
             "newlyDeleted": [c.to_dict() for c in self.newly_deleted],
             "newlyKept": [c.to_dict() for c in self.newly_kept],
+            "newlyLocked": [c.to_dict() for c in self.newly_locked],
+            "noLongerLocked": [c.to_dict() for c in self.no_longer_locked],
         }
 
 
@@ -120,6 +129,8 @@ class PolicyDiff:
             "bytesNewlyDeleted": sum(c.size_in_bytes for c in deleted),
             "newlyKept": len(kept),
             "bytesNewlyKept": sum(c.size_in_bytes for c in kept),
+            "newlyLocked": sum(len(r.newly_locked) for r in self.repositories),
+            "noLongerLocked": sum(len(r.no_longer_locked) for r in self.repositories),
         }
 
     def to_dict(self) -> dict[str, object]:
@@ -251,6 +262,22 @@ def compare(
             for d, why in old_deleted.items()
             if d not in new_deleted
         ),
+        newly_locked=_lock_changes(new, old),
+        no_longer_locked=_lock_changes(old, new, swapped=True),
+    )
+
+
+def _lock_changes(
+    one: RepositoryPlan | None, other: RepositoryPlan | None, *, swapped: bool = False
+) -> tuple[Change, ...]:
+    """The tags `one` locks and `other` does not; with `swapped`, the reasons are given as
+    (`other`'s, `one`'s), so `reason` is always the new policy's."""
+    theirs = {(a.digest, a.tags) for a in other.locks} if other else set()
+    missing = NOT_GOVERNED if other is None else NOT_LOCKED
+    return tuple(
+        Change(a.digest, a.tags, 0, *((missing, a.reason) if swapped else (a.reason, missing)))
+        for a in (one.locks if one else ())
+        if (a.digest, a.tags) not in theirs
     )
 
 

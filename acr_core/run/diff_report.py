@@ -70,6 +70,8 @@ def _rows(repository: RepositoryDiff) -> list[tuple[tuple[str, ...], str]]:
     for verb, changes in (
         ("newly delete", repository.newly_deleted),
         ("newly keep", repository.newly_kept),
+        ("newly lock", repository.newly_locked),
+        ("no longer lock", repository.no_longer_locked),
     ):
         out += [(_cells(verb, change), change.against_reason) for change in changes]
     return out
@@ -139,6 +141,11 @@ def _summary(diff: PolicyDiff) -> str:
         f"({_bytes(t['bytesNewlyKept'])}) compared with {diff.against}, in "
         f"{t['changedRepositories']} of {t['repositories']} repositories compared"
     )
+    if t["newlyLocked"] or t["noLongerLocked"]:
+        text += (
+            f"; it would lock {t['newlyLocked']} tag(s) the other does not, and not lock "
+            f"{t['noLongerLocked']} it does"
+        )
     if failed:
         text += f"; {failed} repositor{'y' if failed == 1 else 'ies'} could not be read"
     return text + "."

@@ -216,3 +216,24 @@ def test_a_terminal_sees_the_repositories_being_read(
     monkeypatch.setattr(sys, "stderr", terminal)
     assert diff(server, tmp_path, newer(), POLICY) == EXIT_DONE
     assert "3/3 repositories read" in terminal.getvalue()
+
+
+def test_a_change_of_lock_tags_is_shown(
+    emulator: Emulator, server: ServerInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tags only the new policy locks, and tags only the current one locks, are listed."""
+    policy = copy.deepcopy(POLICY)
+    policy["rules"][0]["lockTags"] = ["1.4"]
+    args = ("--output", "json", "--repository", "services/api")
+    assert diff(server, tmp_path, policy, POLICY, *args) == EXIT_DONE
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, SCHEMA)
+    (api,) = report["repositories"]
+    assert [(c["tags"], c["againstReason"]) for c in api["newlyLocked"]] == [
+        (["1.4"], "not locked: no lockTags pattern matches the tag")
+    ]
+    assert [(c["tags"], c["reason"]) for c in api["noLongerLocked"]] == [
+        (["v1.0.0"], "not locked: no lockTags pattern matches the tag")
+    ]
+    assert (report["totals"]["newlyLocked"], report["totals"]["noLongerLocked"]) == (1, 1)
+    assert ["v1.0.0"] in [c["tags"] for c in api["newlyDeleted"]]  # no longer protected
