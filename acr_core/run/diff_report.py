@@ -79,7 +79,8 @@ def _rows(repository: RepositoryDiff) -> list[tuple[tuple[str, ...], str]]:
 
 def _cells(verb: str, change: Change) -> tuple[str, ...]:
     tags = ", ".join(change.tags) or "-"
-    return (verb, change.digest[:19], tags, _bytes(change.size_in_bytes), change.reason)
+    size = "-" if verb.endswith("lock") else _bytes(change.size_in_bytes)
+    return (verb, change.digest[:19], tags, size, change.reason)
 
 
 def _blocked(repository: RepositoryDiff) -> list[str]:
