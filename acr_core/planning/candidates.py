@@ -7,8 +7,10 @@ protected manifests. The verdict itself does not depend on when: tagged images c
 counting clauses (and what happens to those no clause keeps is decided here too); orphaned
 children and attached artifacts are deleted; untagged images, and attached artifacts whose
 subject is not in the repository, go when older than `delete.untagged` (v1:
-`untagged.olderThan`). In v2 a tagged image is a candidate only when `delete.tagged` is given
-and it is older than its `olderThan` (issue 13, semantics 2); `0s` means any age.
+`untagged.olderThan`; strictly older, so `0s` spares an image updated this very instant). In
+v2 a tagged image is a candidate only when `delete.tagged` is given and it is older than its
+`olderThan` (issue 13, semantics 2); there `0s` means any age, as v1's keepLatest deletes
+whatever it does not keep.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ def candidates(
     by_age = _by_age(rule)
     cutoff = None if rule.delete.untagged is None else now - rule.delete.untagged
     tagged_cutoff = None if rule.delete.tagged is None else now - rule.delete.tagged
-    any_age = rule.version != 1 and rule.delete.untagged is not None and not rule.delete.untagged
     verdicts: dict[str, Verdict] = {}
     subject, attachments, attached_to, parents = (
         graph.subject,
@@ -75,9 +76,8 @@ def candidates(
         elif digest in parents:
             verdicts[digest] = _ORPHANED_CHILD
         else:
-            old = cutoff is not None and (
-                any_age or _updated(graph, digest) < cutoff  # v1: strictly older, even than 0s
-            )
+            # Strictly older, even than `0s` (as v1's untagged.olderThan always was).
+            old = cutoff is not None and _updated(graph, digest) < cutoff
             verdicts[digest] = by_age[bool(tags), old]
     return verdicts
 
