@@ -393,7 +393,9 @@ def _validate(
         try:
             coverage = asyncio.run(_with_client(options, given, read_coverage))
         except (ClientAuthenticationError, AcrError) as exc:
-            _error(_explain(exc, options))
+            # A refused catalog says which role lists it; `_explain` would add plan's way
+            # around it (--repository), which validate has not.
+            _error(str(exc) if isinstance(exc, PermissionDeniedError) else _explain(exc, options))
             return EXIT_FAILED
     if args.output == "json":
         sys.stdout.write(json.dumps(validation_report(path, policy, warnings, coverage), indent=2))

@@ -10,6 +10,7 @@ import pytest
 
 from acr_core.cli import EXIT_DONE, EXIT_FAILED, EXIT_NOTHING_COVERED, EXIT_USAGE, main
 from acr_emulator import EmulatorConfig, ServerInfo
+from acr_emulator.testing import AsyncFakeCredential
 from tests.e2e.registry import NOW, POLICY
 from tests.e2e.state import registry_state
 
@@ -129,3 +130,23 @@ def test_registry_flags_are_checked_before_any_request(tmp_path, capsys):
     bad = write(tmp_path, {"version": 1, "rules": []}, "bad.json")
     assert main(["validate", str(bad), "--registry", "example.azurecr.io"]) == EXIT_USAGE
     assert "rules: must be a non-empty list" in capsys.readouterr().out
+
+
+class TestAbac:
+    @pytest.fixture
+    def emulator_config(self) -> EmulatorConfig:
+        return EmulatorConfig(now=NOW, abac=True)
+
+    def test_without_catalog_lister_the_role_is_named(self, emulator, server, tmp_path, capsys):
+        """An identity that may not list the catalog gets exit 1 and one line naming the role."""
+        emulator.grant(
+            "cleaner", "Container Registry Repository Contributor", repositories=("services/",)
+        )
+        argv = ["validate", str(write(tmp_path, POLICY)), "--registry", server.url]
+        argv += ["--ca-file", str(server.ca_file)]
+        credential = AsyncFakeCredential(oid="cleaner")
+        assert main(argv, environ={}, credential=credential) == EXIT_FAILED
+        err = capsys.readouterr().err.splitlines()
+        assert len([line for line in err if "error" in line]) == 1
+        assert "Catalog Lister" in err[-1]
+        assert "--repository" not in err[-1]
