@@ -14,8 +14,9 @@ import jsonschema
 import pytest
 
 import acr_core
-from acr_core.cli import EXIT_DONE, EXIT_NOTHING_COVERED, EXIT_USAGE, main
+from acr_core.cli import EXIT_DONE, EXIT_FAILED, EXIT_NOTHING_COVERED, EXIT_USAGE, main
 from acr_emulator import Emulator, EmulatorConfig, ServerInfo
+from acr_emulator.testing import AsyncFakeCredential
 from tests.e2e.registry import NOW, POLICY
 from tests.e2e.state import registry_state
 
@@ -237,3 +238,37 @@ def test_a_change_of_lock_tags_is_shown(
     ]
     assert (report["totals"]["newlyLocked"], report["totals"]["noLongerLocked"]) == (1, 1)
     assert ["v1.0.0"] in [c["tags"] for c in api["newlyDeleted"]]  # no longer protected
+
+
+class TestAbac:
+    @pytest.fixture
+    def emulator_config(self) -> EmulatorConfig:
+        return EmulatorConfig(now=NOW, abac=True)
+
+    def test_a_repository_that_cannot_be_read_fails_the_diff(
+        self,
+        emulator: Emulator,
+        server: ServerInfo,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A repository outside the identity's condition is an issue and exit 1; the other is
+        still compared."""
+        emulator.grant(
+            "cleaner", "Container Registry Repository Contributor", repositories=("services/api",)
+        )
+        (tmp_path / "new.json").write_text(json.dumps(newer()))
+        (tmp_path / "old.json").write_text(json.dumps(POLICY))
+        argv = ["diff", "--registry", server.url, "--ca-file", str(server.ca_file)]
+        argv += ["--policy", str(tmp_path / "new.json"), "--against", str(tmp_path / "old.json")]
+        argv += ["--now", NOW.isoformat(), "--output", "json"]
+        argv += ["--repository", "services/api", "--repository", "services/blocked"]
+        credential = AsyncFakeCredential(oid="cleaner")
+        assert main(argv, environ={}, credential=credential) == EXIT_FAILED
+        captured = capsys.readouterr()
+        report = json.loads(captured.out)
+        assert [i["repository"] for i in report["issues"]] == ["services/blocked"]
+        assert report["issues"][0]["status"] == "failed"
+        assert [r["repository"] for r in report["repositories"]] == ["services/api"]
+        assert report["repositories"][0]["newlyKept"]
+        assert "1 repository could not be read" in captured.err
