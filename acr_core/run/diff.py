@@ -81,8 +81,13 @@ class RepositoryDiff:
 
     @property
     def changed(self) -> bool:
+        """Anything treated differently, a safety limit hit under one policy only included."""
         return bool(
-            self.newly_deleted or self.newly_kept or self.newly_locked or self.no_longer_locked
+            self.newly_deleted
+            or self.newly_kept
+            or self.newly_locked
+            or self.no_longer_locked
+            or (self.blocked is None) != (self.against_blocked is None)
         )
 
     def to_dict(self) -> dict[str, object]:

@@ -21,7 +21,7 @@ def render_diff_table(diff: PolicyDiff) -> str:
         lines.append(_title(repository))
         rows = _rows(repository)
         aligned = _aligned([_HEADER, *(row for row, _ in rows)], indent="  ")
-        lines.append(aligned[0])
+        lines += aligned[:1] if rows else []
         for line, (_, was) in zip(aligned[1:], rows, strict=True):
             lines += [line, f"      against: {was}"]
         lines += [f"  {note}" for note in _blocked(repository)]
@@ -36,13 +36,15 @@ def render_diff_table(diff: PolicyDiff) -> str:
 def render_diff_markdown(diff: PolicyDiff) -> str:
     lines = [f"### {_md(_heading(diff))}", "", _md(_summary(diff)), ""]
     if diff.changed:
-        rows = _summary_rows(diff)
-        lines += [_md_row(rows[0]), "|" + "|".join(_md_align()) + "|"]
-        lines += [_md_row(row) for row in rows[1:]] + [""]
+        summary = _summary_rows(diff)
+        lines += [_md_row(summary[0]), "|" + "|".join(_md_align()) + "|"]
+        lines += [_md_row(row) for row in summary[1:]] + [""]
     for repository in diff.changed:
         lines += [f"<details><summary>{_md(_title(repository))}</summary>", ""]
-        lines += [_md_row((*_HEADER, "AGAINST")), "|" + "---|" * (len(_HEADER) + 1)]
-        lines += [_md_row((*row, was)) for row, was in _rows(repository)]
+        changes = _rows(repository)
+        if changes:
+            lines += [_md_row((*_HEADER, "AGAINST")), "|" + "---|" * (len(_HEADER) + 1)]
+            lines += [_md_row((*row, was)) for row, was in changes]
         lines += ["", *(_md(note) for note in _blocked(repository)), "</details>", ""]
     for issue in diff.issues:
         lines.append(f"- {_md(issue.repository)}: {issue.status.value}: {_md(issue.detail)}")

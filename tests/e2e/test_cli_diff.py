@@ -272,3 +272,16 @@ class TestAbac:
         assert [r["repository"] for r in report["repositories"]] == ["services/api"]
         assert report["repositories"][0]["newlyKept"]
         assert "1 repository could not be read" in captured.err
+
+
+def test_a_safety_limit_hit_under_one_policy_only_is_a_change(
+    emulator: Emulator, server: ServerInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tighter limit that blocks services/api lists it, although the deletions are the same."""
+    policy = copy.deepcopy(POLICY)
+    policy["safety"]["maxDeletesPerRepository"] = 2
+    assert diff(server, tmp_path, policy, POLICY, "--repository", "services/api") == EXIT_DONE
+    out = capsys.readouterr().out
+    assert "services/api  (rule api)" in out
+    assert "services/api  (rule api)\n  BLOCKED under the new policy: would delete " in out
+    assert "in 1 of 1 repositories compared" in out
