@@ -170,7 +170,7 @@ def _decide(state: _State, rule: Rule, protected: Mapping[str, str], now: dateti
     state.rounds(state.held_up.roots)
     referrers_kept: Mapping[str, str] = {}
     if rule.referrers:
-        judged = referrers.judge(state.graph, rule, protected, state.removed, now)
+        judged = referrers.judge(state.graph, rule, protected, state.removed, now, state.held_up.of)
         referrers_kept = judged.kept
         state.rounds(state.delete([(d, why, False) for d, why in judged.deletions]))
     return _Decisions(

@@ -386,6 +386,21 @@ CASES = [
         },
         {"sbom", "sig2b"},
     ),
+    c(
+        "5: a referrer whose own referrer a kept index lists stays while that index does",
+        lambda b: (
+            b.image("img", "latest", age=days(90)),
+            b.referrer("sbom", "img", age=days(60), artifact_type=SBOM),
+            b.referrer("sbom-sig", "sbom", age=days(60), artifact_type=SIG),
+            b.index("listing", ("sbom-sig",), "keep-me", age=days(60)),
+        ),
+        {
+            "keep": [{"tags": ["keep-me"]}],
+            "referrers": [{"artifactType": SBOM, "olderThan": "30d"}],
+        },
+        set(),
+        {"sbom": "lists one of its referrers"},
+    ),
 ]
 
 
