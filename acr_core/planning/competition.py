@@ -72,7 +72,7 @@ def clauses(rule: Rule, graph: Graph, now: datetime, rank: Mapping[str, int]) ->
     """The rule's counting clauses, their members ranked (v1: `keepLatest`, its one clause)."""
     found: list[Clause] = []
     for entry in rule.keep:
-        if not entry.counting:
+        if not isinstance(entry, KeepClause) or not entry.counting:
             continue
         assert entry.newest is not None
         if rule.version == 1:

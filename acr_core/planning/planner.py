@@ -84,7 +84,7 @@ def _plan_repository(
 ) -> RepositoryPlan:
     graph = build_graph(snapshot)
     protected = protection(graph, rule, now, caller)
-    counting = any(c.counting for c in rule.keep)
+    counting = any(c.counting for c in rule.keep)  # every kind of clause says whether it counts
     rank = competition.ranking(graph) if counting else {}
     clauses = competition.clauses(rule, graph, now, rank)
     verdicts = candidates(graph, protected, rule, now, counted=bool(clauses))

@@ -127,7 +127,8 @@ class Rule:
     def keep_latest(self) -> int | None:
         """The count of the first counting clause without filters (v1's `keepLatest`)."""
         for clause in self.keep:
-            if clause.counting and clause.tags is None and clause.pushed_within is None:
+            plain = isinstance(clause, KeepClause) and clause.pushed_within is None
+            if plain and clause.counting and clause.tags is None:
                 return clause.newest
         return None
 
@@ -135,7 +136,8 @@ class Rule:
     def keep_tags(self) -> PatternSet:
         """The tag patterns of the first protecting clause with only tags (v1's `keepTags`)."""
         for clause in self.keep:
-            if not clause.counting and clause.tags is not None and clause.pushed_within is None:
+            plain = isinstance(clause, KeepClause) and clause.pushed_within is None
+            if plain and not clause.counting and clause.tags is not None:
                 return clause.tags
         return _no_tags()
 
@@ -488,7 +490,8 @@ class _Parser:
         return tuple(clauses)
 
     def keep_clause(self, where: str, index: int, data: object) -> KeepEntry | None:
-        """One keep clause; every kind of clause is told apart here (issue 14 adds one)."""
+        """One keep clause; every kind of clause is told apart here (issue 14 adds one, told
+        by its own field, before the filter clause below is assumed)."""
         if not isinstance(data, Mapping):
             self.fail(where, 'must be an object such as {"tags": ["latest"]} or {"newest": 10}')
             return None

@@ -68,7 +68,7 @@ def _protecting(rule: Rule) -> tuple[KeepClause, ...]:
     `keepTags` is named per tag instead, in v1's words (`_reasons`)."""
     if rule.version == 1:
         return ()
-    return tuple(c for c in rule.keep if not c.counting)
+    return tuple(c for c in rule.keep if isinstance(c, KeepClause) and not c.counting)
 
 
 def _selected(

@@ -336,3 +336,11 @@ def test_the_v2_examples_of_docs_policy_md_load_and_validate() -> None:
     v1, v2_form = loaded[-2:]
     assert v1.version == 1
     assert policy_document(v1)["rules"] == policy_document(v2_form)["rules"]
+
+
+def test_the_readme_v2_example_loads_and_validates() -> None:
+    """The README's v2 rule is a valid policy for the loader and the schema."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("Policy version 2 says")[1].split("```json\n")[1].split("```")[0]
+    VALIDATOR.validate(json.loads(block))
+    assert load_policy(block).version == 2
