@@ -26,7 +26,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from acr_core.planning.patterns import REGEX_PREFIX, NameKind, PatternSet
-from acr_core.planning.policy import KeepEntry, Policy, Rule
+from acr_core.planning.policy import KeepClause, KeepEntry, Policy, Rule
 
 # A multi-arch push uploads its children first, then the index: a few seconds on a fast link,
 # minutes for large images on a slow one. 5 minutes covers all but pathological pushes.
@@ -191,8 +191,9 @@ def _latest(rule: Rule) -> Iterator[PolicyWarning]:
 
 
 def _always_keeps(clause: KeepEntry, tag: str) -> bool:
-    """Whether the clause keeps every image carrying `tag`, whatever its age or rank."""
-    if clause.counting or clause.pushed_within is not None:
+    """Whether the clause keeps every image carrying `tag`, whatever its age or rank (another
+    kind of clause than the filter clause is not known to)."""
+    if not isinstance(clause, KeepClause) or clause.counting or clause.pushed_within is not None:
         return False
     return clause.tags is None or clause.tags.matches(tag)
 
