@@ -1,4 +1,4 @@
-"""`acr-cleanup plan|apply|validate`: the cleanup from a terminal or a pipeline.
+"""`acr-cleanup plan|apply|validate|diff|migrate`: the cleanup from a terminal or a pipeline.
 
 Everything the command line and the environment say is read and checked here, once, into an
 `Options`; a mistake prints one line naming the flag and what to do, and exits 2 before any
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import ssl
@@ -19,12 +20,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from acr_core.names import is_repository_name
+from acr_core.planning.lint import lint
+from acr_core.planning.migrate import migrate_text
 from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.client import AcrClient
@@ -37,6 +40,9 @@ from acr_core.registry.errors import (
     PermissionDeniedError,
 )
 from acr_core.registry.transport import RetryPolicy
+from acr_core.run.coverage import read_coverage, render_coverage, validation_report
+from acr_core.run.diff import PolicyDiff, diff_json, diff_policies
+from acr_core.run.diff_report import render_diff_markdown, render_diff_table
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
 from acr_core.run.progress import ProgressLine
@@ -49,6 +55,7 @@ EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 EXIT_NOTHING_COVERED = 4
 EXIT_INTERRUPTED = 130
+T = TypeVar("T")
 
 # Seconds to wait for a TCP (and TLS) connection: a registry on the internet answers within
 # one or two; a wrong port or a host that drops packets should not take the default 30 s.
@@ -77,6 +84,7 @@ class Options:
     yes: bool
     limits: ExecutionLimits
     password: str | None = field(default=None, repr=False)
+    against: Policy | None = None  # diff: the current policy
 
 
 # The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
@@ -103,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = _command(commands, "validate", "check a policy file and list every error")
     validate.add_argument("policy_file", nargs="?", metavar="FILE", help="the policy file")
     validate.add_argument("--policy", dest="policy_flag", metavar="FILE", help="the policy file")
+    _validate_arguments(validate)
+    _diff_arguments(_command(commands, "diff", "show what a new policy would change in a plan"))
+    migrate = _command(commands, "migrate", "print the version 2 form of a version 1 policy")
+    migrate.add_argument("policy_file", metavar="FILE", help="the version 1 policy file")
     return parser
 
 
@@ -122,9 +134,26 @@ _ABOUT = {
         "  acr-cleanup apply --registry myregistry.azurecr.io --policy policy.json --yes "
         "--output json",
     ),
+    "diff": (
+        "Read the registry once, plan both policies on what was read, and print what the "
+        "policy would newly delete and newly keep compared with --against, with sizes and "
+        "reasons. Changes nothing.",
+        "acr-cleanup diff --registry myregistry.azurecr.io --policy new.json --against "
+        "policy.json\n"
+        "  acr-cleanup diff --registry myregistry.azurecr.io --policy new.json --against "
+        'policy.json --output markdown >> "$GITHUB_STEP_SUMMARY"',
+    ),
+    "migrate": (
+        "Print the version 2 form of a version 1 policy on stdout: the same rules, so it "
+        "plans the same. The file itself is not changed.",
+        "acr-cleanup migrate policy.json > policy.v2.json",
+    ),
     "validate": (
-        "Check a policy file without a registry and print every problem, one per line.",
-        "acr-cleanup validate policy.json",
+        "Check a policy file and print every problem, one per line; warn on stderr about what "
+        "is valid but probably wrong. With --registry, also list which rule governs each "
+        "repository (reads only the catalog).",
+        "acr-cleanup validate policy.json\n"
+        "  acr-cleanup validate policy.json --registry myregistry.azurecr.io",
     ),
 }
 
@@ -174,6 +203,10 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--verbose", "-v", action="store_true", help="the same as --show kept")
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
+    _connection_arguments(sub)
+
+
+def _connection_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
     auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")
     auth.add_argument("--username", help="admin user or token name (or ACR_USERNAME)")
@@ -211,16 +244,20 @@ def main(
     except SystemExit as exc:  # argparse has printed the usage error or the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "validate":
-        return _validate(args.policy_file or args.policy_flag, sys.stdout)
+        return _validate(args, os.environ if environ is None else environ, credential)
+    if args.command == "migrate":
+        return _migrate(args.policy_file)
     try:
         options = _options(args, os.environ if environ is None else environ)
         if options.command == "apply" and not options.yes and not sys.stdin.isatty():
             raise UsageError("apply changes the registry: pass --yes when stdin is not a terminal")
     except PolicyError as exc:
-        return _policy_errors(args.policy, exc, sys.stderr)
+        return _policy_errors(getattr(exc, "path", args.policy), exc, sys.stderr)
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    if options.command == "diff":
+        return _diff(options, credential, (args.policy, args.against))
     try:
         return asyncio.run(_run(options, credential))
     except KeyboardInterrupt:
@@ -272,6 +309,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         anonymous=args.anonymous,
         yes=getattr(args, "yes", False),
         limits=limits,
+        against=_against(args.against) if getattr(args, "against", None) else None,
     )
 
 
@@ -318,19 +356,178 @@ def _read(path: str, flag: str) -> str:
         raise UsageError(f"{flag} {path}: cannot read it ({reason})") from None
 
 
-def _validate(path: str | None, out: TextIO) -> int:
+def _validate_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--registry", help="also list which rule governs each repository (reads the catalog)"
+    )
+    sub.add_argument(
+        "--output", choices=("table", "json"), default="table", help="text (default) or JSON"
+    )
+    _connection_arguments(sub)
+    # What `_options` reads and validate has no flag for.
+    sub.set_defaults(policy=None, repository=None, show=[], verbose=False, now=None)
+
+
+def _validate(
+    args: argparse.Namespace, environ: Mapping[str, str], given: AsyncTokenCredential | None
+) -> int:
+    """Errors on stdout (exit 2); warnings on stderr; with --registry, each repository's rule
+    (exit 4 when no rule governs any)."""
+    path = args.policy_file or args.policy_flag
     if path is None:
         _error("validate needs a policy file: acr-cleanup validate FILE")
         return EXIT_USAGE
     try:
         policy = load_policy(_read(path, "policy"))
+        options = _options(_with_args(args, policy=path), environ) if args.registry else None
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
     except PolicyError as exc:
-        return _policy_errors(path, exc, out)
-    rules = ", ".join(rule.name for rule in policy.rules)
-    out.write(f"{path}: valid, {len(policy.rules)} rule(s): {rules}\n")
+        return _policy_errors(path, exc, sys.stdout)
+    warnings = lint(policy)
+    for warning in warnings:
+        sys.stderr.write(f"{path}: warning: {warning}\n")
+    coverage = None
+    if options is not None:
+        try:
+            coverage = asyncio.run(_with_client(options, given, read_coverage))
+        except (ClientAuthenticationError, AcrError) as exc:
+            # A refused catalog says which role lists it; `_explain` would add plan's way
+            # around it (--repository), which validate has not.
+            _error(str(exc) if isinstance(exc, PermissionDeniedError) else _explain(exc, options))
+            return EXIT_FAILED
+    if args.output == "json":
+        sys.stdout.write(json.dumps(validation_report(path, policy, warnings, coverage), indent=2))
+        sys.stdout.write("\n")
+    else:
+        rules = ", ".join(rule.name for rule in policy.rules)
+        sys.stdout.write(f"{path}: valid, {len(policy.rules)} rule(s): {rules}\n")
+        sys.stdout.write(render_coverage(coverage) if coverage else "")
+    if coverage is not None and options is not None and not coverage.governs_any:
+        _error(_nothing_covered(options))
+        return EXIT_NOTHING_COVERED
+    return EXIT_DONE
+
+
+def _with_args(args: argparse.Namespace, **changes: object) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
+async def _with_client(
+    options: Options,
+    given: AsyncTokenCredential | None,
+    work: Callable[[AcrClient, Policy], Awaitable[T]],
+) -> T:
+    """`work(client, policy)` with a client signed in as `options` say; read-only commands."""
+    credential = _credential(options, given)
+    try:
+        async with AcrClient(
+            options.endpoint,
+            credential,
+            username=options.username,
+            password=options.password,
+            verify=options.verify,
+            retry=RetryPolicy(fail_fast_unreached=True),
+            connect_timeout=CONNECT_TIMEOUT,
+        ) as client:
+            return await work(client, options.policy)
+    finally:
+        if credential is not None and credential is not given:
+            await credential.close()
+
+
+def _diff_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--registry", required=True, help="login server or https URL")
+    sub.add_argument("--policy", required=True, metavar="FILE", help="the new policy JSON")
+    sub.add_argument(
+        "--against", required=True, metavar="FILE", help="the current policy JSON to compare with"
+    )
+    sub.add_argument(
+        "--repository",
+        action="append",
+        metavar="NAME",
+        help="only this repository (repeatable; default: every repository either policy covers)",
+    )
+    sub.add_argument(
+        "--output",
+        choices=("table", "json", "markdown"),
+        default="table",
+        help="a table (default), JSON (cli.md: diff), or markdown for a pull-request comment",
+    )
+    sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
+    _connection_arguments(sub)
+    sub.set_defaults(show=[], verbose=False)
+
+
+class _AgainstError(PolicyError):
+    """The --against policy is invalid; `path` names its file in the messages."""
+
+    def __init__(self, path: str, problems: Sequence[str]) -> None:
+        super().__init__(problems)
+        self.path = path
+
+
+def _against(path: str) -> Policy:
+    try:
+        return load_policy(_read(path, "--against"))
+    except PolicyError as exc:
+        raise _AgainstError(path, exc.problems) from None
+
+
+def _diff(options: Options, given: AsyncTokenCredential | None, labels: tuple[str, str]) -> int:
+    """Plan both policies on one read of the registry and print the difference."""
+    assert options.against is not None
+    against = options.against
+
+    async def work(client: AcrClient, policy: Policy) -> PolicyDiff:
+        line = _progress(sys.stderr)
+        with line or contextlib.nullcontext():
+            return await diff_policies(
+                client,
+                policy,
+                against,
+                labels=labels,
+                repositories=options.repositories,
+                now=options.now,
+                limits=options.limits,
+                progress=line,
+            )
+
+    try:
+        result = asyncio.run(_with_client(options, given, work))
+    except RepositoryNotFoundError as exc:
+        _error(f"{exc}: check the name (`az acr repository list` lists them) and --registry")
+        return EXIT_USAGE
+    except (ClientAuthenticationError, AcrError) as exc:
+        _error(_explain(exc, options))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted; nothing was changed")
+        return EXIT_INTERRUPTED
+    renderers = {"json": diff_json, "markdown": render_diff_markdown, "table": render_diff_table}
+    sys.stdout.write(renderers[options.output](result))
+    failed = [i for i in result.issues if i.status is Status.FAILED]
+    if failed:
+        cause = failed[0].cause
+        detail = _explain(cause, options) if isinstance(cause, AcrError) else failed[0].detail
+        many = "y" if len(failed) == 1 else "ies"
+        _error(f"{len(failed)} repositor{many} could not be read: {detail}")
+        return EXIT_FAILED
+    if not result.repositories:
+        _error(_nothing_covered(options))
+        return EXIT_NOTHING_COVERED
+    return EXIT_DONE
+
+
+def _migrate(path: str) -> int:
+    try:
+        sys.stdout.write(migrate_text(_read(path, "policy")))
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except PolicyError as exc:
+        return _policy_errors(path, exc, sys.stderr)
     return EXIT_DONE
 
 
