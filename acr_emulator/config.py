@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from acr_emulator.auth import ScopedToken
 from acr_emulator.events import Webhook
@@ -39,6 +39,9 @@ class EmulatorConfig:
     test expires them with `emu.clock.advance`) instead of the wall clock. Off by default:
     Microsoft's SDK compares `exp` with its own wall clock. `scoped_tokens`: ACR tokens with
     scope maps (`ScopedToken`), for Basic auth limited to some repository actions.
+    `reclaim_blobs_after`: how long (on the registry clock) the blobs a manifest delete leaves
+    unreferenced stay before they are reclaimed, as ACR does asynchronously (`reclaim`);
+    None keeps them for ever.
     """
 
     login_server: str | None = None
@@ -60,6 +63,7 @@ class EmulatorConfig:
     frozen_clock: bool = False
     require_blobs: bool = True
     retag_moves_manifest_time: bool = True
+    reclaim_blobs_after: timedelta | None = None
     throttle: ThrottleConfig | None = None
     faults: Faults = field(default_factory=Faults)
     webhooks: tuple[Webhook, ...] = ()
