@@ -558,7 +558,8 @@ def _ledger_main(
             from azure.identity.aio import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
-        ledger = ledger_commands.open_ledger(value, _store_credential(value, credential, given))
+        store_credential = _store_credential(value, credential, given)
+        ledger = ledger_commands.open_ledger(value, store_credential)
         try:
             if endpoint is None:
                 return await ledger_commands.run(command, ledger, None, sys.stdout)
@@ -573,8 +574,9 @@ def _ledger_main(
                 return await ledger_commands.run(command, ledger, client, sys.stdout)
         finally:
             await ledger.store.close()
-            if credential is not None and credential is not given:
-                await credential.close()
+            for owned in {id(c): c for c in (credential, store_credential) if c}.values():
+                if owned is not given:
+                    await owned.close()
 
     try:
         return asyncio.run(work())

@@ -156,7 +156,7 @@ async def restore_entries(
 ) -> int:
     """Restore what the matching entries deleted; 0 when all of it is back (or, dry, can be),
     1 when something cannot be restored, 4 when nothing in the ledger matched."""
-    entries = [e for e in await ledger.entries(options.query) if e.deleted]
+    entries = [e for e in await ledger.entries(options.query) if e.may_be_deleted]
     if not entries:
         out.write(f"nothing in {ledger.description} matches: no deletion to restore\n")
         return 4

@@ -139,6 +139,11 @@ class Entry:
         """The registry no longer has it because of this run (or it was gone already)."""
         return self.kind == "delete_manifest" and self.outcome in ("applied", "already_gone")
 
+    @property
+    def may_be_deleted(self) -> bool:
+        """Deleted, or possibly: the run stopped before recording the outcome (`pending`)."""
+        return self.deleted or (self.kind == "delete_manifest" and self.outcome == "pending")
+
     def to_dict(self, *, with_raw: bool = True) -> dict[str, object]:
         def recorded(item: Recorded) -> dict[str, object]:
             data = item.to_dict()

@@ -85,8 +85,18 @@ class LedgerRecorder:
         await self._write(preview, snapshots, INTENT)
 
     async def record(self, report: RunReport, snapshots: Mapping[str, RepositorySnapshot]) -> None:
-        if report.plan.actions:
+        if not report.plan.actions:
+            return
+        try:
             await self._write(report, snapshots, REPORT)
+        except LedgerError as exc:
+            if report.dry_run or not report.outcomes:
+                raise
+            raise LedgerError(
+                f"{exc}. The run did apply its plan: `acr-cleanup ledger show {self._run}` "
+                "lists what it was about to do (its outcomes were not recorded), and restore "
+                "can put it back"
+            ) from None
 
     async def _write(
         self, report: RunReport, snapshots: Mapping[str, RepositorySnapshot], stage: str

@@ -160,7 +160,7 @@ def _items(entries: Sequence[Entry], registry: str) -> list[_Item]:
     """Each manifest the entries deleted in `registry`, once (the latest record wins)."""
     found: dict[tuple[str, str], _Item] = {}
     for entry in entries:
-        if not entry.deleted or entry.info.dry_run or entry.info.registry != registry:
+        if not entry.may_be_deleted or entry.info.dry_run or entry.info.registry != registry:
             continue
         own = entry.manifest or Recorded(entry.digest, entry.media_type, None, entry.tags)
         for recorded in (own, *entry.cascades):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
-from acr_core.ledger.ledger import Query
+import pytest
+
+from acr_core.ledger.ledger import Ledger, LedgerError, Query
 from acr_core.ledger.restore import RestoreReport, State, restore
 from acr_core.planning.policy import load_policy
 from acr_core.run.executor import Outcome
+from acr_core.storage.objects import DirectoryStore, StoreError
 from scripts.oci_push import push_image, push_multi_arch, push_referrer
 from tests.ledger.conftest import LATER, RECLAIM_AFTER, Stage
 
@@ -128,3 +132,30 @@ async def test_restored_images_are_kept_for_the_protection_period_only(stage: St
     assert old.digest in stage.digests("app")
     await stage.run(now=LATER + timedelta(days=7, seconds=1))
     assert old.digest not in stage.digests("app")
+
+
+class _NoReports(DirectoryStore):
+    """A ledger directory that takes a run's intent and then refuses its report, as if the
+    run had died after deleting (the process killed, storage gone)."""
+
+    async def put(self, key: str, data: bytes, *, overwrite: bool = True) -> bool:
+        if key.endswith("/report.json"):
+            raise StoreError(f"cannot write {key}: storage went away")
+        return await super().put(key, data, overwrite=overwrite)
+
+
+async def test_a_run_that_stopped_before_its_report_can_still_be_restored(
+    stage: Stage, tmp_path: Path
+) -> None:
+    """The intent's bytes are enough: its deletions show `pending`, and restore puts them back."""
+    old = await push_image(stage.http, "app", "v1", label="1")
+    await push_image(stage.http, "app", "v2", label="2")
+    stage.ledger = Ledger(_NoReports(tmp_path / "half"))
+    with pytest.raises(LedgerError, match="storage went away"):
+        await stage.run()
+    assert old.digest not in stage.digests("app")
+    [entry] = await stage.ledger.entries()
+    assert (entry.digest, entry.outcome) == (old.digest, "pending")
+    report = await restore(stage.ledger, stage.client, [entry], now=LATER)
+    assert [(r.digest, r.state) for r in report.results] == [(old.digest, State.RESTORED)]
+    assert stage.tags("app")["v1"] == old.digest
