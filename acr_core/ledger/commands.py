@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from acr_core.ledger.entries import Entry
 from acr_core.ledger.ledger import Ledger, Query
-from acr_core.ledger.restore import RestoreClient, RestoreReport, State, restore
+from acr_core.ledger.restore import RestoreClient, RestoreReport, State, restore, select
 from acr_core.names import short_digest
 from acr_core.planning.patterns import parse_duration
 from acr_core.storage.objects import DirectoryStore
@@ -156,7 +156,7 @@ async def restore_entries(
 ) -> int:
     """Restore what the matching entries deleted; 0 when all of it is back (or, dry, can be),
     1 when something cannot be restored, 4 when nothing in the ledger matched."""
-    entries = [e for e in await ledger.entries(options.query) if e.may_be_deleted]
+    entries = await select(ledger, options.query)
     if not entries:
         out.write(f"nothing in {ledger.description} matches: no deletion to restore\n")
         return 4

@@ -23,11 +23,11 @@ from enum import StrEnum
 from typing import Protocol
 
 from acr_core.ledger.entries import Entry, Protection, Recorded, new_id
-from acr_core.ledger.ledger import Ledger
+from acr_core.ledger.ledger import Ledger, Query
 from acr_core.models import OCI_MANIFEST, ManifestProperties, TagProperties
 from acr_core.registry.errors import AcrError, AcrResponseError, NotFoundError
 
-__all__ = ["RestoreClient", "RestoreReport", "RestoreResult", "State", "restore"]
+__all__ = ["RestoreClient", "RestoreReport", "RestoreResult", "State", "restore", "select"]
 
 DEFAULT_PROTECT_FOR = timedelta(days=7)
 
@@ -154,6 +154,30 @@ async def restore(
         protect_until=until if items else None,
         results=tuple(results),
     )
+
+
+async def select(ledger: Ledger, query: Query) -> list[Entry]:
+    """The deletions `query` names, with the deletions of the same runs that an index among
+    them needs back first (its children, which the run deleted as entries of their own)."""
+    chosen = [e for e in await ledger.entries(query) if e.may_be_deleted]
+    runs = {e.info.run for e in chosen}
+    others = [
+        e
+        for run in sorted(runs)
+        for e in await ledger.entries(Query(run=run))
+        if e.may_be_deleted and e not in chosen
+    ]
+    wanted = {(e.repository, d) for e in chosen for d in _references(_raw(e))[0]}
+    while True:
+        more = [e for e in others if (e.repository, e.digest) in wanted and e not in chosen]
+        if not more:
+            return chosen
+        chosen += more
+        wanted |= {(e.repository, d) for e in more for d in _references(_raw(e))[0]}
+
+
+def _raw(entry: Entry) -> bytes | None:
+    return entry.manifest.raw if entry.manifest is not None else None
 
 
 def _items(entries: Sequence[Entry], registry: str) -> list[_Item]:

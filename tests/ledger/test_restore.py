@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from acr_core.ledger.ledger import Ledger, LedgerError, Query
-from acr_core.ledger.restore import RestoreReport, State, restore
+from acr_core.ledger.restore import RestoreReport, State, restore, select
 from acr_core.planning.policy import load_policy
 from acr_core.run.executor import Outcome
 from acr_core.storage.objects import DirectoryStore, StoreError
@@ -62,6 +62,19 @@ async def test_a_multi_arch_index_comes_back_after_its_children(stage: Stage) ->
     order = [r.digest for r in report.results]
     assert set(order) == {index.digest, *(c.digest for c in children)}
     assert order[-1] == index.digest
+    assert {r.state for r in report.results} == {State.RESTORED}
+    assert (stage.digests("multi"), stage.tags("multi")) == before
+
+
+async def test_restoring_an_index_by_digest_brings_its_children_back_first(stage: Stage) -> None:
+    """--digest of an index selects its children's deletions too, so the index can go back."""
+    index, children = await push_multi_arch(stage.http, "multi", "v1", label="1")
+    await push_multi_arch(stage.http, "multi", "v2", label="2")
+    before = (stage.digests("multi"), stage.tags("multi"))
+    await _deleted_run(stage)
+    entries = await select(stage.ledger, Query(digest=index.digest))
+    assert {e.digest for e in entries} == {index.digest, *(c.digest for c in children)}
+    report = await restore(stage.ledger, stage.client, entries, now=LATER)
     assert {r.state for r in report.results} == {State.RESTORED}
     assert (stage.digests("multi"), stage.tags("multi")) == before
 
