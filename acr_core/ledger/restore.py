@@ -255,7 +255,10 @@ async def _restore_one(
             if state is State.MISSING:
                 missing = await _missing(client, item, planned)
                 return _with(base, State.MISSING, missing=missing, detail=_lacks(missing))
-        restored, skipped = await _tags(client, item, dry_run or recorded.raw is None)
+        restored: tuple[str, ...] = ()
+        skipped: dict[str, str] = {}
+        if recorded.raw is not None:  # a tag is put back with the manifest's own bytes
+            restored, skipped = await _tags(client, item, dry_run)
     except AcrError as exc:
         return _with(base, State.FAILED, detail=str(exc))
     return RestoreResult(repository, recorded.digest, state, item.run, restored, skipped, detail="")
