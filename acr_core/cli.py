@@ -331,7 +331,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         anonymous=args.anonymous,
         yes=getattr(args, "yes", False),
         limits=limits,
-        ledger=args.ledger or str(ledger_commands.default_ledger_dir(environ)),
+        ledger=args.ledger or _default_ledger(environ),
     )
 
 
@@ -523,6 +523,12 @@ def credential_for(options: Options) -> AsyncTokenCredential | None:
     return DefaultAzureCredential()
 
 
+def _default_ledger(environ: Mapping[str, str]) -> str:
+    """The user's data directory's ledger; a replaced `environ` (tests) may move it, and
+    otherwise it is the real environment's."""
+    return str(ledger_commands.default_ledger_dir({**os.environ, **environ}))
+
+
 def _store_credential(
     ledger: str, credential: AsyncTokenCredential | None, given: AsyncTokenCredential | None
 ) -> AsyncTokenCredential | None:
@@ -541,7 +547,7 @@ def _ledger_main(
     args: argparse.Namespace, environ: Mapping[str, str], given: AsyncTokenCredential | None
 ) -> int:
     """`ledger` and `restore`: options read here, the work in acr_core.ledger.commands."""
-    value = args.ledger or str(ledger_commands.default_ledger_dir(environ))
+    value = args.ledger or _default_ledger(environ)
     try:
         command = ledger_commands.read_command(args, datetime.now(UTC))
         endpoint = _endpoint(args.registry) if args.command == "restore" else None

@@ -45,9 +45,9 @@ class LedgerUsageError(ValueError):
 def default_ledger_dir(environ: Mapping[str, str]) -> Path:
     """Where the CLI keeps its ledger unless told: the user's data directory, as the
     platform has it (XDG_DATA_HOME or ~/.local/share; %LOCALAPPDATA% on Windows)."""
-    base = environ.get("XDG_DATA_HOME") or os.environ.get("XDG_DATA_HOME")
+    base = environ.get("XDG_DATA_HOME")
     if not base and os.name == "nt":
-        base = environ.get("LOCALAPPDATA") or os.environ.get("LOCALAPPDATA")
+        base = environ.get("LOCALAPPDATA")
     root = Path(base) if base else Path.home() / ".local" / "share"
     return root / "acr-cleanup" / "ledger"
 
