@@ -1,4 +1,4 @@
-"""`acr-cleanup plan|apply|validate|diff|migrate`: the cleanup from a terminal or a pipeline.
+"""`acr-cleanup plan|apply|validate|diff|migrate|ledger|restore`: the cleanup from a terminal.
 
 Everything the command line and the environment say is read and checked here, once, into an
 `Options`; a mistake prints one line naming the flag and what to do, and exits 2 before any
@@ -25,6 +25,9 @@ from typing import TextIO, TypeVar
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
+from acr_core.ledger import commands as ledger_commands
+from acr_core.ledger.ledger import LedgerError
+from acr_core.ledger.recorder import LedgerRecorder
 from acr_core.names import is_repository_name
 from acr_core.planning.lint import lint
 from acr_core.planning.migrate import migrate_text
@@ -85,6 +88,7 @@ class Options:
     limits: ExecutionLimits
     password: str | None = field(default=None, repr=False)
     against: Policy | None = None  # diff: the current policy
+    ledger: str = ""  # --ledger: a directory, or a blob container's URL
 
 
 # The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
@@ -107,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     apply = _command(commands, "apply", "delete and lock what the policy says")
     for sub in (plan, apply):
         _registry_arguments(sub)
+        _ledger_argument(sub)
     apply.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    _ledger_commands(commands)
     validate = _command(commands, "validate", "check a policy file and list every error")
     validate.add_argument("policy_file", nargs="?", metavar="FILE", help="the policy file")
     validate.add_argument("--policy", dest="policy_flag", metavar="FILE", help="the policy file")
@@ -155,6 +161,17 @@ _ABOUT = {
         "acr-cleanup validate policy.json\n"
         "  acr-cleanup validate policy.json --registry myregistry.azurecr.io",
     ),
+    "ledger": (
+        "List or show what runs deleted and locked, from the deletion ledger. Changes nothing.",
+        "acr-cleanup ledger list --repository services/api --since 7d\n"
+        "  acr-cleanup ledger show sha256:4f2c...",
+    ),
+    "restore": (
+        "Put manifests a run deleted back from the ledger, with their tags, and protect them "
+        "from age-based deletion for a while.",
+        "acr-cleanup restore --registry myregistry.azurecr.io --run 20260131T030000Z-1a2b3c4d "
+        "--dry-run",
+    ),
 }
 
 
@@ -169,6 +186,45 @@ def _command(
         epilog=f"example:\n  {example}\n\nDocumentation: {DOCS}/cli.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def _ledger_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--ledger",
+        metavar="DIR|URL",
+        help="the deletion ledger: a directory, or https://<account>.blob.core.windows.net/"
+        "<container> (default: acr-cleanup/ledger in the user's data directory)",
+    )
+
+
+def _ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ledger = _command(commands, "ledger", "list or show the deletion ledger's entries")
+    actions = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the entries that match, as a table or JSON")
+    show = actions.add_parser("show", help="every entry of a run or of a digest, in full")
+    show.add_argument("what", metavar="RUN|DIGEST", help="a run id, or a sha256: digest")
+    restore = _command(commands, "restore", "put deleted manifests back from the ledger")
+    restore.add_argument("--registry", required=True, help="login server or https URL")
+    restore.add_argument("--dry-run", action="store_true", help="say what would be restored")
+    restore.add_argument(
+        "--protect-for",
+        default="7d",
+        metavar="DURATION",
+        help="keep restored manifests from age-based deletion this long (default 7d)",
+    )
+    restore.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
+    restore.add_argument("--username", help="admin user or token name (or ACR_USERNAME)")
+    restore.add_argument("--password", help="its password (better: the ACR_PASSWORD variable)")
+    for sub in (listing, show, restore):
+        _ledger_argument(sub)
+    for sub in (listing, restore):
+        sub.add_argument("--repository", metavar="NAME", help="only this repository")
+        sub.add_argument("--digest", metavar="DIGEST", help="only entries of this digest")
+        sub.add_argument("--run", metavar="ID", help="only this run")
+        sub.add_argument("--since", metavar="TIME", help="ISO 8601 time, or a duration ago (7d)")
+        sub.add_argument("--output", choices=("table", "json"), default="table")
+    listing.add_argument("--until", metavar="TIME", help="ISO 8601 time, or a duration ago")
+    listing.add_argument("--rule", metavar="NAME", help="only entries of this policy rule")
 
 
 def _version() -> str:
@@ -247,6 +303,9 @@ def main(
         return _validate(args, os.environ if environ is None else environ, credential)
     if args.command == "migrate":
         return _migrate(args.policy_file)
+    env = os.environ if environ is None else environ
+    if args.command in ("ledger", "restore"):
+        return _ledger_main(args, env, credential)
     try:
         options = _options(args, os.environ if environ is None else environ)
         if options.command == "apply" and not options.yes and not sys.stdin.isatty():
@@ -310,6 +369,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         yes=getattr(args, "yes", False),
         limits=limits,
         against=_against(args.against) if getattr(args, "against", None) else None,
+        ledger=args.ledger or _default_ledger(environ),
     )
 
 
@@ -544,6 +604,8 @@ def _error(message: str) -> None:
 
 async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     credential = _credential(options, given)
+    store_credential = _store_credential(options.ledger, credential, given)
+    ledger = ledger_commands.open_ledger(options.ledger, store_credential)
     try:
         async with AcrClient(
             options.endpoint,
@@ -567,6 +629,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                     progress=line,
                     confirm=line.paused(confirm) if line and confirm else confirm,
                     named_must_exist=True,
+                    recorder=LedgerRecorder(ledger, client, options.policy, trigger="cli"),
                 )
     except RunInterrupted as exc:
         _print(exc.report, options, "interrupted; the actions marked applied were done")
@@ -578,9 +641,14 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     except (ClientAuthenticationError, AcrError) as exc:
         _error(_explain(exc, options))
         return EXIT_FAILED
+    except LedgerError as exc:
+        _error(f"{exc}; pass --ledger DIR|URL to record elsewhere")
+        return EXIT_FAILED
     finally:
-        if credential is not None and credential is not given:
-            await credential.close()
+        await ledger.store.close()
+        for owned in {id(c): c for c in (credential, store_credential) if c is not None}.values():
+            if owned is not given:
+                await owned.close()
     report = _explain_issues(report, options)
     _print(report, options)
     if report.cancelled:
@@ -650,6 +718,76 @@ def credential_for(options: Options) -> AsyncTokenCredential | None:
     from azure.identity.aio import DefaultAzureCredential
 
     return DefaultAzureCredential()
+
+
+def _default_ledger(environ: Mapping[str, str]) -> str:
+    """The user's data directory's ledger; a replaced `environ` (tests) may move it, and
+    otherwise it is the real environment's."""
+    return str(ledger_commands.default_ledger_dir({**os.environ, **environ}))
+
+
+def _store_credential(
+    ledger: str, credential: AsyncTokenCredential | None, given: AsyncTokenCredential | None
+) -> AsyncTokenCredential | None:
+    """The Azure AD credential a blob ledger is written with (the registry's, if it has one:
+    a Basic sign-in to the registry still needs Azure AD for the storage account)."""
+    if not ledger_commands.is_blob_url(ledger):
+        return None
+    if credential is not None or given is not None:
+        return credential or given
+    from azure.identity.aio import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def _ledger_main(
+    args: argparse.Namespace, environ: Mapping[str, str], given: AsyncTokenCredential | None
+) -> int:
+    """`ledger` and `restore`: options read here, the work in acr_core.ledger.commands."""
+    value = args.ledger or _default_ledger(environ)
+    try:
+        command = ledger_commands.read_command(args, datetime.now(UTC))
+        endpoint = _endpoint(args.registry) if args.command == "restore" else None
+        verify = _verify(args.ca_file) if endpoint and args.ca_file else True
+    except (UsageError, ledger_commands.LedgerUsageError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    username = getattr(args, "username", None) or environ.get("ACR_USERNAME") or None
+    password = getattr(args, "password", None) or environ.get("ACR_PASSWORD") or None
+
+    async def work() -> int:
+        credential = given
+        if endpoint is not None and username is None and given is None:
+            from azure.identity.aio import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        store_credential = _store_credential(value, credential, given)
+        ledger = ledger_commands.open_ledger(value, store_credential)
+        try:
+            if endpoint is None:
+                return await ledger_commands.run(command, ledger, None, sys.stdout)
+            async with AcrClient(
+                endpoint,
+                None if username else credential,
+                username=username,
+                password=password,
+                verify=verify,
+                connect_timeout=CONNECT_TIMEOUT,
+            ) as client:
+                return await ledger_commands.run(command, ledger, client, sys.stdout)
+        finally:
+            await ledger.store.close()
+            for owned in {id(c): c for c in (credential, store_credential) if c}.values():
+                if owned is not given:
+                    await owned.close()
+
+    try:
+        return asyncio.run(work())
+    except LedgerError as exc:
+        _error(str(exc))
+    except (ClientAuthenticationError, AcrError) as exc:
+        _error(str(exc))
+    return EXIT_FAILED
 
 
 def _uses_azure_ad(options: Options) -> bool:

@@ -12,6 +12,7 @@ import uuid
 
 from acr_emulator.access import Gate
 from acr_emulator.auth import DELETE, PULL, PUSH, Scope
+from acr_emulator.clock import Clock
 from acr_emulator.content import check_name, sha256_digest
 from acr_emulator.errors import RegistryError, blob_unknown, disallowed, invalid
 from acr_emulator.http import Request, Response, Route, route
@@ -27,9 +28,10 @@ def _scope(name: str, *actions: str) -> Scope:
 class BlobApi:
     """One method per blob and upload endpoint; the uploads in progress are its own state."""
 
-    def __init__(self, registry: Registry, gate: Gate) -> None:
+    def __init__(self, registry: Registry, gate: Gate, clock: Clock | None = None) -> None:
         self._registry = registry
         self._gate = gate
+        self._clock = clock  # reads see blobs reclaimed after a delete (acr_emulator.reclaim)
         # Upload id -> (repository, bytes so far).
         self._uploads: dict[str, tuple[str, bytearray]] = {}
 
@@ -60,7 +62,7 @@ class BlobApi:
     async def get_blob(self, req: Request) -> Response:
         name, digest = req.params["name"], req.params["digest"]
         self._gate.authorize(req, _scope(name, PULL))
-        data = self._registry.blob(name, digest)
+        data = self._registry.blob(name, digest, self._clock.now() if self._clock else None)
         if data is None:
             raise blob_unknown(digest)
         headers = [("docker-content-digest", digest), ("etag", f'"{digest}"')]

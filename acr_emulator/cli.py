@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from acr_emulator.clock import parse_time
@@ -116,6 +117,13 @@ def _content_options(p: argparse.ArgumentParser) -> None:
         "--no-require-blobs",
         action="store_true",
         help="accept manifests whose blobs or index children were never pushed",
+    )
+    data.add_argument(
+        "--reclaim-blobs-after",
+        type=float,
+        metavar="SECONDS",
+        help="unlink a deleted manifest's unreferenced blobs this long after the delete, as "
+        "ACR reclaims storage (default: never)",
     )
 
 
@@ -287,6 +295,7 @@ def build(args: argparse.Namespace) -> Emulator:
         now=parse_time(args.now) if args.now else None,
         frozen_clock=args.frozen_clock,
         require_blobs=not args.no_require_blobs,
+        reclaim_blobs_after=_seconds(args.reclaim_blobs_after),
         throttle=throttle,
         rate_limits=rate_limits(args),
         faults=Faults(
@@ -367,3 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"acr_emulator: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)

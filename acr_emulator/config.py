@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from acr_emulator.auth import ScopedToken
 from acr_emulator.events import Webhook
@@ -43,6 +43,9 @@ class EmulatorConfig:
     `rate_limits`: ACR's 2026 request-rate limits (`RateLimits.sku("standard")`, see
     `acr_emulator.ratelimit`); `throttle`: the retired ReadOps/WriteOps model. Both off by
     default; either or both may be on.
+    `reclaim_blobs_after`: how long (on the registry clock) the blobs a manifest delete leaves
+    unreferenced stay before they are reclaimed, as ACR does asynchronously (`reclaim`);
+    None keeps them for ever.
     """
 
     login_server: str | None = None
@@ -64,6 +67,7 @@ class EmulatorConfig:
     frozen_clock: bool = False
     require_blobs: bool = True
     retag_moves_manifest_time: bool = True
+    reclaim_blobs_after: timedelta | None = None
     throttle: ThrottleConfig | None = None
     rate_limits: RateLimits | None = None
     faults: Faults = field(default_factory=Faults)

@@ -64,7 +64,10 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config = config or EmulatorConfig()
         self.clock = clock = Clock(config.now, frozen=config.frozen_clock)
-        self.registry = Registry(retag_moves_manifest_time=config.retag_moves_manifest_time)
+        self.registry = Registry(
+            retag_moves_manifest_time=config.retag_moves_manifest_time,
+            reclaim_blobs_after=config.reclaim_blobs_after,
+        )
         self.counters = Counters()
         self.tokens = TokenService(
             now=(lambda: clock.now().timestamp()) if config.tokens_use_clock else time.time
@@ -103,7 +106,7 @@ class Emulator:
             *OAuthApi(self.tokens, self.principals, gate, config).routes(),
             *AcrApi(self.registry, self.clock, gate, notifier).routes(),
             *v2.routes(),
-            *BlobApi(self.registry, gate).routes(),
+            *BlobApi(self.registry, gate, self.clock).routes(),
         ]
 
     # ---- what tests, the demo and benchmarks use ----------------------------------------

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from acr_emulator.content import ParsedManifest, platform_of_config
+from acr_emulator.content import ParsedManifest, parse_manifest, platform_of_config
 from acr_emulator.errors import (
     RegistryError,
     disallowed,
@@ -23,6 +23,7 @@ from acr_emulator.errors import (
     name_unknown,
     tag_unknown,
 )
+from acr_emulator.reclaim import Reclamation
 from acr_emulator.records import (
     Attributes,
     Deleted,
@@ -37,9 +38,15 @@ from acr_emulator.records import (
 class Registry:
     """All repositories and blobs; every mutation holds one lock."""
 
-    def __init__(self, *, retag_moves_manifest_time: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        retag_moves_manifest_time: bool = True,
+        reclaim_blobs_after: timedelta | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         self.retag_moves_manifest_time = retag_moves_manifest_time
+        self.reclamation = Reclamation(reclaim_blobs_after)
         self.repositories: dict[str, Repository] = {}
         self.blobs: dict[str, bytes] = {}
         self.repo_blobs: dict[str, set[str]] = {}
@@ -95,6 +102,7 @@ class Registry:
     ) -> Manifest:
         """Store a pushed manifest, optionally tagging it; ACR's push rules apply."""
         with self.lock:
+            self.reclaim(now)
             repo = self.repositories.get(name)
             if repo is not None:
                 if not repo.attributes.write_enabled:
@@ -235,6 +243,10 @@ class Registry:
             ):
                 raise disallowed()
             deleted = [self._remove_manifest(repo, m) for m in doomed]
+            released = (
+                b for m in doomed for b in parse_manifest(m.body, m.media_type).blob_digests
+            )
+            self.reclamation.released(name, released, now)
             repo.touch(now)
             self._drop_if_empty(repo)
             return deleted
@@ -303,8 +315,29 @@ class Registry:
         with self.lock:
             self.blobs[digest] = data
             self.repo_blobs.setdefault(name, set()).add(digest)
+            self.reclamation.uploaded(name, digest)
 
-    def blob(self, name: str, digest: str) -> bytes | None:
+    def reclaim(self, now: datetime) -> None:
+        """Unlink the blobs whose reclamation delay has passed and that no manifest of their
+        repository references any more (a manifest pushed again in time keeps them)."""
+        with self.lock:
+            due = self.reclamation.due(now)
+            referenced: dict[str, set[str]] = {}
+            for name, blob in due:
+                if name not in referenced:
+                    repo = self.repositories.get(name)
+                    manifests = repo.manifests.values() if repo is not None else ()
+                    referenced[name] = {
+                        b
+                        for m in manifests
+                        for b in parse_manifest(m.body, m.media_type).blob_digests
+                    }
+                if blob not in referenced[name]:
+                    self.repo_blobs.get(name, set()).discard(blob)
+
+    def blob(self, name: str, digest: str, now: datetime | None = None) -> bytes | None:
+        if now is not None:
+            self.reclaim(now)
         if digest not in self.repo_blobs.get(name, ()):
             return None
         return self.blobs.get(digest)

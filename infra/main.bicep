@@ -90,6 +90,11 @@ param eventMaxDeliveryAttempts int = 10
 @maxValue(1440)
 param eventTimeToLiveInMinutes int = 1440
 
+@description('Days each deletion-ledger record stays immutable (cannot be changed or removed).')
+@minValue(1)
+@maxValue(146000)
+param ledgerRetentionDays int = 365
+
 @description('Tags added to every resource this template creates.')
 param tags object = {}
 
@@ -101,6 +106,7 @@ var eventFunctionName = 'on_image_pushed'
 var sweepQueueName = 'acr-cleanup-sweep'
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
+var ledgerContainerName = 'acr-cleanup-ledger'
 
 // azd passes unset environment values as empty strings.
 var appLocation = empty(location) ? resourceGroup().location : location
@@ -137,6 +143,16 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     sweepQueueName: sweepQueueName
+    appPrincipalId: identity.properties.principalId
+  }
+}
+
+module ledger 'modules/ledger.bicep' = {
+  name: 'acrclean-ledger-${resourceToken}'
+  params: {
+    storageAccountName: storage.outputs.storageAccountName
+    containerName: ledgerContainerName
+    retentionDays: ledgerRetentionDays
     appPrincipalId: identity.properties.principalId
   }
 }
@@ -178,6 +194,7 @@ module functionApp 'modules/function-app.bicep' = {
     maxWritesPerMinute: maxWritesPerMinute
     sweepBudgetSeconds: sweepBudgetSeconds
     acrTokenAudience: acrTokenAudience
+    ledgerUrl: ledger.outputs.containerUrl
   }
 }
 

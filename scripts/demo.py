@@ -6,6 +6,7 @@
 3. Fire the nightly timer: `sweep_schedule` queues every covered repository and
    `sweep_repository` cleans each.
 4. Print what changed: deleted, kept, locked, and why.
+5. Show one deletion as the ledger recorded it, and restore it (`scripts/demo_ledger.py`).
 
 Everything runs in this process and stops with it; nothing leaves the machine.
 """
@@ -17,6 +18,7 @@ import json
 import logging
 import ssl
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -29,9 +31,12 @@ import httpx  # noqa: E402
 from azure.core.credentials_async import AsyncTokenCredential  # noqa: E402
 
 import function_app  # noqa: E402
+from acr_core.ledger.ledger import Ledger  # noqa: E402
 from acr_core.run.report import RunReport  # noqa: E402
+from acr_core.storage.objects import DirectoryStore  # noqa: E402
 from acr_emulator import Emulator, EmulatorConfig  # noqa: E402
 from acr_emulator.testing import AsyncFakeCredential  # noqa: E402
+from scripts.demo_ledger import ledger_and_restore, push_old_experiment  # noqa: E402
 from scripts.demo_registry import demo_registry  # noqa: E402
 from scripts.demo_view import Screen, Snapshot, Tally  # noqa: E402
 from scripts.func_objects import Out, event_from_json, queue_message, timer  # noqa: E402
@@ -43,6 +48,8 @@ from scripts.oci_push import (  # noqa: E402
 )
 
 PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
+# What the Bicep sets; the demo's store factory puts the ledger in a temporary directory instead.
+LEDGER_URL = "https://stacrcleandemo.blob.core.windows.net/acr-cleanup-ledger"
 COSIGN = "application/vnd.dev.cosign.artifact.sig.v1+json"
 FOREIGN_REGISTRY = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/elsewhere"
@@ -172,8 +179,13 @@ async def main() -> int:
     screen.title()
     registry = demo_registry(emulator.clock.now())
     emulator.seed(registry.fixture)
+    # The ledger's container, played by a directory that goes with the demo.
+    folder = tempfile.TemporaryDirectory(prefix="acr-cleanup-demo-ledger-")
     async with emulator.serve() as server:
         screen.intro(server.url, emulator.config.resource_id)
+        await push_old_experiment(
+            emulator, server.url, str(server.ca_file), server.admin_username, server.admin_password
+        )
         before = Snapshot.of(emulator)
         screen.registry("The registry before", before)
         screen.policy(registry.policy)
@@ -186,10 +198,12 @@ async def main() -> int:
                 "ACR_RESOURCE_ID": emulator.config.resource_id,
                 "CLEANUP_POLICY": json.dumps(registry.policy),
                 "CLEANUP_DRY_RUN": "false",
+                "CLEANUP_LEDGER_URL": LEDGER_URL,
             },
             credential=cast(AsyncTokenCredential, AsyncFakeCredential()),
             verify=context,
             on_report=demo.on_report,
+            ledger_store=lambda _: DirectoryStore(Path(folder.name)),
         )
         log = logging.getLogger("acr_cleanup")
         handler = _ScreenLog(screen)
@@ -209,6 +223,9 @@ async def main() -> int:
         screen.section("3. What changed")
         screen.changes(before, after, demo.tally, registry.ours, registry.generated)
         screen.summary_line(handler.summary)
+        ledger = Ledger(DirectoryStore(Path(folder.name)))
+        await ledger_and_restore(screen, ledger, emulator, server.url, str(server.ca_file))
+        folder.cleanup()
         screen.closing(before, after, demo.tally, demo.pushed, time.monotonic() - started)
     return 0
 

@@ -23,6 +23,13 @@ from acr_emulator.testing import AsyncFakeCredential, FakeCredential
 ASGI_BASE_URL = "https://acr.test"
 
 
+@pytest.fixture(autouse=True)
+def _data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's default ledger (under the user's data directory) goes to a temporary one, for
+    the CLI run in-process and in subprocesses alike, never into the real home."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+
+
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     """Override in a test module to change how `emulator` is built."""

@@ -29,6 +29,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from acr_core.app.coalescer import Coalescer
 from acr_core.app.credentials import ManagedIdentity
 from acr_core.app.events import Envelope, Ignored, read_image_pushed
+from acr_core.app.recording import StoreFactory, ledger_recorder
 from acr_core.app.settings import Settings, SettingsError
 from acr_core.app.sweep import Listing, read_continuation, read_sweep_message
 from acr_core.registry.client import AcrClient
@@ -36,6 +37,7 @@ from acr_core.registry.errors import AcrError, is_transient
 from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import Outcome
 from acr_core.run.limiter import ExecutionLimits
+from acr_core.run.recording import RecordingError
 from acr_core.run.report import RunReport, Status
 from acr_core.run.service import run_cleanup
 
@@ -66,6 +68,7 @@ class Shell:
     on_report: Callable[[str, RunReport], None] | None = None  # sees (trigger, report) per run
     coalescer: Coalescer = field(default_factory=Coalescer)
     managed: ManagedIdentity = field(default_factory=ManagedIdentity)
+    ledger_store: StoreFactory | None = None  # None: CLEANUP_LEDGER_URL's blob container
 
 
 class RetryableRun(Exception):
@@ -224,7 +227,17 @@ async def _clean(
         max_concurrency=settings.max_concurrency,
         writes_per_minute=settings.max_writes_per_minute,
     )
-    async with _client(shell, settings) as client:
+    async with (
+        _client(shell, settings) as client,
+        ledger_recorder(
+            settings,
+            _credential(shell, settings),
+            client,
+            trigger=trigger,
+            event_id=cause,
+            store_factory=shell.ledger_store,
+        ) as recorder,
+    ):
         report = await run_cleanup(
             client,
             settings.policy,
@@ -234,6 +247,7 @@ async def _clean(
             protect={repository: protect} if protect else None,
             limits=limits,
             stop=None if stop is None else lambda _: stop.is_set(),
+            recorder=recorder,
         )
     context = {"repository": repository, "trigger": trigger, "cause": cause}
     _log_summary("acr-cleanup run", {**context, **report.summary()})
@@ -300,19 +314,21 @@ def _valid_settings(shell: Shell, function: str) -> Settings | None:
 @asynccontextmanager
 async def _client(shell: Shell, settings: Settings) -> AsyncIterator[AcrClient]:
     """A client per run: its request statistics are then exactly the run's own."""
-    credential = (
-        shell.credential
-        if shell.credential is not None
-        else shell.managed.for_this_loop(settings.client_id)
-    )
     async with AcrClient(
         settings.endpoint,
-        credential,
+        _credential(shell, settings),
         audience=settings.token_audience,
         verify=shell.verify,
         retry=shell.retry,
     ) as client:
         yield client
+
+
+def _credential(shell: Shell, settings: Settings) -> AsyncTokenCredential:
+    """The credential for the registry and the ledger: the managed identity, or the tests'."""
+    if shell.credential is not None:
+        return shell.credential
+    return shell.managed.for_this_loop(settings.client_id)
 
 
 def _log_summary(prefix: str, summary: Mapping[str, object]) -> None:
@@ -328,6 +344,11 @@ async def _guarded(what: str, work: Awaitable[object]) -> object | None:
         return await work
     except RetryableRun as exc:
         log.warning("acr-cleanup %s hit a transient registry error, will retry: %s", what, exc)
+        raise
+    except RecordingError as exc:
+        # Fail closed: nothing was deleted. Raised, so the platform retries once the ledger
+        # can be written again (a storage outage); a missing role repeats until it is granted.
+        log.error("acr-cleanup %s stopped before deleting anything: %s", what, exc)
         raise
     except AcrError as exc:
         if is_transient(exc):

@@ -59,6 +59,7 @@ class Settings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_writes_per_minute: int | None = None
     sweep_budget_seconds: float = DEFAULT_SWEEP_BUDGET_SECONDS
+    ledger_url: str | None = None  # CLEANUP_LEDGER_URL: the deletion ledger's blob container
 
     @property
     def endpoint(self) -> str:
@@ -93,6 +94,7 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
     )
     writes = check(lambda: _int(env, "CLEANUP_MAX_WRITES_PER_MINUTE", None, 1_000_000), None)
     budget = check(lambda: _budget(env), DEFAULT_SWEEP_BUDGET_SECONDS)
+    ledger_url = check(lambda: _ledger_url(env), None)
     loaded = check(lambda: _policy(env, app_root), None)
     if problems or loaded is None:
         raise SettingsError(problems)
@@ -108,6 +110,7 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
         max_concurrency=concurrency or DEFAULT_MAX_CONCURRENCY,
         max_writes_per_minute=writes,
         sweep_budget_seconds=budget,
+        ledger_url=ledger_url,
     )
 
 
@@ -218,6 +221,23 @@ def _budget(env: Mapping[str, str]) -> float:
             "(it must stay below host.json's functionTimeout of 30 minutes)"
         )
     return seconds
+
+
+def _ledger_url(env: Mapping[str, str]) -> str | None:
+    """A blob container's URL: https://<account>.blob.core.windows.net/<container> (plain
+    http only on loopback, for Azurite)."""
+    value = _get(env, "CLEANUP_LEDGER_URL")
+    if value is None:
+        return None
+    secure = re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9-]+){1,2}/?", value)
+    local = re.fullmatch(r"http://127\.0\.0\.1:[0-9]+/[a-z0-9]+/[a-z0-9-]+/?", value)
+    if not (secure or local) or "?" in value:
+        raise ValueError(
+            f"CLEANUP_LEDGER_URL {value!r} is not a blob container's URL: want "
+            "https://<account>.blob.core.windows.net/<container> (no SAS: the function signs "
+            "in with its managed identity)"
+        )
+    return value.rstrip("/")
 
 
 def _policy(env: Mapping[str, str], app_root: Path | None) -> tuple[Policy, str]:

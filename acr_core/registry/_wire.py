@@ -75,11 +75,13 @@ def predict_scope(method: str, path: str) -> str | None:
             return f"repository:{name}:delete" if name else None
         return f"repository:{name}:{action[method]}" if name and method in action else None
     if path.startswith("/v2/"):
-        match = re.match(r"^/v2/(.+?)/(manifests|referrers)/[^/]+$", path)
+        match = re.match(r"^/v2/(.+?)/(manifests|referrers|blobs)/[^/]+$", path)
         if not match:
             return None
         if method == "DELETE" and match.group(2) == "manifests":
             return f"repository:{match.group(1)}:delete"
+        if method == "PUT" and match.group(2) == "manifests":
+            return f"repository:{match.group(1)}:pull,push"
         if method in ("GET", "HEAD"):
             return f"repository:{match.group(1)}:pull"
     return None

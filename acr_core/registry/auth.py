@@ -35,6 +35,7 @@ import httpx
 
 from acr_core.registry._wire import (
     Challenge,
+    jwt_claims,
     parse_challenge,
     predict_scope,
     refresh_margin,
@@ -108,6 +109,8 @@ class AcrAuth(httpx.Auth):
         self._refresh_lock = asyncio.Lock()
         self._generation = 0
         self._learned: dict[str, str] = {}
+        self._username = username
+        self._oid: str | None = None
 
     @property
     def mode(self) -> str:
@@ -117,6 +120,12 @@ class AcrAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"AcrAuth(mode={self.mode!r}, cached_scopes={len(self._tokens)})"
+
+    @property
+    def principal(self) -> str | None:
+        """Who the registry sees: the Basic username, or the object id (`oid`) of the Azure AD
+        token exchanged so far (None before the first exchange, and when anonymous)."""
+        return self._username if self._basic is not None else self._oid
 
     def bind(self, client: httpx.AsyncClient) -> None:
         """The client that sends token requests (with `auth=None`, through the same transport)."""
@@ -255,6 +264,8 @@ class AcrAuth(httpx.Auth):
                 return self._refresh
             assert self._credential is not None
             aad = await self._credential.get_token(self._aad_scope)
+            oid = jwt_claims(aad.token).get("oid")
+            self._oid = oid if isinstance(oid, str) else self._oid
             form = {
                 "grant_type": "access_token",
                 "service": self._service_name(),

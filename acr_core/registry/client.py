@@ -13,8 +13,10 @@ idempotent: a 404 returns False, "already gone" (section 3). Errors: `acr_core.r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -112,6 +114,12 @@ class AcrClient:
     @property
     def login_server(self) -> str:
         return self._base.netloc.decode("ascii")
+
+    @property
+    def principal(self) -> str | None:
+        """Who this client acts as: the Basic username, or the Azure AD object id once a token
+        was exchanged (the deletion ledger records it); None when anonymous."""
+        return self._auth.principal
 
     def add_throttle_listener(self, callback: ThrottleListener) -> None:
         """Call `callback(retry_after)` on every 429 received, before the client's own wait."""
@@ -234,6 +242,36 @@ class AcrClient:
                 f"({content.digest})"
             )
         return content
+
+    async def set_manifest(
+        self,
+        repository: str,
+        manifest: bytes | Mapping[str, Any],
+        *,
+        tag: str | None = None,
+        media_type: str = OCI_MANIFEST,
+    ) -> str:
+        """Upload a manifest (by `tag`, else by its own digest) and return its digest, as the
+        SDK's `set_manifest` does. Bytes go up unchanged, so a recorded manifest comes back with
+        its original digest; the registry refuses it while a blob or child it names is missing."""
+        raw = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        path = f"{_v2(repository)}/manifests/{segment(tag or digest)}"
+        response = await self._send("PUT", path, content=raw, headers={"Content-Type": media_type})
+        header = response.headers.get("docker-content-digest")
+        if header and header != digest:
+            raise InvalidResponseError(
+                f"PUT {path}: Docker-Content-Digest {header} does not match the bytes ({digest})"
+            )
+        return digest
+
+    async def blob_exists(self, repository: str, digest: str) -> bool:
+        """Whether the repository still has the blob (`HEAD /v2/{name}/blobs/{digest}`)."""
+        try:
+            await self._send("HEAD", f"{_v2(repository)}/blobs/{segment(digest)}")
+        except NotFoundError:
+            return False
+        return True
 
     # -- tags ---------------------------------------------------------------------------------
 

@@ -22,13 +22,19 @@ import asyncio
 import inspect
 import ssl
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from acr_core.models import ManifestContent, ManifestProperties, RepositoryProperties, TagProperties
+from acr_core.models import (
+    OCI_MANIFEST,
+    ManifestContent,
+    ManifestProperties,
+    RepositoryProperties,
+    TagProperties,
+)
 from acr_core.registry.auth import AccessTokenLike, AsyncTokenCredential
 from acr_core.registry.client import MAX_PAGE_SIZE, AcrClient, OrderBy
 from acr_core.registry.transport import ClientStats, RetryPolicy, ThrottleListener
@@ -152,6 +158,10 @@ class SyncAcrClient:
         return self._client.login_server
 
     @property
+    def principal(self) -> str | None:
+        return self._client.principal
+
+    @property
     def stats(self) -> ClientStats:
         return self._client.stats
 
@@ -237,6 +247,22 @@ class SyncAcrClient:
 
     def get_manifest(self, repository: str, tag_or_digest: str) -> ManifestContent:
         return self._loop.run(self._client.get_manifest(repository, tag_or_digest))
+
+    def set_manifest(
+        self,
+        repository: str,
+        manifest: bytes | Mapping[str, Any],
+        *,
+        tag: str | None = None,
+        media_type: str = OCI_MANIFEST,
+    ) -> str:
+        """Upload a manifest (by `tag`, else by its digest); returns its digest."""
+        return self._loop.run(
+            self._client.set_manifest(repository, manifest, tag=tag, media_type=media_type)
+        )
+
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        return self._loop.run(self._client.blob_exists(repository, digest))
 
     # -- tags ---------------------------------------------------------------------------------
 

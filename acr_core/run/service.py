@@ -44,6 +44,7 @@ from acr_core.registry.transport import ClientStats, ThrottleListener
 from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
 from acr_core.run.limiter import ExecutionLimits, Governor
+from acr_core.run.recording import RunRecorder, merged
 from acr_core.run.report import (
     Durations,
     RepositoryDurations,
@@ -124,6 +125,7 @@ async def run_cleanup(
     confirm: Callable[[RunReport], Awaitable[bool]] | None = None,
     stop: Stop | None = None,
     named_must_exist: bool = False,
+    recorder: RunRecorder | None = None,
 ) -> RunReport:
     """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
 
@@ -137,12 +139,17 @@ async def run_cleanup(
     hand), a named repository the registry does not have raises `RepositoryNotFoundError`
     before anything is planned or changed; without it (an event for a repository deleted
     since) it is reported as gone. Cancelled while applying, it raises `RunInterrupted`, which
-    carries the report of what was done so far.
+    carries the report of what was done so far. `recorder` (the deletion ledger) adds its
+    protected digests to `protect`, is told the plan before the first change, and is given
+    every report before it is returned; its `RecordingError` propagates (before the apply:
+    nothing was changed).
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
     run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats))
     governor = Governor(limits)
+    if recorder is not None:
+        protect = merged(protect, await recorder.protected(run.now))
     with _listening(client, governor):
         read = await _read_and_plan(
             client, governor, policy, repositories, run.now, protect, progress
@@ -151,13 +158,26 @@ async def run_cleanup(
         if named_must_exist and repositories is not None and missing:
             raise RepositoryNotFoundError(missing)
         if dry_run or not read.plan.actions:
-            return run.report(read, _Applied(read.planned, read.planned), dry_run=dry_run)
+            planned = run.report(read, _Applied(read.planned, read.planned), dry_run=dry_run)
+            return await _recorded(recorder, planned, read)
         if confirm is not None and not await confirm(run.report(read, None, dry_run=True)):
             return run.report(
                 read, _Applied(read.planned, read.planned, cancelled=True), dry_run=False
             )
-        done = await _apply(client, governor, read, progress, stop, run)
-    return run.report(read, done, dry_run=False)
+        if recorder is not None:
+            await recorder.before_apply(run.report(read, None, dry_run=False), read.snapshots)
+        try:
+            done = await _apply(client, governor, read, progress, stop, run)
+        except RunInterrupted as interrupted:
+            await _recorded(recorder, interrupted.report, read)
+            raise
+    return await _recorded(recorder, run.report(read, done, dry_run=False), read)
+
+
+async def _recorded(recorder: RunRecorder | None, report: RunReport, read: _Read) -> RunReport:
+    if recorder is not None:
+        await recorder.record(report, read.snapshots)
+    return report
 
 
 @dataclass(frozen=True, slots=True)

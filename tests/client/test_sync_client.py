@@ -118,3 +118,13 @@ def test_a_closed_client_says_so_and_closing_twice_is_harmless(server):
         client.get_repository_properties("team/app")
     with pytest.raises(RuntimeError, match="closed"):
         next(unfinished)
+
+
+def test_set_manifest_tags_the_same_bytes_under_their_digest(client, server):
+    """set_manifest uploads the bytes unchanged: the digest it returns is the original's, and
+    the tag it names points there. The admin user is the client's principal."""
+    content = client.get_manifest("team/app", "1.1")
+    digest = client.set_manifest("team/app", content.raw, tag="copy", media_type=content.media_type)
+    assert digest == content.digest
+    assert client.get_tag_properties("team/app", "copy").digest == content.digest
+    assert client.principal == server.admin_username

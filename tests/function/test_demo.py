@@ -34,6 +34,9 @@ def test_demo_runs_and_reports_what_changed() -> None:
     assert "base/python no rule: untouched" in out
     assert "v1.2.0, v1.3.0" in out  # both unlocked releases got locked
     assert "manifests deleted" in out
+    assert "acr-cleanup ledger show sha256:" in out  # a deletion as the ledger recorded it
+    assert "restored sandbox/spikes@sha256:" in out  # and put back with its tag
+    assert "back in the registry with its original digest" in out
     assert "nothing is left running" in out
 
 

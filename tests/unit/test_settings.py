@@ -136,7 +136,23 @@ INVALID: list[tuple[str, str | None, list[str]]] = [
     ("CLEANUP_MAX_WRITES_PER_MINUTE", "-1", ["CLEANUP_MAX_WRITES_PER_MINUTE"]),
     ("CLEANUP_SWEEP_BUDGET_SECONDS", "3600", ["CLEANUP_SWEEP_BUDGET_SECONDS", "functionTimeout"]),
     ("CLEANUP_SWEEP_BUDGET_SECONDS", "ten", ["CLEANUP_SWEEP_BUDGET_SECONDS"]),
+    ("CLEANUP_LEDGER_URL", "st.blob.core.windows.net/ledger", ["CLEANUP_LEDGER_URL", "container"]),
+    (
+        "CLEANUP_LEDGER_URL",
+        "https://st.blob.core.windows.net/l?sv=x",
+        ["CLEANUP_LEDGER_URL", "SAS"],
+    ),
+    ("CLEANUP_LEDGER_URL", "http://st.blob.core.windows.net/ledger", ["CLEANUP_LEDGER_URL"]),
 ]
+
+
+def test_the_ledger_container_url_is_read() -> None:
+    """CLEANUP_LEDGER_URL is a container URL (https, or Azurite on loopback); unset is None."""
+    url = "https://stacrclean.blob.core.windows.net/acr-cleanup-ledger"
+    assert load_settings({**MINIMAL, "CLEANUP_LEDGER_URL": url + "/"}).ledger_url == url
+    azurite = "http://127.0.0.1:10000/devstoreaccount1/ledger"
+    assert load_settings({**MINIMAL, "CLEANUP_LEDGER_URL": azurite}).ledger_url == azurite
+    assert load_settings(MINIMAL).ledger_url is None
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,8 @@ def test_parse_next_link(header: str | None, expected: str | None) -> None:
         ("DELETE", "/v2/team/app/manifests/" + D, "repository:team/app:delete"),
         ("GET", "/v2/team/app/manifests/latest", "repository:team/app:pull"),
         ("GET", "/v2/app/referrers/" + D, "repository:app:pull"),
+        ("PUT", "/v2/team/app/manifests/v1", "repository:team/app:pull,push"),
+        ("HEAD", "/v2/app/blobs/" + D, "repository:app:pull"),
         ("GET", "/v2/", None),
         ("POST", "/oauth2/token", None),
         ("PUT", "/acr/v1/app", None),
