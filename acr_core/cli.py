@@ -369,7 +369,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         yes=getattr(args, "yes", False),
         limits=limits,
         against=_against(args.against) if getattr(args, "against", None) else None,
-        ledger=args.ledger or _default_ledger(environ),
+        ledger=getattr(args, "ledger", None) or _default_ledger(environ),
     )
 
 
