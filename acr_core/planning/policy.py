@@ -328,12 +328,22 @@ def _is_text(value: str) -> bool:
     return True
 
 
+def _guess_version(rules: object) -> int:
+    """The version rules without a valid `version` look written in: 1 if any uses a v1 field."""
+    v1_only = _RULE_FIELDS[1] - _RULE_FIELDS[2]
+    if isinstance(rules, list) and any(
+        isinstance(rule, Mapping) and v1_only & set(rule) for rule in rules
+    ):
+        return 1
+    return 2
+
+
 class _Parser:
     """Collects every problem rather than stopping at the first, so one run shows them all."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
-        self.version = POLICY_VERSION
+        self.version: int = POLICY_VERSION
 
     def fail(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -349,8 +359,11 @@ class _Parser:
             self.fail(
                 "version", f"{_show(version)} is not supported; the policy versions are 1 and 2"
             )
-        # With a bad version the rules are still checked, as the newest version reads them.
-        self.version = version if _is_int(version) and version in POLICY_VERSIONS else 2
+        # With a bad version the rules are still checked, in the version they look written in.
+        if _is_int(version) and version in POLICY_VERSIONS:
+            self.version = version
+        else:
+            self.version = _guess_version(data.get("rules"))
         rules = self.rules(data.get("rules"))
         safety = self.safety(data.get("safety", {}))
         if self.problems:
