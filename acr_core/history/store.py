@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -37,6 +38,7 @@ from acr_core.storage.tables import Row, Rows, TableError
 # Conditional writes of one row before giving up: each retry follows a writer that came first,
 # so this many in a row means the row is written faster than it can be read.
 ATTEMPTS = 8
+BACKOFF = 0.02  # seconds; the waits of all attempts add up to 5 s at most
 # Rows written at once by one `observe` (a first run over a repository writes one per tag).
 WRITE_CONCURRENCY = 16
 
@@ -112,7 +114,7 @@ class TableHistory:
         the row as already read (None: absent), or a bool when it must be read first."""
         seen = list(seen)
         try:
-            for _ in range(ATTEMPTS):
+            for attempt in range(ATTEMPTS):
                 if isinstance(row, bool):
                     row = await self._rows.get(partition, tag)
                 known = self._decode(partition, row) if row is not None else ()
@@ -123,6 +125,8 @@ class TableHistory:
                 if await self._rows.put(partition, tag, encode(merged), etag=etag):
                     return merged
                 row = False  # another writer came first: merge with what it wrote
+                # Writers that keep colliding on one row spread out (full jitter).
+                await asyncio.sleep(random.uniform(0, BACKOFF * 2**attempt))  # noqa: S311
         except TableError as exc:
             raise HistoryError(str(exc)) from exc
         raise HistoryError(

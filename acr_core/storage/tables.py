@@ -205,4 +205,5 @@ def _status(exc: AzureError) -> int | None:
 
 def _table_missing(exc: AzureError) -> bool:
     code = getattr(exc, "error_code", None)
-    return str(code) == "TableNotFound"
+    # The SDK leaves `error_code` unset on some operations (create); the body still says it.
+    return getattr(code, "value", code) == "TableNotFound" or "TableNotFound" in str(exc)
