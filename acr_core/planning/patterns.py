@@ -21,6 +21,7 @@ adds the rule and the field.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -210,6 +211,46 @@ class PatternSet:
             # RE2 matches UTF-8; a name with a lone surrogate (JSON can carry one) is no name.
             return None
         return self.patterns[min(hits)] if hits else None
+
+
+class _Regex(Protocol):
+    """What `capture` uses of a compiled RE2 expression (google-re2 ships no type hints)."""
+
+    groupindex: dict[str, int]
+
+    def fullmatch(self, text: str) -> _Match | None: ...
+
+
+class _Match(Protocol):
+    def group(self, name: str) -> str | None: ...
+
+
+@functools.lru_cache(maxsize=1024)
+def _regex(pattern: str) -> _Regex | None:
+    """The compiled `regex:` pattern (already validated), or None for a glob."""
+    if not pattern.startswith(REGEX_PREFIX):
+        return None
+    compiled: _Regex = re2.compile(pattern[len(REGEX_PREFIX) :], _RE2_OPTIONS)
+    return compiled
+
+
+def named_groups(pattern: str) -> frozenset[str]:
+    """The named groups of a `regex:` pattern (`(?P<name>...)`); a glob has none."""
+    regex = _regex(pattern)
+    return frozenset(regex.groupindex) if regex is not None else frozenset()
+
+
+def capture(pattern: str, name: str, group: str) -> str | None:
+    """The text `group` of `pattern` matched in `name` (matched whole), or None when the pattern
+    does not match, has no such group, or the group did not take part in the match."""
+    regex = _regex(pattern)
+    if regex is None or group not in regex.groupindex:
+        return None
+    try:
+        match = regex.fullmatch(name)
+    except UnicodeEncodeError:
+        return None
+    return None if match is None else match.group(group)
 
 
 _DURATION = re.compile(r"(0|[1-9][0-9]*)([smhdw])")

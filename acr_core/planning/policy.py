@@ -1,7 +1,9 @@
 """The cleanup policy: its model, its parser, and validation that names what is wrong.
 
-A policy is JSON, version 1 (docs/policy.md; the JSON Schema is `policy.schema.json` next to
-this file). `load_policy` turns text or a parsed mapping into a frozen `Policy`, or raises one
+A policy is JSON, version 1 or 2 (docs/policy.md; the JSON Schema is `policy.schema.json` next
+to this file). Both versions load into one model (`Rule` with keep clauses, `delete` and
+referrer rules, `acr_core.planning.rules`); a v1 rule is mapped onto it as issue 13 says.
+`load_policy` turns text or a parsed mapping into a frozen `Policy`, or raises one
 `PolicyError` listing every problem found, each naming the rule (by name and index) and the
 field, and saying what is allowed. Unknown fields are errors: a misspelt `keepTag` must not
 quietly turn a protection off.
@@ -20,9 +22,31 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeGuard
 
-from acr_core.planning.patterns import NameKind, PatternError, PatternSet, parse_duration
+from acr_core.planning.patterns import (
+    REGEX_PREFIX,
+    NameKind,
+    PatternError,
+    PatternSet,
+    named_groups,
+    parse_duration,
+)
+from acr_core.planning.rules import Delete, KeepClause, KeepEntry, OrderBy, ReferrerRule
 
-POLICY_VERSION = 1
+__all__ = [
+    "Delete",
+    "KeepClause",
+    "KeepEntry",
+    "OrderBy",
+    "Policy",
+    "PolicyError",
+    "ReferrerRule",
+    "Rule",
+    "Safety",
+    "load_policy",
+]
+
+POLICY_VERSION = 1  # the version a Policy built without one has
+POLICY_VERSIONS = (1, 2)
 DEFAULT_MIN_AGE = timedelta(hours=1)
 DEFAULT_MAX_DELETES_PER_REPOSITORY = 1000
 DEFAULT_MAX_DELETE_FRACTION = 0.9
@@ -36,19 +60,29 @@ _MAX_INT_DIGITS = 20
 _MAX_SHOWN = 80
 
 _TOP_FIELDS = frozenset({"$schema", "version", "description", "rules", "safety"})
-_RULE_FIELDS = frozenset(
-    {
-        "name",
-        "description",
-        "repositories",
-        "keepLatest",
-        "keepTags",
-        "lockTags",
-        "minAge",
-        "untagged",
-    }
-)
+_COMMON_RULE_FIELDS = frozenset({"name", "description", "repositories", "lockTags", "minAge"})
+_RULE_FIELDS = {
+    1: _COMMON_RULE_FIELDS | {"keepLatest", "keepTags", "untagged"},
+    2: _COMMON_RULE_FIELDS | {"keep", "delete", "referrers"},
+}
+# What a field of the other version is called here, for the message that refuses it.
+_OTHER_VERSION_HINTS = {
+    2: {
+        "keepLatest": 'in version 2 write "keep": [{"newest": N}] and "delete": {"tagged": {}}',
+        "keepTags": 'in version 2 write "keep": [{"tags": [...]}]',
+        "untagged": 'in version 2 write "delete": {"untagged": {"olderThan": "7d"}}',
+    },
+    1: {
+        "keep": 'keep clauses need "version": 2',
+        "delete": '"delete" needs "version": 2',
+        "referrers": 'referrer rules need "version": 2',
+    },
+}
 _UNTAGGED_FIELDS = frozenset({"olderThan"})
+_GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_KEEP_FIELDS = frozenset({"tags", "newest", "per", "orderBy", "pushedWithin"})
+_DELETE_FIELDS = frozenset({"tagged", "untagged"})
+_REFERRER_FIELDS = frozenset({"artifactType", "keepNewest", "olderThan"})
 _SAFETY_FIELDS = frozenset({"maxDeletesPerRepository", "maxDeleteFraction"})
 
 
@@ -64,18 +98,49 @@ class PolicyError(ValueError):
         super().__init__(text)
 
 
+def _no_tags() -> PatternSet:
+    return PatternSet.compile((), NameKind.TAG)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One rule: which repositories it governs and what it keeps, deletes and locks."""
+    """One rule: which repositories it governs and what it keeps, deletes and locks.
+
+    `version` is the policy version the rule was written in; it changes only the wording of
+    the plan's reasons (a v1 rule's plan reads as v1 plans always did).
+    """
 
     name: str
     index: int
     repositories: PatternSet
-    keep_latest: int | None = None
-    keep_tags: PatternSet = field(default_factory=lambda: PatternSet.compile((), NameKind.TAG))
-    lock_tags: PatternSet = field(default_factory=lambda: PatternSet.compile((), NameKind.TAG))
+    keep: tuple[KeepEntry, ...] = ()
+    delete: Delete = field(default_factory=Delete)
+    lock_tags: PatternSet = field(default_factory=_no_tags)
     min_age: timedelta = DEFAULT_MIN_AGE
-    untagged_older_than: timedelta | None = None
+    referrers: tuple[ReferrerRule, ...] = ()
+    version: int = POLICY_VERSION
+
+    # The v1 fields, read back from the model (for v1 rules they are what the policy says).
+
+    @property
+    def keep_latest(self) -> int | None:
+        """The count of the first counting clause without filters (v1's `keepLatest`)."""
+        for clause in self.keep:
+            if clause.counting and clause.tags is None and clause.pushed_within is None:
+                return clause.newest
+        return None
+
+    @property
+    def keep_tags(self) -> PatternSet:
+        """The tag patterns of the first protecting clause with only tags (v1's `keepTags`)."""
+        for clause in self.keep:
+            if not clause.counting and clause.tags is not None and clause.pushed_within is None:
+                return clause.tags
+        return _no_tags()
+
+    @property
+    def untagged_older_than(self) -> timedelta | None:
+        return self.delete.untagged
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +156,8 @@ class Safety:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    """A loaded policy; `version` is the format it was written in (1 or 2)."""
+
     rules: tuple[Rule, ...]
     safety: Safety = field(default_factory=Safety)
     version: int = POLICY_VERSION
@@ -262,6 +329,7 @@ class _Parser:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.version = POLICY_VERSION
 
     def fail(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -272,21 +340,33 @@ class _Parser:
         self.unknown_fields("the policy", data, _TOP_FIELDS)
         version = data.get("version")
         if version is None:
-            self.fail("version", 'missing; write "version": 1')
-        elif not _is_int(version) or version != POLICY_VERSION:
-            self.fail("version", f"{_show(version)} is not supported; the only policy version is 1")
+            self.fail("version", 'missing; write "version": 2 (or 1 for the first format)')
+        elif not _is_int(version) or version not in POLICY_VERSIONS:
+            self.fail(
+                "version", f"{_show(version)} is not supported; the policy versions are 1 and 2"
+            )
+        # With a bad version the rules are still checked, as the newest version reads them.
+        self.version = version if _is_int(version) and version in POLICY_VERSIONS else 2
         rules = self.rules(data.get("rules"))
         safety = self.safety(data.get("safety", {}))
         if self.problems:
             raise PolicyError(self.problems)
-        return Policy(rules=rules, safety=safety)
+        return Policy(rules=rules, safety=safety, version=self.version)
 
-    def unknown_fields(self, where: str, data: Mapping[str, object], known: frozenset[str]) -> None:
+    def unknown_fields(
+        self,
+        where: str,
+        data: Mapping[str, object],
+        known: frozenset[str],
+        hints: Mapping[str, str] | None = None,
+    ) -> None:
         for key in sorted(set(data) - known):
+            hint = (hints or {}).get(key)
             self.fail(
                 where,
-                f"unknown field {_show(key)}; the fields allowed here are "
-                f"{', '.join(sorted(known))}",
+                f"unknown field {_show(key)}; "
+                + (f"{hint}; " if hint else "")
+                + f"the fields allowed here are {', '.join(sorted(known))}",
             )
 
     def rules(self, value: object) -> tuple[Rule, ...]:
@@ -321,15 +401,43 @@ class _Parser:
         elif "name" in data:
             where = f"{where} ({_show(name)})"
         before = len(self.problems)
-        self.unknown_fields(where, data, _RULE_FIELDS)
-        for key in sorted(k for k in _RULE_FIELDS - {"repositories"} if k in data):
+        known = _RULE_FIELDS[self.version]
+        self.unknown_fields(where, data, known, _OTHER_VERSION_HINTS[self.version])
+        for key in sorted(k for k in known - {"repositories"} if k in data):
             if data[key] is None:
                 self.fail(f"{where}.{key}", "null is not allowed; leave the field out instead")
         if "description" in data and not isinstance(data["description"], str):
             self.fail(f"{where}.description", "must be a string")
         repositories = self.patterns(where, "repositories", data.get("repositories"), required=True)
-        keep_tags = self.patterns(where, "keepTags", data.get("keepTags", []))
         lock_tags = self.patterns(where, "lockTags", data.get("lockTags", []))
+        min_age = self.duration(where, "minAge", data.get("minAge"))
+        if self.version == 1:
+            keep, delete, referrers = self.v1_parts(where, data)
+        else:
+            keep = self.keep(where, data.get("keep", []))
+            delete = self.delete(where, data.get("delete", {}))
+            referrers = self.referrers(where, data.get("referrers", []))
+        if len(self.problems) > before or repositories is None:
+            return None
+        assert lock_tags is not None
+        return Rule(
+            name=name,
+            index=index,
+            repositories=repositories,
+            keep=keep,
+            delete=delete,
+            lock_tags=lock_tags,
+            min_age=min_age if min_age is not None else DEFAULT_MIN_AGE,
+            referrers=referrers,
+            version=self.version,
+        )
+
+    def v1_parts(
+        self, where: str, data: Mapping[str, object]
+    ) -> tuple[tuple[KeepEntry, ...], Delete, tuple[ReferrerRule, ...]]:
+        """A v1 rule's keepTags, keepLatest and untagged as v2 keep clauses and `delete`
+        (issue 13, semantics 6): keepTags is keep[0] when given, keepLatest the next."""
+        keep_tags = self.patterns(where, "keepTags", data.get("keepTags", []))
         keep_latest = data.get("keepLatest")
         if keep_latest is not None and not (_is_int(keep_latest) and 0 <= keep_latest <= MAX_COUNT):
             self.fail(
@@ -337,7 +445,6 @@ class _Parser:
                 f"{_show(keep_latest)} is not a whole number >= 0 and at most {MAX_COUNT}",
             )
             keep_latest = None
-        min_age = self.duration(where, "minAge", data.get("minAge"))
         older_than = None
         untagged = data.get("untagged")
         if untagged is not None:
@@ -350,20 +457,179 @@ class _Parser:
                     self.fail(
                         f"{where}.untagged.olderThan", "missing; write a duration such as '7d'"
                     )
-        if len(self.problems) > before or repositories is None:
+        keep: list[KeepEntry] = []
+        if keep_tags is not None and keep_tags.patterns:
+            keep.append(KeepClause(index=len(keep), tags=keep_tags))
+        tagged = None
+        if _is_int(keep_latest):
+            keep.append(KeepClause(index=len(keep), newest=keep_latest))
+            tagged = parse_duration("0s")
+        return tuple(keep), Delete(tagged=tagged, untagged=older_than), ()
+
+    def keep(self, where: str, value: object) -> tuple[KeepEntry, ...]:
+        if not isinstance(value, list):
+            self.fail(f"{where}.keep", 'must be a list of keep clauses such as [{"newest": 10}]')
+            return ()
+        clauses: list[KeepEntry] = []
+        for index, item in enumerate(value):
+            clause = self.keep_clause(f"{where}.keep[{index}]", index, item)
+            if clause is not None:
+                clauses.append(clause)
+        return tuple(clauses)
+
+    def keep_clause(self, where: str, index: int, data: object) -> KeepEntry | None:
+        """One keep clause; every kind of clause is told apart here (issue 14 adds one)."""
+        if not isinstance(data, Mapping):
+            self.fail(where, 'must be an object such as {"tags": ["latest"]} or {"newest": 10}')
             return None
-        assert keep_tags is not None
-        assert lock_tags is not None
-        return Rule(
-            name=name,
+        before = len(self.problems)
+        self.unknown_fields(where, data, _KEEP_FIELDS)
+        for key in sorted(k for k in _KEEP_FIELDS if data.get(k, 0) is None):
+            self.fail(f"{where}.{key}", "null is not allowed; leave the field out instead")
+        tags = None
+        if "tags" in data and data["tags"] is not None:
+            tags = self.patterns(where, "tags", data["tags"], required=True)
+        pushed_within = self.duration(where, "pushedWithin", data.get("pushedWithin"))
+        newest = self.count(where, "newest", data.get("newest"))
+        order_by = self.order_by(where, data)
+        per = self.per(where, data, tags)
+        if len(self.problems) > before:
+            return None
+        return KeepClause(
             index=index,
-            repositories=repositories,
-            keep_latest=keep_latest,
-            keep_tags=keep_tags,
-            lock_tags=lock_tags,
-            min_age=min_age if min_age is not None else DEFAULT_MIN_AGE,
-            untagged_older_than=older_than,
+            tags=tags,
+            pushed_within=pushed_within,
+            newest=newest,
+            per=per,
+            order_by=order_by,
         )
+
+    def count(self, where: str, name: str, value: object) -> int | None:
+        if value is None:
+            return None
+        if not (_is_int(value) and 0 <= value <= MAX_COUNT):
+            self.fail(
+                f"{where}.{name}",
+                f"{_show(value)} is not a whole number >= 0 and at most {MAX_COUNT}",
+            )
+            return None
+        return value
+
+    def order_by(self, where: str, data: Mapping[str, object]) -> OrderBy:
+        value = data.get("orderBy")
+        if value is None:
+            return OrderBy.TIME
+        if value not in ("time", "semver"):
+            self.fail(f"{where}.orderBy", f'{_show(value)} is not allowed; use "time" or "semver"')
+            return OrderBy.TIME
+        if data.get("newest") is None:
+            self.fail(
+                f"{where}.orderBy",
+                'orders the images a clause counts, so it needs "newest"; a clause without '
+                '"newest" keeps everything it selects in any order',
+            )
+        return OrderBy(value)
+
+    def per(self, where: str, data: Mapping[str, object], tags: PatternSet | None) -> str | None:
+        """`per`, checked against the clause's own fields: it needs `newest` and tag patterns
+        that are all `regex:` patterns defining the named group."""
+        value = data.get("per")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _GROUP_NAME.fullmatch(value):
+            self.fail(
+                f"{where}.per",
+                f"{_show(value)} is not a group name; name a group of the clause's tag regexes "
+                "(letters, digits and '_', not starting with a digit), such as 'branch'",
+            )
+            return None
+        if data.get("newest") is None:
+            self.fail(f"{where}.per", 'keeps the newest N per group, so it needs "newest"')
+        if "tags" not in data:
+            self.fail(
+                f"{where}.per",
+                f"needs tags with a regex defining the group, such as "
+                f'["regex:^pr-(?P<{value}>[0-9]+)-.+$"]',
+            )
+        elif tags is not None:
+            for position, pattern in enumerate(tags.patterns):
+                if value not in named_groups(pattern):
+                    what = "a glob" if not pattern.startswith(REGEX_PREFIX) else "this regex"
+                    self.fail(
+                        f"{where}.tags[{position}]",
+                        f"{_show(pattern)} is {what} without the group {_show(value)} that per "
+                        f"names; write it as a regex with (?P<{value}>...)",
+                    )
+        return value
+
+    def delete(self, where: str, value: object) -> Delete:
+        if not isinstance(value, Mapping):
+            self.fail(
+                f"{where}.delete", 'must be an object such as {"untagged": {"olderThan": "7d"}}'
+            )
+            return Delete()
+        self.unknown_fields(f"{where}.delete", value, _DELETE_FIELDS)
+        found: dict[str, timedelta | None] = {"tagged": None, "untagged": None}
+        for kind in ("tagged", "untagged"):
+            if kind not in value:
+                continue
+            entry, at = value[kind], f"{where}.delete.{kind}"
+            if not isinstance(entry, Mapping):
+                self.fail(at, 'must be an object such as {"olderThan": "30d"} (or {} for any age)')
+                continue
+            self.unknown_fields(at, entry, _UNTAGGED_FIELDS)
+            if "olderThan" in entry and entry["olderThan"] is None:
+                self.fail(f"{at}.olderThan", "null is not allowed; leave the field out for 0s")
+            older_than = self.duration(where, f"delete.{kind}.olderThan", entry.get("olderThan"))
+            found[kind] = older_than if older_than is not None else parse_duration("0s")
+        return Delete(tagged=found["tagged"], untagged=found["untagged"])
+
+    def referrers(self, where: str, value: object) -> tuple[ReferrerRule, ...]:
+        if not isinstance(value, list):
+            self.fail(
+                f"{where}.referrers",
+                'must be a list such as [{"artifactType": "application/...", "keepNewest": 1}]',
+            )
+            return ()
+        rules: list[ReferrerRule] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(value):
+            rule = self.referrer_rule(f"{where}.referrers[{index}]", index, item)
+            if rule is None:
+                continue
+            if rule.artifact_type in seen:
+                self.fail(
+                    f"{where}.referrers[{index}].artifactType",
+                    f"{_show(rule.artifact_type)} is already the artifactType of "
+                    f"referrers[{seen[rule.artifact_type]}]; give each artifact type one entry",
+                )
+            seen[rule.artifact_type] = index
+            rules.append(rule)
+        return tuple(rules)
+
+    def referrer_rule(self, where: str, index: int, data: object) -> ReferrerRule | None:
+        if not isinstance(data, Mapping):
+            self.fail(where, 'must be an object such as {"artifactType": "...", "keepNewest": 1}')
+            return None
+        before = len(self.problems)
+        self.unknown_fields(where, data, _REFERRER_FIELDS)
+        artifact_type = data.get("artifactType")
+        if not isinstance(artifact_type, str) or not artifact_type.strip():
+            self.fail(
+                f"{where}.artifactType",
+                "must be a media type such as 'application/vnd.cncf.notary.signature'",
+            )
+        for key in ("keepNewest", "olderThan"):
+            if key in data and data[key] is None:
+                self.fail(f"{where}.{key}", "null is not allowed; leave the field out instead")
+        keep_newest = self.count(where, "keepNewest", data.get("keepNewest"))
+        older_than = self.duration(where, "olderThan", data.get("olderThan"))
+        if data.get("keepNewest") is None and data.get("olderThan") is None:
+            self.fail(where, "says nothing to do; give keepNewest, olderThan or both")
+        if len(self.problems) > before:
+            return None
+        assert isinstance(artifact_type, str)
+        return ReferrerRule(index, artifact_type, keep_newest, older_than)
 
     def patterns(
         self, where: str, name: str, value: object, *, required: bool = False

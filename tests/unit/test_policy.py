@@ -110,7 +110,7 @@ BAD = [
     ("not json", "{", "not valid JSON at line 1"),
     ("not an object", [], "must be a JSON object"),
     ("missing version", {"rules": [{"repositories": ["a"]}]}, "version: missing"),
-    ("version 2", {"version": 2, "rules": [{"repositories": ["a"]}]}, "only policy version is 1"),
+    ("version 3", {"version": 3, "rules": [{"repositories": ["a"]}]}, "versions are 1 and 2"),
     ("version as text", {"version": "1", "rules": [{"repositories": ["a"]}]}, "not supported"),
     ("no rules", {"version": 1, "rules": []}, "rules: must be a non-empty list"),
     (
