@@ -43,7 +43,7 @@ BACKOFF = 0.02  # seconds; the waits of all attempts add up to 5 s at most
 WRITE_CONCURRENCY = 16
 
 
-class TagHistory(Protocol):
+class HistoryStore(Protocol):
     @property
     def description(self) -> str: ...
 
