@@ -33,6 +33,7 @@ from acr_core.app import handlers
 from acr_core.app.events import Envelope, Ignored, make_envelope
 from acr_core.app.handlers import RetryPolicy, RunReport, Shell
 from acr_core.app.settings import Settings, SettingsError, load_settings
+from acr_core.app.tag_history import HistoryFactory
 
 SWEEP_QUEUE = "acr-cleanup-sweep"
 STORAGE_CONNECTION = "AzureWebJobsStorage"
@@ -50,11 +51,13 @@ def configure(
     now: Callable[[], datetime] | None = None,
     retry: RetryPolicy | None = None,
     on_report: Callable[[str, RunReport], None] | None = None,
+    history: HistoryFactory | None = None,
 ) -> Shell:
     """(Re)read the settings from `env` and set the edges; returns the new shell.
 
     Azure runs this once at import with `os.environ`. Tests and `scripts/demo.py` call it to
-    point the handlers at a local emulator; `on_report` lets the demo show each run's plan.
+    point the handlers at a local emulator; `on_report` lets the demo show each run's plan;
+    `history` replaces the tag history's table (CLEANUP_HISTORY_TABLE_URL) with another store.
     """
     global _shell
     try:
@@ -72,6 +75,7 @@ def configure(
         now=now,
         retry=retry,
         on_report=on_report,
+        history=history,
     )
     return _shell
 

@@ -59,6 +59,7 @@ class Settings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_writes_per_minute: int | None = None
     sweep_budget_seconds: float = DEFAULT_SWEEP_BUDGET_SECONDS
+    history_table_url: str | None = None  # CLEANUP_HISTORY_TABLE_URL: the tag history (issue 14)
 
     @property
     def endpoint(self) -> str:
@@ -94,6 +95,7 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
     writes = check(lambda: _int(env, "CLEANUP_MAX_WRITES_PER_MINUTE", None, 1_000_000), None)
     budget = check(lambda: _budget(env), DEFAULT_SWEEP_BUDGET_SECONDS)
     loaded = check(lambda: _policy(env, app_root), None)
+    history = check(lambda: _history_table_url(env, loaded[0] if loaded else None), None)
     if problems or loaded is None:
         raise SettingsError(problems)
     return Settings(
@@ -108,6 +110,7 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
         max_concurrency=concurrency or DEFAULT_MAX_CONCURRENCY,
         max_writes_per_minute=writes,
         sweep_budget_seconds=budget,
+        history_table_url=history,
     )
 
 
@@ -257,3 +260,30 @@ def _policy(env: Mapping[str, str], app_root: Path | None) -> tuple[Policy, str]
         raise ValueError(
             f"{setting} is not a valid policy: its JSON is nested too deeply to read"
         ) from None
+
+
+# --- the tag history (issue 14) ----------------------------------------------------------------
+
+_TABLE_URL_RE = re.compile(r"https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9]+)?/[A-Za-z][A-Za-z0-9]{2,62}")
+
+
+def _history_table_url(env: Mapping[str, str], policy: Policy | None) -> str | None:
+    """The tag history's table; required when a rule uses `previousDigests`."""
+    name = "CLEANUP_HISTORY_TABLE_URL"
+    value = _get(env, name)
+    users = [r.name for r in policy.rules if r.previous_digests] if policy is not None else []
+    if value is None:
+        if users:
+            raise ValueError(
+                f"{name} is not set, and rule {users[0]!r} keeps previousDigests, which reads "
+                "the tag history: set it to https://<account>.table.core.windows.net/<table> "
+                "(the Bicep sets it)"
+            )
+        return None
+    if not _TABLE_URL_RE.fullmatch(value.rstrip("/")):
+        raise ValueError(
+            f"{name} {value!r} is not a table URL: want "
+            "https://<account>.table.core.windows.net/<table> (a table name is 3-63 letters "
+            "and digits, starting with a letter)"
+        )
+    return value.rstrip("/")
