@@ -24,6 +24,7 @@ from typing import TextIO
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
+from acr_core.history.store import FileHistory, user_history_path
 from acr_core.names import is_repository_name
 from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import Policy, PolicyError, load_policy
@@ -77,6 +78,7 @@ class Options:
     yes: bool
     limits: ExecutionLimits
     password: str | None = field(default=None, repr=False)
+    history: Path | None = None  # --history: the moving-tag history file
 
 
 # The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
@@ -175,6 +177,12 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--verbose", "-v", action="store_true", help="the same as --show kept")
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
     sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
+    sub.add_argument(
+        "--history",
+        metavar="PATH",
+        help="the moving-tag history file that previousDigests reads and each run adds to "
+        "(default: acr-cleanup/history.json in your user data directory)",
+    )
     auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")
     auth.add_argument("--username", help="admin user or token name (or ACR_USERNAME)")
     auth.add_argument("--password", help="its password (better: the ACR_PASSWORD variable)")
@@ -258,10 +266,12 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
                 f"--repository {name!r} is not a repository name: lower-case letters, digits "
                 "and . _ - separators, with / between path components"
             )
+    endpoint = _endpoint(args.registry)
+    policy = load_policy(_read(args.policy, "--policy"))
     return Options(
         command=args.command,
-        endpoint=_endpoint(args.registry),
-        policy=load_policy(_read(args.policy, "--policy")),
+        endpoint=endpoint,
+        policy=policy,
         repositories=tuple(args.repository) if args.repository else None,
         output=args.output,
         show_kept=args.verbose or "kept" in args.show,
@@ -272,7 +282,18 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         anonymous=args.anonymous,
         yes=getattr(args, "yes", False),
         limits=limits,
+        history=_history_path(args.history, policy, environ),
     )
+
+
+def _history_path(given: str | None, policy: Policy, environ: Mapping[str, str]) -> Path | None:
+    """`--history`, else the default file when a rule keeps previousDigests (a policy
+    without the clause leaves no file behind)."""
+    if given:
+        return Path(given)
+    if not any(rule.previous_digests for rule in policy.rules):
+        return None
+    return user_history_path(environ, sys.platform, Path.home())
 
 
 def _endpoint(registry: str) -> str:
@@ -370,6 +391,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                     progress=line,
                     confirm=line.paused(confirm) if line and confirm else confirm,
                     named_must_exist=True,
+                    history=_history(options, client.login_server),
                 )
     except RunInterrupted as exc:
         _print(exc.report, options, "interrupted; the actions marked applied were done")
@@ -395,6 +417,11 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         _error(_nothing_covered(options))
         return EXIT_NOTHING_COVERED
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def _history(options: Options, login_server: str) -> FileHistory | None:
+    """The tag history of this registry in the `--history` file (issue 14)."""
+    return None if options.history is None else FileHistory(options.history, registry=login_server)
 
 
 def render(report: RunReport, options: Options) -> str:

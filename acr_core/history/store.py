@@ -231,3 +231,16 @@ class FileHistory:
             f"cannot read {self.description}: {why}; fix or remove the file (removing it "
             "forgets every tag's earlier digests)"
         )
+
+
+def user_history_path(environ: Mapping[str, str], platform: str, home: Path) -> Path:
+    """Where the CLI keeps its history unless `--history` says: the user's data directory
+    (`%LOCALAPPDATA%` on Windows, `~/Library/Application Support` on macOS, else
+    `$XDG_DATA_HOME` or `~/.local/share`), under `acr-cleanup/history.json`."""
+    if platform == "win32" and environ.get("LOCALAPPDATA"):
+        base = Path(environ["LOCALAPPDATA"])
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / "acr-cleanup" / "history.json"

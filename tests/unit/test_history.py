@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acr_core.history.model import DEPTH, HistoryError, Observation, Seen, merge, previous
-from acr_core.history.store import FileHistory, TableHistory, from_snapshot
+from acr_core.history.store import FileHistory, TableHistory, from_snapshot, user_history_path
 from acr_core.models import ChangeableAttributes, RepositorySnapshot, TagProperties
 from acr_core.storage.tables import MemoryTable, escape, unescape
 
@@ -189,3 +189,19 @@ async def test_an_unreadable_file_is_an_error_naming_it(tmp_path: Path, content:
     path.write_text(content)
     with pytest.raises(HistoryError, match=f"cannot read the tag history file {path}"):
         await FileHistory(path, registry="r").observe("apps/web", [])
+
+
+@pytest.mark.parametrize(
+    ("platform", "environ", "expected"),
+    [
+        ("linux", {}, "/home/u/.local/share/acr-cleanup/history.json"),
+        ("linux", {"XDG_DATA_HOME": "/data"}, "/data/acr-cleanup/history.json"),
+        ("darwin", {}, "/home/u/Library/Application Support/acr-cleanup/history.json"),
+        ("win32", {"LOCALAPPDATA": "/appdata"}, "/appdata/acr-cleanup/history.json"),
+    ],
+)
+def test_the_clis_file_is_in_the_users_data_directory(
+    platform: str, environ: dict[str, str], expected: str
+) -> None:
+    """Without --history the CLI's file is under the platform's user data directory."""
+    assert user_history_path(environ, platform, Path("/home/u")) == Path(expected)
