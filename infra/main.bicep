@@ -141,6 +141,16 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+// The moving-tag history's table and the app's role on it (issue 14).
+module tagHistory 'modules/tag-history.bicep' = {
+  name: 'acrclean-tag-history-${resourceToken}'
+  params: {
+    storageAccountName: storage.outputs.storageAccountName
+    tableName: 'taghistory'
+    appPrincipalId: identity.properties.principalId
+  }
+}
+
 module registryAccess 'modules/registry-access.bicep' = {
   name: 'acrclean-registry-access-${resourceToken}'
   scope: resourceGroup(registryGroup)
@@ -178,6 +188,7 @@ module functionApp 'modules/function-app.bicep' = {
     maxWritesPerMinute: maxWritesPerMinute
     sweepBudgetSeconds: sweepBudgetSeconds
     acrTokenAudience: acrTokenAudience
+    historyTableUrl: tagHistory.outputs.tableUrl
   }
 }
 
