@@ -70,6 +70,8 @@ class Graph:
     children: Mapping[str, tuple[str, ...]]  # index -> children present in the repository
     parents: Mapping[str, Sequence[str]]  # child -> indexes listing it
     subject: Mapping[str, str]  # referrer -> its subject, present or not
+    # referrer -> its artifactType, or else its config media type (OCI image spec)
+    artifact_type: Mapping[str, str | None]
     referrers: Mapping[str, Sequence[str]]  # subject present -> its referrers
     attached_to: Mapping[str, str]  # attached artifact -> the subject its tags name
     attached: Mapping[str, Sequence[str]]  # subject -> its attached artifacts
@@ -104,6 +106,7 @@ def build_graph(snapshot: RepositorySnapshot) -> Graph:
         children=edges.children,
         parents=edges.parents,
         subject=edges.subject,
+        artifact_type=edges.artifact_type,
         referrers=edges.referrers,
         attached_to=edges.attached_to,
         attached=edges.attached,
@@ -123,6 +126,7 @@ class _Edges:
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)
     parents: dict[str, list[str]] = field(default_factory=dict)
     subject: dict[str, str] = field(default_factory=dict)
+    artifact_type: dict[str, str | None] = field(default_factory=dict)
     referrers: dict[str, list[str]] = field(default_factory=dict)
     attached_to: dict[str, str] = field(default_factory=dict)
     attached: dict[str, list[str]] = field(default_factory=dict)
@@ -143,6 +147,7 @@ class _Edges:
             subject = content.subject
             if subject is not None:
                 self.subject[digest] = subject
+                self.artifact_type[digest] = content.artifact_type or manifest.config_media_type
                 if subject in self.manifests and subject != digest:
                     self.referrers.setdefault(subject, []).append(digest)
             if media_type in INDEX_MEDIA_TYPES or content.media_type in INDEX_MEDIA_TYPES:

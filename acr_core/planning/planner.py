@@ -6,16 +6,20 @@ pipeline of stages, each a module of this package that takes and returns immutab
 
 1. `graph`: the snapshot as digests and edges (children, subjects, attached artifacts).
 2. `protection`: the manifests no rule may delete, and why.
-3. `candidates`: the verdict on each manifest once it is judged (compete, delete, keep).
-4. `competition`: which tagged images the counting clauses (`keepLatest`) keep.
+3. `candidates`: the verdict on each manifest once it is judged (compete, delete, keep), and
+   on a competing image that no counting clause keeps.
+4. `competition`: which tagged images the counting clauses (keep clauses with `newest`; v1's
+   `keepLatest`) keep.
 5. `anchoring`: what each deletion removes with it (referrers) and whom it frees (children,
-   attached artifacts and pinned subjects whose last anchor it was).
+   attached artifacts and pinned subjects whose last anchor it was); `referrers`: which
+   referrers of kept manifests a v2 rule's `referrers` entries delete.
 6. `guards`: deletions held back because the snapshot is not complete enough to allow them.
 7. `safety`: limits that block the repository's deletions, and `lockTags` locks.
 
 Stages 3 to 6 meet in a fixed point (`_decide`): judging the manifests free so far deletes some,
 which frees others, which are judged in turn, until a round frees nothing. Freed tagged children
-are ranked with the rest, so one run reaches the state the next run would keep.
+are ranked with the rest, so one run reaches the state the next run would keep. Then the referrer
+rules judge the referrers of what is kept, once; what their deletions free is judged as before.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from acr_core.models import RepositorySnapshot
-from acr_core.planning import anchoring, competition, reasons, safety
+from acr_core.planning import anchoring, competition, reasons, referrers, safety
 from acr_core.planning.anchoring import Anchors
 from acr_core.planning.candidates import Judgement, Verdict, candidates
 from acr_core.planning.competition import Clause, Standing
@@ -81,6 +85,7 @@ class _Decisions:
     cascades: Mapping[str, tuple[str, ...]]
     judged_kept: Mapping[str, str]  # judged, but kept: why
     standing: Standing
+    referrers_kept: Mapping[str, str]  # referrers a referrer rule judged and kept: why
 
 
 def _plan_repository(
@@ -99,10 +104,13 @@ def _plan_repository(
             d: "; ".join(w for w in (protected.get(d), previous.protected.get(d)) if w)
             for d in {*protected, *previous.protected}
         }
-    clauses = competition.clauses(rule)
+    counting = any(c.counting for c in rule.keep)
+    rank = competition.ranking(graph) if counting else {}
+    clauses = competition.clauses(rule, graph, now, rank)
     verdicts = candidates(graph, protected, rule, now, counted=bool(clauses))
     held_up = anchoring.anchors(graph)
-    decided = _decide(graph, verdicts, clauses, held_up, guards(graph, protected))
+    state = _State(graph, verdicts, held_up, guards(graph, protected), rank, clauses)
+    decided = _decide(state, rule, protected, now)
     kept = tuple(
         Kept(
             graph.name,
@@ -124,40 +132,76 @@ def _plan_repository(
     )
 
 
-def _decide(
-    graph: Graph,
-    verdicts: Mapping[str, Verdict],
-    clauses: tuple[Clause, ...],
-    held_up: Anchors,
-    guard: Guards,
-) -> _Decisions:
-    """Judge the free manifests, round by round, until a round's deletions free no more."""
-    rank = competition.ranking(graph) if clauses else {}
-    removed: dict[str, str] = {}
-    cascades: dict[str, tuple[str, ...]] = {}
-    deleted: dict[str, tuple[str, tuple[str, ...]]] = {}
-    judged_kept: dict[str, str] = {}
-    standing = competition.start(clauses)
-    free = held_up.roots
-    while free:
-        entrants, wanted = _judge(free, verdicts, judged_kept)
-        standing, beaten = competition.compete(standing, rank, entrants)
+class _State:
+    """The fixed point's working state; never leaves this module."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        verdicts: Mapping[str, Verdict],
+        held_up: Anchors,
+        guard: Guards,
+        rank: Mapping[str, int],
+        clauses: tuple[Clause, ...],
+    ) -> None:
+        self.graph, self.verdicts, self.held_up, self.guard = graph, verdicts, held_up, guard
+        self.rank = rank
+        self.removed: dict[str, str] = {}
+        self.cascades: dict[str, tuple[str, ...]] = {}
+        self.deleted: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.judged_kept: dict[str, str] = {}
+        self.standing = competition.start(clauses)
+
+    def rounds(self, free: Sequence[str]) -> None:
+        """Judge the free manifests, round by round, until a round's deletions free no more."""
+        verdicts = self.verdicts
+        while free:
+            entrants, wanted = _judge(free, verdicts, self.judged_kept)
+            self.standing, beaten = competition.compete(self.standing, self.rank, entrants)
+            going = [(d, verdicts[d].reason, verdicts[d].waits) for d in wanted]
+            for digest in beaten:
+                verdict = verdicts[digest]
+                outcome = verdict.beaten
+                assert outcome is not None  # every competing verdict says what losing means
+                if outcome.judgement is Judgement.KEEP:
+                    self.judged_kept[digest] = outcome.reason
+                else:
+                    going.append((digest, outcome.reason, verdict.waits))
+            free = self.delete(going)
+
+    def delete(self, wanted: Sequence[tuple[str, str, bool]]) -> Sequence[str]:
+        """Delete `(digest, reason, waits)` unless a guard holds it; returns what that frees."""
         going: list[str] = []
-        for digest in (*wanted, *beaten):
-            verdict = verdicts[digest]
-            reason = standing.beaten if verdict.judgement is Judgement.COMPETE else verdict.reason
-            hold = guard.hold(digest, reason) if guard.active else None
+        for digest, reason, waits in wanted:
+            hold = self.guard.hold(digest, reason) if self.guard.active else None
             if hold is None:
-                after = anchoring.after(held_up, removed, digest) if verdict.waits else ()
-                deleted[digest] = (reason, after)
+                after = anchoring.after(self.held_up, self.removed, digest) if waits else ()
+                self.deleted[digest] = (reason, after)
                 going.append(digest)
             else:
-                judged_kept[digest] = hold
-        removal = anchoring.remove(graph, held_up, removed, going)
-        removed.update(removal.removed_by)
-        cascades.update(removal.cascades)
-        free = removal.freed
-    return _Decisions(deleted, removed, cascades, judged_kept, standing)
+                self.judged_kept[digest] = hold
+        removal = anchoring.remove(self.graph, self.held_up, self.removed, going)
+        self.removed.update(removal.removed_by)
+        self.cascades.update(removal.cascades)
+        return removal.freed
+
+
+def _decide(state: _State, rule: Rule, protected: Mapping[str, str], now: datetime) -> _Decisions:
+    """The fixed point of judging, competing and anchoring; then the referrer rules, once."""
+    state.rounds(state.held_up.roots)
+    referrers_kept: Mapping[str, str] = {}
+    if rule.referrers:
+        judged = referrers.judge(state.graph, rule, protected, state.removed, now)
+        referrers_kept = judged.kept
+        state.rounds(state.delete([(d, why, False) for d, why in judged.deletions]))
+    return _Decisions(
+        state.deleted,
+        state.removed,
+        state.cascades,
+        state.judged_kept,
+        state.standing,
+        referrers_kept,
+    )
 
 
 def _judge(
@@ -218,6 +262,9 @@ def _why_kept(
     by_clause = decided.standing.kept_by(digest)
     if by_clause is not None:
         return by_clause
+    by_referrer_rule = decided.referrers_kept.get(digest)
+    if by_referrer_rule is not None and digest not in decided.judged_kept:
+        return by_referrer_rule
     removed = decided.removed_by
     pins = [p for p in held_up.pinned_by.get(digest, ()) if p not in removed]
     if pins:

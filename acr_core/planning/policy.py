@@ -128,6 +128,7 @@ class Rule:
     min_age: timedelta = DEFAULT_MIN_AGE
     referrers: tuple[ReferrerRule, ...] = ()
     version: int = POLICY_VERSION
+    description: str | None = None
 
     # The v1 fields, read back from the model (for v1 rules they are what the policy says).
 
@@ -185,6 +186,7 @@ class Policy:
     rules: tuple[Rule, ...]
     safety: Safety = field(default_factory=Safety)
     version: int = POLICY_VERSION
+    description: str | None = None
 
     def rule_for(self, repository: str) -> Rule | None:
         """The first rule whose `repositories` match; `None`: the repository is never touched."""
@@ -375,7 +377,13 @@ class _Parser:
         safety = self.safety(data.get("safety", {}))
         if self.problems:
             raise PolicyError(self.problems)
-        return Policy(rules=rules, safety=safety, version=self.version)
+        description = data.get("description")
+        return Policy(
+            rules=rules,
+            safety=safety,
+            version=self.version,
+            description=description if isinstance(description, str) else None,
+        )
 
     def unknown_fields(
         self,
@@ -430,7 +438,8 @@ class _Parser:
         for key in sorted(k for k in known - {"repositories"} if k in data):
             if data[key] is None:
                 self.fail(f"{where}.{key}", "null is not allowed; leave the field out instead")
-        if "description" in data and not isinstance(data["description"], str):
+        description = data.get("description")
+        if "description" in data and not isinstance(description, str):
             self.fail(f"{where}.description", "must be a string")
         repositories = self.patterns(where, "repositories", data.get("repositories"), required=True)
         lock_tags = self.patterns(where, "lockTags", data.get("lockTags", []))
@@ -454,6 +463,7 @@ class _Parser:
             min_age=min_age if min_age is not None else DEFAULT_MIN_AGE,
             referrers=referrers,
             version=self.version,
+            description=description if isinstance(description, str) else None,
         )
 
     def v1_parts(

@@ -1,9 +1,14 @@
 """Planning stage 2, protection: which manifests no rule may delete, and why.
 
 Decided per manifest before anything is judged: locks (manifest, any of its tags, the
-repository), `keepTags`/`lockTags` matches, younger than `minAge`, missing timestamps, the run's
-`protect` set, a tag the tag listing does not confirm (its lock is unknown). A protected referrer
-protects its subject, because ACR deletes referrers with their subject.
+repository), `lockTags` matches, keep clauses without `newest` that select it (v1: `keepTags`),
+younger than `minAge`, missing timestamps, the run's `protect` set, a tag the tag listing does
+not confirm (its lock is unknown). A protected referrer protects its subject, because ACR deletes
+referrers with their subject.
+
+A protecting keep clause selects a manifest (an image or a dependent, tagged or not) when it
+passes all of the clause's filters: a tag matching one of its `tags` patterns, and an update
+within `pushedWithin` (measured as `minAge` measures age). A clause with no filters selects all.
 """
 
 from __future__ import annotations
@@ -14,7 +19,11 @@ from datetime import datetime
 from acr_core.models import ManifestProperties
 from acr_core.planning import reasons
 from acr_core.planning.graph import Graph
+from acr_core.planning.patterns import NameKind, PatternSet
 from acr_core.planning.policy import Rule
+from acr_core.planning.rules import KeepClause
+
+_NO_TAGS = PatternSet.compile((), NameKind.TAG)
 
 
 def protection(
@@ -24,11 +33,15 @@ def protection(
     protected: dict[str, str] = {}
     repository_locked = not graph.attributes.deletable
     young_after = now - rule.min_age
+    clauses = _protecting(rule)
+    # Clauses that may select an untagged manifest rule out the quick path for those.
+    untagged_selected = any(c.tags is None for c in clauses)
     for digest, manifest in graph.manifests.items():
         attributes, updated = manifest.attributes, graph.updated[digest]
         if (
             # The common case, decided without building a list of reasons.
-            not repository_locked
+            not untagged_selected
+            and not repository_locked
             and attributes.delete_enabled
             and attributes.write_enabled
             and not graph.tags[digest]
@@ -39,6 +52,7 @@ def protection(
         ):
             continue
         why = _reasons(graph, manifest, rule, now, caller)
+        why.extend(_selected(graph, digest, clauses, now))
         if why:
             protected[digest] = "; ".join(why)
     for referrer in sorted(graph.subject):
@@ -49,11 +63,40 @@ def protection(
     return protected
 
 
+def _protecting(rule: Rule) -> tuple[KeepClause, ...]:
+    """The keep clauses without `newest` whose selections this stage protects; a v1 rule's
+    `keepTags` is named per tag instead, in v1's words (`_reasons`)."""
+    if rule.version == 1:
+        return ()
+    return tuple(c for c in rule.keep if isinstance(c, KeepClause) and not c.counting)
+
+
+def _selected(
+    graph: Graph, digest: str, clauses: tuple[KeepClause, ...], now: datetime
+) -> list[str]:
+    """Why each protecting clause that selects `digest` keeps it."""
+    why: list[str] = []
+    updated = graph.updated[digest]
+    for clause in clauses:
+        if clause.pushed_within is not None and (
+            updated is None or now - updated >= clause.pushed_within
+        ):
+            continue
+        tag = None
+        if clause.tags is not None:
+            tag = next((t for t in graph.tags[digest] if clause.tags.matches(t)), None)
+            if tag is None:
+                continue
+        why.append(reasons.kept_by_clause(clause.describe(), tag))
+    return why
+
+
 def _reasons(
     graph: Graph, manifest: ManifestProperties, rule: Rule, now: datetime, caller: frozenset[str]
 ) -> list[str]:
     why: list[str] = []
     repository, digest = graph.attributes, manifest.digest
+    keep_tags = rule.keep_tags if rule.version == 1 else _NO_TAGS
     if not repository.deletable:
         why.append(reasons.repository_locked(repository.delete_enabled))
     if not manifest.attributes.deletable:
@@ -64,7 +107,7 @@ def _reasons(
             why.append(reasons.tag_unconfirmed(tag))
         elif not props.attributes.deletable:
             why.append(reasons.tag_locked(tag, props.attributes.delete_enabled))
-        for field_name, patterns in (("keepTags", rule.keep_tags), ("lockTags", rule.lock_tags)):
+        for field_name, patterns in (("keepTags", keep_tags), ("lockTags", rule.lock_tags)):
             pattern = patterns.first_match(tag)
             if pattern is not None:
                 why.append(reasons.tag_matches(tag, field_name, pattern))

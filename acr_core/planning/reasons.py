@@ -41,6 +41,65 @@ def within_keep_latest(newest: int) -> str:
     return f"one of the {newest} newest unprotected tagged images (keepLatest)"
 
 
+# --- policy version 2: the keep clause or delete entry that decided -------------------------
+
+
+def kept_by_count(clause: str, per: str | None) -> str:
+    """`keep[2]: newest 20 with tags main-*`; under `per`, the group's value follows."""
+    return clause if per is None else f"{clause} ({per} {{group}})"
+
+
+def kept_by_clause(clause: str, tag: str | None) -> str:
+    """A protecting clause that selects the manifest, and the tag it selected it by."""
+    return clause if tag is None else f"{clause} (tag {tag!r})"
+
+
+def _older_than(field_name: str, older_than: timedelta) -> str:
+    if not older_than:
+        return field_name
+    return f"{field_name} (olderThan {format_duration(older_than)})"
+
+
+def deleted_by(field_name: str, what: str, older_than: timedelta) -> str:
+    """A deletion: the `delete` entry that made it a candidate, and that no clause kept it."""
+    age = f", not updated for more than {format_duration(older_than)}" if older_than else ""
+    return f"{_older_than(field_name, older_than)}: {what}{age}, and no keep clause keeps it"
+
+
+def not_old_enough(field_name: str, what: str, older_than: timedelta) -> str:
+    return (
+        f"{what}, no keep clause keeps it, but it was updated within {field_name}.olderThan "
+        f"({format_duration(older_than)})"
+    )
+
+
+def untagged_young_v2(what: str, older_than: timedelta) -> str:
+    return f"{what}, updated within delete.untagged.olderThan ({format_duration(older_than)})"
+
+
+def no_delete_entry(field_name: str, what: str) -> str:
+    return f"{what}, and the rule has no {field_name}"
+
+
+TAGGED = "tagged"
+
+
+def referrer_deleted(rule: str, why: str) -> str:
+    return f"{rule}: {why}, and no keep clause keeps it"
+
+
+def beyond_keep_newest(newest: int) -> str:
+    return f"not one of the {newest} newest unprotected referrers of this type of its subject"
+
+
+def referrer_old(older_than: timedelta) -> str:
+    return f"not updated for more than {format_duration(older_than)}"
+
+
+def referrer_within(rule: str, subject: str) -> str:
+    return f"{rule}: kept, a referrer of kept {short_digest(subject)}"
+
+
 # --- protecting -----------------------------------------------------------------------------
 
 

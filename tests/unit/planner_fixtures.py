@@ -64,6 +64,7 @@ class RepoBuilder:
         subject: str | None = None,
         children: tuple[str, ...] = (),
         references: bool = False,
+        artifact_type: str | None = None,
     ) -> str:
         digest = self.digest(key)
         self.keys[digest] = key
@@ -106,6 +107,7 @@ class RepoBuilder:
                 media_type=media_type or OCI_MANIFEST,
                 raw=b"{}",
                 subject=subject,
+                artifact_type=artifact_type,
                 children=tuple(Descriptor(OCI_MANIFEST, c, 100) for c in child_digests),
             )
         return digest
@@ -164,7 +166,10 @@ class RepoBuilder:
         *tags: str,
         age: timedelta = timedelta(days=30),
         locked: bool = False,
+        artifact_type: str | None = None,
     ) -> str:
+        """A referrer of `subject_key`; its type is `artifact_type`, or else its config media
+        type, a cosign signature's."""
         return self._add(
             key,
             tags,
@@ -176,6 +181,7 @@ class RepoBuilder:
             locked_tags=(),
             inspected=True,
             subject=self.digest(subject_key),
+            artifact_type=artifact_type,
         )
 
     def build(self) -> RepositorySnapshot:

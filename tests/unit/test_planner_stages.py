@@ -24,7 +24,7 @@ def test_competing_in_rounds_ends_where_one_round_over_all_would(
         seen.update(drawn)
     everyone = [d for batch in batches for d in batch]
     rank = {d: int(d[1:]) for d in everyone}
-    clauses = (Clause(newest, "kept", "beaten"),)
+    clauses = (Clause(newest, "kept"),)
     standing, beaten = competition.start(clauses), []
     for batch in batches:
         standing, lost = competition.compete(standing, rank, batch)

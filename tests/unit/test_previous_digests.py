@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from acr_core.history.model import DEPTH
+from acr_core.planning.document import policy_document
 from acr_core.planning.plan import Plan
 from acr_core.planning.planner import plan
 from acr_core.planning.policy import Policy, PolicyError, PreviousDigests, load_policy
@@ -212,3 +213,11 @@ def test_a_rule_without_the_clause_needs_no_history() -> None:
     result = run(b, policy({"tags": ["prod"]}), None)
     assert result.repositories[0].blocked is None
     assert len(result.repositories[0].deletions) == 5
+
+
+def test_the_clause_is_written_back_as_it_was_read() -> None:
+    """The v2 document of a loaded policy holds the clause as written, and loads back equal."""
+    loaded = load_policy(policy({"tags": ["latest"]}, PROD3))
+    document = policy_document(loaded)
+    assert document["rules"][0]["keep"][1] == PROD3
+    assert load_policy(document).rules == loaded.rules
