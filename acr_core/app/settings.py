@@ -280,6 +280,12 @@ def _history_table_url(env: Mapping[str, str], policy: Policy | None) -> str | N
                 "(the Bicep sets it)"
             )
         return None
+    loopback = re.match(r"http://(127\.0\.0\.1|localhost)[:/]", value)
+    if value.startswith("http://") and not loopback:
+        raise ValueError(
+            f"{name} {value!r} is plain http: the identity's token would cross the network "
+            "in clear; use https (http only for a local emulator on 127.0.0.1)"
+        )
     if not _TABLE_URL_RE.fullmatch(value.rstrip("/")):
         raise ValueError(
             f"{name} {value!r} is not a table URL: want "

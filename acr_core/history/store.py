@@ -99,9 +99,12 @@ class TableHistory:
             async with gate:
                 memory[tag] = await self._update(partition, tag, seen, stored.get(tag))
 
-        async with asyncio.TaskGroup() as group:
-            for tag, seen in changed.items():
-                group.create_task(write(tag, seen))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for tag, seen in changed.items():
+                    group.create_task(write(tag, seen))
+        except* HistoryError as failed:  # one message, the first write's, not a group's
+            raise failed.exceptions[0] from None
         return memory
 
     async def close(self) -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from acr_core.history.model import DEPTH, HistoryError, Observation, Seen, merge, previous
 from acr_core.history.store import FileHistory, TableHistory, from_snapshot, user_history_path
 from acr_core.models import ChangeableAttributes, RepositorySnapshot, TagProperties
-from acr_core.storage.tables import MemoryTable, escape, unescape
+from acr_core.storage.tables import MemoryTable, TableError, escape, unescape
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DIGESTS = [f"sha256:{i:064x}" for i in range(30)]
@@ -205,3 +205,16 @@ def test_the_clis_file_is_in_the_users_data_directory(
 ) -> None:
     """Without --history the CLI's file is under the platform's user data directory."""
     assert user_history_path(environ, platform, Path("/home/u")) == Path(expected)
+
+
+class FailingTable(MemoryTable):
+    async def put(self, partition: str, key: str, value: str, *, etag: str | None) -> bool:
+        raise TableError("cannot write a table in memory: full; free some space")
+
+
+async def test_a_failed_write_is_one_error_naming_the_table() -> None:
+    """A listing whose rows cannot be written fails with the table's own message."""
+    history = TableHistory(FailingTable(), registry="r")
+    observations = [Observation(t, DIGESTS[0], T0) for t in ("a", "b", "c")]
+    with pytest.raises(HistoryError, match=r"^cannot write a table in memory: full"):
+        await history.observe("apps/web", observations)

@@ -85,3 +85,11 @@ def test_the_push_time_is_the_events_data_timestamp(timestamp: object, expected:
 def test_an_event_without_data_has_no_push_time() -> None:
     """No data object, no time (the event is then learnt from the next listing)."""
     assert pushed_at(envelope("x")) is None
+
+
+def test_plain_http_is_only_for_a_local_emulator() -> None:
+    """An http:// table URL off the loopback address is refused (the token would be in clear)."""
+    with pytest.raises(SettingsError, match="plain http"):
+        load_settings(
+            {**MINIMAL, "CLEANUP_HISTORY_TABLE_URL": "http://acct.table.core.windows.net/t1"}
+        )
