@@ -14,9 +14,10 @@ from acr_core.app.settings import Settings
 from acr_core.app.sweep import sweep_message
 from acr_core.history.model import HistoryError
 from acr_core.history.store import TableHistory
-from acr_core.storage.tables import MemoryTable
+from acr_core.storage.tables import MemoryTable, TableStore
 from scripts.func_objects import Out, event_from_json, queue_message
 from tests.function.conftest import Registry, summaries
+from tests.storage.azurite import CREDENTIAL, azurite_tables_fixture, new_table  # noqa: F401
 
 DAY = timedelta(days=1)
 POLICY = {
@@ -140,3 +141,33 @@ async def test_a_move_only_its_event_saw_is_remembered(registry: Registry, confi
     await app.sweep_repository(queue_message(sweep_message("apps/web")), Out())
 
     assert registry.digests("apps/web") == {p3, p2, p1}
+
+
+@pytest.mark.azurite
+async def test_the_history_in_a_real_table_keeps_prods_digests(
+    registry: Registry, configure: Any, azurite_tables: str
+) -> None:
+    """The same flow with the history in Azurite's Table Storage: events and runs write rows
+    (ETag-conditional), and the sweep keeps what prod left."""
+    url = await new_table(azurite_tables)
+    app: ModuleType = configure(CLEANUP_POLICY=json.dumps(POLICY), CLEANUP_HISTORY_TABLE_URL=url)
+    app._shell.history = lambda settings: TableHistory(
+        TableStore(url, CREDENTIAL), registry=settings.login_server
+    )
+    p1 = await push_and_deliver(registry, app, "prod", 12)
+    build = await push_and_deliver(registry, app, None, 11)
+    p2 = await push_and_deliver(registry, app, "prod", 10)
+    p3 = await push_and_deliver(registry, app, "prod", 8)
+    p4 = await push_and_deliver(registry, app, "prod", 6)
+
+    await app.sweep_repository(queue_message(sweep_message("apps/web")), Out())
+
+    assert registry.digests("apps/web") == {p4, p3, p2}
+    assert {p1, build}.isdisjoint(registry.digests("apps/web"))
+    store = TableStore(url, CREDENTIAL)
+    try:
+        rows = [row async for row in store.list(f"{registry.server.login_server}/apps/web")]
+    finally:
+        await store.close()
+    assert [row.key for row in rows] == ["prod"]
+    assert [digest for digest, _ in json.loads(rows[0].value)] == [p4, p3, p2, p1]

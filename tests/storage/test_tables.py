@@ -3,82 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from azure.core.credentials import AzureNamedKeyCredential
-from azure.data.tables.aio import TableClient
 
 from acr_core.history.model import DEPTH, HistoryError, Observation, previous
 from acr_core.history.store import TableHistory
 from acr_core.storage.tables import TableError, TableStore
+from tests.storage.azurite import (
+    ACCOUNT,
+    CREDENTIAL,
+    azurite_tables_fixture,  # noqa: F401 - the fixture `azurite_tables`
+    free_port,
+    new_table,
+)
 
 pytestmark = pytest.mark.azurite
 
-ROOT = Path(__file__).resolve().parents[2]
-# Azurite's well-known development account (Azurite README, "Default storage account").
-ACCOUNT = "devstoreaccount1"
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-CREDENTIAL = AzureNamedKeyCredential(ACCOUNT, KEY)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DIGESTS = [f"sha256:{i:064x}" for i in range(12)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def azurite_tables() -> Iterator[str]:
-    """Azurite's table service on a free loopback port; yields the account's endpoint."""
-    binary = os.environ.get("AZURITE")
-    path = Path(binary).parent if binary else ROOT / ".tools/azurite/node_modules/.bin"
-    if not (path / "azurite-table").exists():
-        pytest.skip(f"Azurite is not installed at {path} (make setup installs it)")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(path / "azurite-table"), "--tableHost", "127.0.0.1", "--tablePort", str(port),
-         "--inMemoryPersistence", "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("azurite-table did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/{ACCOUNT}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
 async def table_url(azurite_tables: str) -> str:
     """A fresh table, as the Bicep would create it."""
-    name = f"history{random.randrange(10**9)}"
-    async with TableClient(azurite_tables, name, credential=CREDENTIAL) as client:
-        await client.create_table()
-    return f"{azurite_tables}/{name}"
+    return await new_table(azurite_tables)
 
 
 async def test_rows_are_written_only_as_they_were_read(table_url: str) -> None:
@@ -140,7 +90,7 @@ async def test_a_missing_table_is_an_error_saying_to_create_it(azurite_tables: s
 
 async def test_an_unreachable_account_is_an_error(table_url: str) -> None:
     """A storage account that does not answer fails the read with the table's URL."""
-    url = f"http://127.0.0.1:{_free_port()}/{ACCOUNT}/history"
+    url = f"http://127.0.0.1:{free_port()}/{ACCOUNT}/history"
     store = TableStore(url, CREDENTIAL)
     try:
         with pytest.raises(TableError, match=f"cannot read table {url}"):
