@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from acr_core.history.model import DEPTH
+from acr_core.history.model import DEPTH, Observation
+from acr_core.history.store import TableHistory
 from acr_core.planning.document import policy_document
 from acr_core.planning.plan import Plan
 from acr_core.planning.planner import plan
 from acr_core.planning.policy import Policy, PolicyError, PreviousDigests, load_policy
 from acr_core.planning.previous import TagHistory
 from acr_core.planning.rules import MAX_PREVIOUS_DIGESTS
+from acr_core.run.remember import recall
+from acr_core.storage.tables import MemoryTable
 from tests.unit.planner_fixtures import NOW, RepoBuilder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,3 +227,44 @@ def test_the_clause_is_written_back_as_it_was_read() -> None:
     document = policy_document(loaded)
     assert document["rules"][0]["keep"][1] == PROD3
     assert load_policy(document).rules == loaded.rules
+
+
+# --- history and planner together ------------------------------------------------------------
+
+PUSHES = st.lists(st.sampled_from(range(8)), min_size=1, max_size=30)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(pushes=PUSHES, count=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+async def test_the_plan_keeps_exactly_the_last_digests_a_tag_left(
+    pushes: list[int], count: int, seed: int
+) -> None:
+    """prod pushed onto random images in turn, the events recorded shuffled and duplicated and
+    the run's listing folded in: the plan keeps exactly the last `count` distinct images prod
+    pointed to before its current one, and deletes every other untagged image."""
+    b = RepoBuilder()
+    keys = [f"i{n}" for n in range(8)]
+    current = keys[pushes[-1]]
+    for key in keys:
+        b.image(key, *(("prod",) if key == current else ()), age=OLD)
+    events = [
+        Observation("prod", b.digest(keys[n]), NOW - OLD + timedelta(minutes=i))
+        for i, n in enumerate(pushes)
+    ]
+    rng = random.Random(seed)
+    deliveries = events + rng.sample(events, k=len(events) // 2)
+    rng.shuffle(deliveries)
+    store = TableHistory(MemoryTable(), registry="r")
+    for event in deliveries:
+        await store.record("app", [event])
+    snapshot = b.build()
+    history = await recall(store, {"app": snapshot}, NOW)
+
+    source = policy({"previousDigests": {"tags": ["prod"], "count": count}})
+    result = plan([snapshot], load_policy(source), NOW, history=history)
+
+    before: list[str] = []
+    for n in reversed(pushes):
+        if keys[n] != current and keys[n] not in before:
+            before.append(keys[n])
+    assert deleted(result, b) == set(keys) - {current} - set(before[:count])
