@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
-from acr_core.history.store import FileHistory, user_history_path
+from acr_core.history.store import FileHistory, HistoryStore, TableHistory, user_history_path
 from acr_core.names import is_repository_name
 from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import Policy, PolicyError, load_policy
@@ -43,6 +44,7 @@ from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
 from acr_core.run.progress import ProgressLine
 from acr_core.run.report import RunReport, Status, render_markdown, render_table
 from acr_core.run.service import RepositoryNotFoundError, RunInterrupted, run_cleanup
+from acr_core.storage.tables import TableError, TableStore, check_table_url
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -78,7 +80,7 @@ class Options:
     yes: bool
     limits: ExecutionLimits
     password: str | None = field(default=None, repr=False)
-    history: Path | None = None  # --history: the moving-tag history file
+    history: Path | str | None = None  # --history: the tag history's file, or table URL
 
 
 # The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
@@ -180,8 +182,9 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--history",
         metavar="PATH",
-        help="the moving-tag history file that previousDigests reads and each run adds to "
-        "(default: acr-cleanup/history.json in your user data directory)",
+        help="the moving-tag history that previousDigests reads and each run adds to: a file "
+        "(default: acr-cleanup/history.json in your user data directory) or the function's "
+        "table, https://<account>.table.core.windows.net/<table>",
     )
     auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")
     auth.add_argument("--username", help="admin user or token name (or ACR_USERNAME)")
@@ -286,9 +289,16 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
     )
 
 
-def _history_path(given: str | None, policy: Policy, environ: Mapping[str, str]) -> Path | None:
-    """`--history`, else the default file when a rule keeps previousDigests (a policy
-    without the clause leaves no file behind)."""
+def _history_path(
+    given: str | None, policy: Policy, environ: Mapping[str, str]
+) -> Path | str | None:
+    """`--history` (a table URL, or a file), else the default file when a rule keeps
+    previousDigests (a policy without the clause leaves no file behind)."""
+    if given and given.startswith(("https://", "http://")):
+        try:
+            return check_table_url(given)
+        except TableError as exc:
+            raise UsageError(f"--history {exc}") from None
     if given:
         return Path(given)
     if not any(rule.previous_digests for rule in policy.rules):
@@ -368,6 +378,7 @@ def _error(message: str) -> None:
 
 async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     credential = _credential(options, given)
+    history = _history(options)
     try:
         async with AcrClient(
             options.endpoint,
@@ -391,7 +402,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                     progress=line,
                     confirm=line.paused(confirm) if line and confirm else confirm,
                     named_must_exist=True,
-                    history=_history(options, client.login_server),
+                    history=history,
                 )
     except RunInterrupted as exc:
         _print(exc.report, options, "interrupted; the actions marked applied were done")
@@ -406,6 +417,8 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     finally:
         if credential is not None and credential is not given:
             await credential.close()
+        if history is not None:
+            await history.close()
     report = _explain_issues(report, options)
     _print(report, options)
     if report.cancelled:
@@ -419,9 +432,18 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
 
 
-def _history(options: Options, login_server: str) -> FileHistory | None:
-    """The tag history of this registry in the `--history` file (issue 14)."""
-    return None if options.history is None else FileHistory(options.history, registry=login_server)
+def _history(options: Options) -> HistoryStore | None:
+    """This registry's tag history: the `--history` file, or the function's table through
+    `DefaultAzureCredential`, which needs Storage Table Data Contributor on it (every run, a
+    `plan` too, records the tags it lists)."""
+    registry = urlsplit(options.endpoint).netloc  # the client's login_server
+    if options.history is None or isinstance(options.history, Path):
+        path = options.history
+        return None if path is None else FileHistory(path, registry=registry)
+    from azure.identity.aio import DefaultAzureCredential
+
+    rows = TableStore(options.history, DefaultAzureCredential(), close_credential=True)
+    return TableHistory(rows, registry=registry)
 
 
 def render(report: RunReport, options: Options) -> str:

@@ -116,19 +116,18 @@ class TableStore:
     itself is created by the deployment (the Bicep), never here."""
 
     def __init__(
-        self, table_url: str, credential: AsyncTokenCredential | AzureNamedKeyCredential
+        self,
+        table_url: str,
+        credential: AsyncTokenCredential | AzureNamedKeyCredential,
+        *,
+        close_credential: bool = False,
     ) -> None:
-        parts = urlsplit(table_url)
-        base, _, table = parts.path.rstrip("/").rpartition("/")
-        if parts.scheme not in ("https", "http") or not parts.netloc or not table:
-            raise TableError(
-                f"{table_url!r} is not a table URL: want "
-                "https://<account>.table.core.windows.net/<table>"
-            )
-        self.table_url = f"{parts.scheme}://{parts.netloc}{base}/{table}"
-        self._client = TableClient(
-            f"{parts.scheme}://{parts.netloc}{base}", table, credential=credential
-        )
+        """`close_credential`: `close()` closes the credential too (the caller made it for
+        this store alone; the function's managed identity is shared, and stays open)."""
+        self.table_url = check_table_url(table_url)
+        endpoint, _, table = self.table_url.rpartition("/")
+        self._client = TableClient(endpoint, table, credential=credential)
+        self._credential = credential if close_credential else None
 
     @property
     def description(self) -> str:
@@ -187,6 +186,8 @@ class TableStore:
 
     async def close(self) -> None:
         await self._client.close()
+        if isinstance(self._credential, AsyncTokenCredential):
+            await self._credential.close()
 
     def _error(self, verb: str, exc: AzureError) -> TableError:
         message = (getattr(exc, "message", None) or str(exc)).splitlines()[0]
@@ -197,6 +198,20 @@ class TableStore:
         else:
             fix = "check that the storage account is reachable"
         return TableError(f"cannot {verb} {self.description}: {message}; {fix}")
+
+
+def check_table_url(table_url: str) -> str:
+    """`table_url` without a trailing slash, or TableError saying what a table URL looks like.
+    Plain http only to the loopback address (Azurite): a token must not cross a network in clear."""
+    parts = urlsplit(table_url.strip())
+    base, _, table = parts.path.rstrip("/").rpartition("/")
+    local = parts.hostname in ("127.0.0.1", "localhost")
+    if not (parts.scheme == "https" or (parts.scheme == "http" and local)) or not table:
+        raise TableError(
+            f"{table_url!r} is not a table URL: want "
+            "https://<account>.table.core.windows.net/<table> (plain http only on 127.0.0.1)"
+        )
+    return f"{parts.scheme}://{parts.netloc}{base}/{table}"
 
 
 def _status(exc: AzureError) -> int | None:
