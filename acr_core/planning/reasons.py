@@ -88,8 +88,11 @@ def referrer_deleted(rule: str, why: str) -> str:
     return f"{rule}: {why}, and no keep clause keeps it"
 
 
-def beyond_keep_newest(newest: int) -> str:
-    return f"not one of the {newest} newest unprotected referrers of this type of its subject"
+def beyond_keep_newest(newest: int, subject: str) -> str:
+    return (
+        f"not one of the {newest} newest unprotected referrers of this type of "
+        f"{short_digest(subject)}"
+    )
 
 
 def referrer_old(older_than: timedelta) -> str:

@@ -52,7 +52,7 @@ def judge(
         going: set[str] = set()
         for artifact, entry in sorted(by_type.items()):
             of_type = [r for r in living if graph.artifact_type.get(r) == artifact]
-            for digest, why in _judge_type(graph, entry, of_type, protected, removed, now):
+            for digest, why in _judge_type(graph, entry, subject, of_type, protected, removed, now):
                 if why is None:
                     kept[digest] = reasons.referrer_within(entry.describe(), subject)
                 else:
@@ -68,6 +68,7 @@ def judge(
 def _judge_type(
     graph: Graph,
     entry: ReferrerRule,
+    subject: str,
     referrers: list[str],
     protected: Mapping[str, str],
     removed: Mapping[str, str],
@@ -88,7 +89,7 @@ def _judge_type(
     for position, digest in enumerate(judgeable):
         why: list[str] = []
         if entry.keep_newest is not None and position >= entry.keep_newest:
-            why.append(reasons.beyond_keep_newest(entry.keep_newest))
+            why.append(reasons.beyond_keep_newest(entry.keep_newest, subject))
         updated = graph.updated[digest]
         if (
             entry.older_than is not None

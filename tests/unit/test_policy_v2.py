@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from acr_core.planning.document import policy_document
 from acr_core.planning.policy import (
     Delete,
     KeepClause,
@@ -309,3 +310,29 @@ def test_all_v2_problems_are_reported_at_once() -> None:
         "rules[0] ('s').referrers[0].artifactType",
         "rules[0] ('s').referrers[0]",
     ]
+
+
+def _v2_section_blocks() -> list[Any]:
+    text = (ROOT / "docs" / "policy.md").read_text()
+    start = text.index("## Version 2: keep clauses")
+    section = text[start : text.index("\n## ", start + 1)]
+    return [
+        json.loads(block)
+        for block in section.split("```json\n")[1:]
+        for block in [block.split("```")[0]]
+    ]
+
+
+def test_the_v2_examples_of_docs_policy_md_load_and_validate() -> None:
+    """Every JSON example of the v2 section loads (a rule alone, in a policy of its version)
+    and validates against the schema; the v1 rule there and its v2 form are one policy."""
+    loaded = []
+    for block in _v2_section_blocks():
+        if "rules" not in block:
+            block = {"version": 1 if "keepLatest" in block else 2, "rules": [block]}
+        VALIDATOR.validate(block)
+        loaded.append(load_policy(block))
+    assert len(loaded) == 6
+    v1, v2_form = loaded[-2:]
+    assert v1.version == 1
+    assert policy_document(v1)["rules"] == policy_document(v2_form)["rules"]
