@@ -80,7 +80,7 @@ class TableHistory:
     async def record(self, repository: str, observations: Sequence[Observation]) -> None:
         partition = self._partition(repository)
         for tag, seen in observations_by_tag(observations).items():
-            await self._update(partition, tag, seen, None)
+            await self._update(partition, tag, seen, False)  # read the row first
 
     async def observe(
         self, repository: str, observations: Sequence[Observation]

@@ -218,3 +218,23 @@ async def test_a_failed_write_is_one_error_naming_the_table() -> None:
     observations = [Observation(t, DIGESTS[0], T0) for t in ("a", "b", "c")]
     with pytest.raises(HistoryError, match=r"^cannot write a table in memory: full"):
         await history.observe("apps/web", observations)
+
+
+class CountingTable(MemoryTable):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    async def put(self, partition: str, key: str, value: str, *, etag: str | None) -> bool:
+        done = await super().put(partition, key, value, etag=etag)
+        self.refused += not done
+        return done
+
+
+async def test_an_event_for_a_known_tag_costs_one_read_and_one_write() -> None:
+    """Recording a move of a tag the table knows writes once, without a refused write first."""
+    table = CountingTable()
+    history = TableHistory(table, registry="r")
+    await history.record("apps/web", [Observation("prod", DIGESTS[0], T0)])
+    await history.record("apps/web", [Observation("prod", DIGESTS[1], T0 + timedelta(1))])
+    assert (table.writes, table.refused) == (2, 0)
