@@ -19,6 +19,7 @@ from typing import TypeVar
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY
+from acr_core.storage.tables import TableError, check_table_url
 
 DEFAULT_SCHEDULE = "0 0 3 * * *"
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
@@ -292,4 +293,7 @@ def _history_table_url(env: Mapping[str, str], policy: Policy | None) -> str | N
             "https://<account>.table.core.windows.net/<table> (a table name is 3-63 letters "
             "and digits, starting with a letter)"
         )
-    return value.rstrip("/")
+    try:
+        return check_table_url(value)  # what the table client will be given
+    except TableError as exc:
+        raise ValueError(f"{name} {exc}") from None
