@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import signal
 import ssl
@@ -296,14 +297,27 @@ def _history_path(
     previousDigests (a policy without the clause leaves no file behind)."""
     if given and given.startswith(("https://", "http://")):
         try:
-            return check_table_url(given)
+            url = check_table_url(given)
         except TableError as exc:
             raise UsageError(f"--history {exc}") from None
+        if not all(_installed(m) for m in ("azure.data.tables", "aiohttp")):
+            raise UsageError(
+                "--history with a table URL needs azure-data-tables and aiohttp: "
+                "pip install azure-data-tables aiohttp (or give a file)"
+            )
+        return url
     if given:
         return Path(given)
     if not any(rule.previous_digests for rule in policy.rules):
         return None
     return user_history_path(environ, sys.platform, Path.home())
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def _endpoint(registry: str) -> str:

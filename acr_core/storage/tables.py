@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from azure.core import MatchConditions
@@ -31,8 +31,9 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableClient
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
 
 __all__ = ["MemoryTable", "Row", "Rows", "TableError", "TableStore"]
 
@@ -124,9 +125,12 @@ class TableStore:
     ) -> None:
         """`close_credential`: `close()` closes the credential too (the caller made it for
         this store alone; the function's managed identity is shared, and stays open)."""
+        # Imported here: the CLI, installed as a package, uses a table only when asked to.
+        from azure.data.tables.aio import TableClient
+
         self.table_url = check_table_url(table_url)
         endpoint, _, table = self.table_url.rpartition("/")
-        self._client = TableClient(endpoint, table, credential=credential)
+        self._client: TableClient = TableClient(endpoint, table, credential=credential)
         self._credential = credential if close_credential else None
 
     @property
@@ -159,6 +163,8 @@ class TableStore:
             raise self._error("read", exc) from exc
 
     async def put(self, partition: str, key: str, value: str, *, etag: str | None) -> bool:
+        from azure.data.tables import UpdateMode
+
         entity = {"PartitionKey": escape(partition), "RowKey": escape(key), VALUE: value}
         try:
             if etag is None:
