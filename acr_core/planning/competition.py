@@ -58,11 +58,17 @@ class Standing:
 
     def kept_by(self, digest: str) -> str | None:
         """Why the first clause that keeps `digest` keeps it, or None."""
+        return self.reasons().get(digest)
+
+    def reasons(self) -> Mapping[str, str]:
+        """Each kept image -> why the first clause (and its first group) keeping it keeps it."""
+        found: dict[str, str] = {}
         for clause, groups in zip(self.clauses, self.kept, strict=True):
             for group, kept in sorted(groups.items(), key=lambda item: item[0] or ""):
-                if digest in kept:
-                    return clause.kept.replace("{group}", group or "")
-        return None
+                reason = clause.kept.replace("{group}", group or "")
+                for digest in kept:
+                    found.setdefault(digest, reason)
+        return found
 
     def survivors(self) -> frozenset[str]:
         return frozenset[str]().union(*(k for groups in self.kept for k in groups.values()))
@@ -73,7 +79,7 @@ def clauses(rule: Rule, graph: Graph, now: datetime, rank: Mapping[str, int]) ->
     found: list[Clause] = []
     for entry in rule.keep:
         if not isinstance(entry, KeepClause) or not entry.counting:
-            continue  # a protection (previousDigests included), decided before competing
+            continue
         assert entry.newest is not None
         if rule.version == 1:
             n = entry.newest

@@ -32,7 +32,7 @@ from acr_core.models import RepositorySnapshot
 from acr_core.planning import anchoring, competition, reasons, referrers, safety
 from acr_core.planning.anchoring import Anchors
 from acr_core.planning.candidates import Judgement, Verdict, candidates
-from acr_core.planning.competition import Clause, Standing
+from acr_core.planning.competition import Clause
 from acr_core.planning.graph import Graph, attached_subject, build_graph, needs_inspection
 from acr_core.planning.guards import Guards, guards
 from acr_core.planning.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
@@ -84,7 +84,7 @@ class _Decisions:
     removed_by: Mapping[str, str]  # everything removed -> the deletion that removes it
     cascades: Mapping[str, tuple[str, ...]]
     judged_kept: Mapping[str, str]  # judged, but kept: why
-    standing: Standing
+    kept_by_clause: Mapping[str, str]  # kept by a counting clause: why
     referrers_kept: Mapping[str, str]  # referrers a referrer rule judged and kept: why
 
 
@@ -104,7 +104,7 @@ def _plan_repository(
             d: "; ".join(w for w in (protected.get(d), previous.protected.get(d)) if w)
             for d in {*protected, *previous.protected}
         }
-    counting = any(c.counting for c in rule.keep)
+    counting = any(c.counting for c in rule.keep)  # every kind of clause says whether it counts
     rank = competition.ranking(graph) if counting else {}
     clauses = competition.clauses(rule, graph, now, rank)
     verdicts = candidates(graph, protected, rule, now, counted=bool(clauses))
@@ -191,7 +191,7 @@ def _decide(state: _State, rule: Rule, protected: Mapping[str, str], now: dateti
     state.rounds(state.held_up.roots)
     referrers_kept: Mapping[str, str] = {}
     if rule.referrers:
-        judged = referrers.judge(state.graph, rule, protected, state.removed, now)
+        judged = referrers.judge(state.graph, rule, protected, state.removed, now, state.held_up.of)
         referrers_kept = judged.kept
         state.rounds(state.delete([(d, why, False) for d, why in judged.deletions]))
     return _Decisions(
@@ -199,7 +199,7 @@ def _decide(state: _State, rule: Rule, protected: Mapping[str, str], now: dateti
         state.removed,
         state.cascades,
         state.judged_kept,
-        state.standing,
+        state.standing.reasons(),
         referrers_kept,
     )
 
@@ -259,7 +259,7 @@ def _why_kept(
         return reasons.protected(protected[digest])
     if digest in decided.judged_kept:
         return decided.judged_kept[digest]
-    by_clause = decided.standing.kept_by(digest)
+    by_clause = decided.kept_by_clause.get(digest)
     if by_clause is not None:
         return by_clause
     by_referrer_rule = decided.referrers_kept.get(digest)

@@ -136,12 +136,8 @@ class Rule:
     def keep_latest(self) -> int | None:
         """The count of the first counting clause without filters (v1's `keepLatest`)."""
         for clause in self.keep:
-            if (
-                isinstance(clause, KeepClause)
-                and clause.counting
-                and clause.tags is None
-                and clause.pushed_within is None
-            ):
+            plain = isinstance(clause, KeepClause) and clause.pushed_within is None
+            if plain and clause.counting and clause.tags is None:
                 return clause.newest
         return None
 
@@ -149,12 +145,8 @@ class Rule:
     def keep_tags(self) -> PatternSet:
         """The tag patterns of the first protecting clause with only tags (v1's `keepTags`)."""
         for clause in self.keep:
-            if (
-                isinstance(clause, KeepClause)
-                and not clause.counting
-                and clause.tags is not None
-                and clause.pushed_within is None
-            ):
+            plain = isinstance(clause, KeepClause) and clause.pushed_within is None
+            if plain and not clause.counting and clause.tags is not None:
                 return clause.tags
         return _no_tags()
 
@@ -350,12 +342,22 @@ def _is_text(value: str) -> bool:
     return True
 
 
+def _guess_version(rules: object) -> int:
+    """The version rules without a valid `version` look written in: 1 if any uses a v1 field."""
+    v1_only = _RULE_FIELDS[1] - _RULE_FIELDS[2]
+    if isinstance(rules, list) and any(
+        isinstance(rule, Mapping) and v1_only & set(rule) for rule in rules
+    ):
+        return 1
+    return 2
+
+
 class _Parser:
     """Collects every problem rather than stopping at the first, so one run shows them all."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
-        self.version = POLICY_VERSION
+        self.version: int = POLICY_VERSION
 
     def fail(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -371,8 +373,11 @@ class _Parser:
             self.fail(
                 "version", f"{_show(version)} is not supported; the policy versions are 1 and 2"
             )
-        # With a bad version the rules are still checked, as the newest version reads them.
-        self.version = version if _is_int(version) and version in POLICY_VERSIONS else 2
+        # With a bad version the rules are still checked, in the version they look written in.
+        if _is_int(version) and version in POLICY_VERSIONS:
+            self.version = version
+        else:
+            self.version = _guess_version(data.get("rules"))
         rules = self.rules(data.get("rules"))
         safety = self.safety(data.get("safety", {}))
         if self.problems:
@@ -512,7 +517,8 @@ class _Parser:
         return tuple(clauses)
 
     def keep_clause(self, where: str, index: int, data: object) -> KeepEntry | None:
-        """One keep clause; every kind of clause is told apart here (issue 14 adds one)."""
+        """One keep clause; every kind of clause is told apart here (issue 14 adds one, told
+        by its own field, before the filter clause below is assumed)."""
         if not isinstance(data, Mapping):
             self.fail(where, 'must be an object such as {"tags": ["latest"]} or {"newest": 10}')
             return None

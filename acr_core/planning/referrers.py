@@ -5,7 +5,8 @@ entries reach the referrers (at any depth: a signature of an SBOM included) whos
 plan keeps: for each subject and `artifactType`, `keepNewest: N` deletes all but the N newest
 and `olderThan` deletes those older than that (either is enough to delete). A referrer that is
 protected (locked, young, selected by a protecting keep clause; it then protects its subject
-too) is never deleted and does not use up N; nor is one an index in the repository lists. A
+too) is never deleted and does not use up N; nor is one anchored by a kept index (one that lists
+it, or lists one of its own referrers, which its deletion would take along). A
 deleted referrer takes its own referrers with it (ACR's cascade), so they are not judged.
 
 A referrer's artifact type is its manifest's `artifactType`, or else its config media type
@@ -14,7 +15,7 @@ A referrer's artifact type is its manifest's `artifactType`, or else its config 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +39,7 @@ def judge(
     protected: Mapping[str, str],
     removed: Mapping[str, str],
     now: datetime,
+    anchored_by: Mapping[str, Sequence[str]],
 ) -> Judged:
     """Apply `rule.referrers` to the referrers of every manifest not `removed`, from the
     images down (a referrer kept is a subject in turn)."""
@@ -52,7 +54,9 @@ def judge(
         going: set[str] = set()
         for artifact, entry in sorted(by_type.items()):
             of_type = [r for r in living if graph.artifact_type.get(r) == artifact]
-            for digest, why in _judge_type(graph, entry, subject, of_type, protected, removed, now):
+            held = [r for r in of_type if any(a not in removed for a in anchored_by.get(r, ()))]
+            judgeable = [r for r in of_type if r not in protected and r not in held]
+            for digest, why in _judge_type(graph, entry, subject, judgeable, now):
                 if why is None:
                     kept[digest] = reasons.referrer_within(entry.describe(), subject)
                 else:
@@ -66,24 +70,13 @@ def judge(
 
 
 def _judge_type(
-    graph: Graph,
-    entry: ReferrerRule,
-    subject: str,
-    referrers: list[str],
-    protected: Mapping[str, str],
-    removed: Mapping[str, str],
-    now: datetime,
+    graph: Graph, entry: ReferrerRule, subject: str, judgeable: list[str], now: datetime
 ) -> list[tuple[str, str | None]]:
     """Each judgeable referrer of one subject and type, newest first, with why it is deleted
-    (None: kept). Protected referrers and those an index in the repository lists are not
-    judged and do not count toward `keepNewest`."""
-    judgeable = [
-        r
-        for r in referrers
-        if r not in protected and not any(p not in removed for p in graph.parents.get(r, ()))
-    ]
+    (None: kept). Protected and anchored referrers are not judgeable, so they do not count
+    toward `keepNewest`."""
     created = {d: graph.manifests[d].created_on for d in judgeable}
-    judgeable.sort()
+    judgeable = sorted(judgeable)
     judgeable.sort(key=lambda d: (graph.updated[d], created[d]), reverse=True)
     judged: list[tuple[str, str | None]] = []
     for position, digest in enumerate(judgeable):
@@ -91,11 +84,8 @@ def _judge_type(
         if entry.keep_newest is not None and position >= entry.keep_newest:
             why.append(reasons.beyond_keep_newest(entry.keep_newest, subject))
         updated = graph.updated[digest]
-        if (
-            entry.older_than is not None
-            and updated is not None
-            and updated < now - entry.older_than
-        ):
-            why.append(reasons.referrer_old(entry.older_than))
+        older_than = entry.older_than
+        if older_than is not None and updated is not None and updated < now - older_than:
+            why.append(reasons.referrer_old(older_than))
         judged.append((digest, "; ".join(why) if why else None))
     return judged

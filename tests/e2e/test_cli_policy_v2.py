@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 
 from acr_core.cli import EXIT_DONE, main
+from acr_core.planning.document import policy_document
+from acr_core.planning.policy import load_policy
 from acr_emulator import Emulator, EmulatorConfig, ServerInfo
-from tests.e2e.registry import NOW, day
+from tests.e2e.registry import API_AFTER, NOW, day, state
+from tests.e2e.registry import FIXTURE as E2E_FIXTURE
+from tests.e2e.registry import POLICY as E2E_POLICY
 
 SIG = "application/vnd.cncf.notary.signature"
 SCAN = "application/vnd.example.scan+json"
@@ -148,3 +152,26 @@ def test_a_v2_policy_applied_through_the_cli_leaves_what_its_clauses_keep(
     again = json.loads(capsys.readouterr().out)
     assert code == EXIT_DONE
     assert all(not repo["actions"] for repo in again["repositories"])
+
+
+def test_the_v2_form_of_the_v1_policy_cleans_to_the_same_state(
+    emulator: Emulator,
+    emulator_server: ServerInfo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Semantics 6 through the CLI: the end-to-end v1 policy, written as v2, leaves
+    services/api exactly as the v1 policy does."""
+    emulator.seed(E2E_FIXTURE)
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(policy_document(load_policy(E2E_POLICY))))
+    server = emulator_server
+    argv = ["apply", "--registry", server.login_server, "--ca-file", str(server.ca_file)]
+    argv += ["--policy", str(policy), "--now", NOW.isoformat(), "--yes"]
+    argv += ["--repository", "services/api"]
+    environ = {"ACR_USERNAME": server.admin_username, "ACR_PASSWORD": server.admin_password}
+
+    code = main(argv, environ=environ)
+
+    assert code == EXIT_DONE, capsys.readouterr()
+    assert state(emulator, "services/api") == API_AFTER

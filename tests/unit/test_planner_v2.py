@@ -386,6 +386,21 @@ CASES = [
         },
         {"sbom", "sig2b"},
     ),
+    c(
+        "5: a referrer whose own referrer a kept index lists stays while that index does",
+        lambda b: (
+            b.image("img", "latest", age=days(90)),
+            b.referrer("sbom", "img", age=days(60), artifact_type=SBOM),
+            b.referrer("sbom-sig", "sbom", age=days(60), artifact_type=SIG),
+            b.index("listing", ("sbom-sig",), "keep-me", age=days(60)),
+        ),
+        {
+            "keep": [{"tags": ["keep-me"]}],
+            "referrers": [{"artifactType": SBOM, "olderThan": "30d"}],
+        },
+        set(),
+        {"sbom": "lists one of its referrers"},
+    ),
 ]
 
 
@@ -443,3 +458,43 @@ def test_an_unread_index_holds_every_v2_deletion() -> None:
     (repo_plan,) = plan([b.build()], v2_policy({"delete": TAGGED_ALL}), NOW).repositories
     assert repo_plan.deletions == ()
     assert any("was not read" in k.reason for k in repo_plan.kept)
+
+
+def test_the_semver_lines_example_of_docs_policy_md() -> None:
+    """docs/policy.md's base images: the 3 highest releases of each major line stay; a
+    pre-release the regex does not admit, and lower releases, go."""
+    b = RepoBuilder()
+    for key, tag in [
+        ("a", "v1.1.0"),
+        ("b", "v1.2.0"),
+        ("c", "v1.9.0"),
+        ("d", "v1.10.0"),
+        ("e", "v2.0.0"),
+        ("f", "v2.0.0-rc.1"),
+    ]:
+        b.image(key, tag, age=days(30))
+    rule = {
+        "keep": [
+            {
+                "tags": ["regex:^v?(?P<major>[0-9]+)\\.[0-9]+\\.[0-9]+$"],
+                "orderBy": "semver",
+                "newest": 3,
+                "per": "major",
+            }
+        ],
+        "delete": {"tagged": {"olderThan": "14d"}},
+    }
+    (repo_plan,) = plan([b.build()], v2_policy(rule), NOW).repositories
+    # v1.1.0 is the fourth of line 1; v2.0.0-rc.1 is selected by no clause.
+    assert {b.keys[a.digest] for a in repo_plan.deletions} == {"a", "f"}
+    kept = {b.keys[k.digest]: k.reason for k in repo_plan.kept}
+    assert (
+        kept["d"]
+        == kept["c"]
+        == kept["b"]
+        == (
+            "keep[0]: newest 3 per major by semver with tags "
+            "regex:^v?(?P<major>[0-9]+)\\.[0-9]+\\.[0-9]+$ (major 1)"
+        )
+    )
+    assert kept["e"].endswith("(major 2)")

@@ -26,6 +26,7 @@ from tests.unit.planner_fixtures import NOW, SIGNATURE_TYPE, RepoBuilder, apply_
 from tests.unit.test_planner_properties import (
     PROPERTY_CHECKS_OFF,
     World,
+    children_of,
     removed,
     statically_protected,
     worlds,
@@ -137,6 +138,17 @@ def test_keep_wins_nothing_a_protecting_clause_selects_is_removed(
     assert not gone & selected_by_protecting_clauses(world, rule)
     static = replace(world, rule={"keepTags": [], "lockTags": rule["lockTags"], **rule})
     assert not gone & statically_protected(static)
+
+
+@SETTINGS
+@given(worlds(referrer_children=True), v2_rules())
+def test_children_of_kept_indexes_survive_v2_plans(world: World, rule: dict[str, Any]) -> None:
+    """No child of a kept index is removed, by a deletion of its own or by a cascade (a
+    referrer rule deleting the subject of a referrer that an index lists)."""
+    gone = removed(v2_plan(world, rule))
+    for parent, kids in children_of(world.snapshot).items():
+        if parent not in gone:
+            assert not kids & gone
 
 
 @SETTINGS

@@ -336,3 +336,23 @@ def test_the_v2_examples_of_docs_policy_md_load_and_validate() -> None:
     v1, v2_form = loaded[-2:]
     assert v1.version == 1
     assert policy_document(v1)["rules"] == policy_document(v2_form)["rules"]
+
+
+def test_the_readme_v2_example_loads_and_validates() -> None:
+    """The README's v2 rule is a valid policy for the loader and the schema."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("Policy version 2 says")[1].split("```json\n")[1].split("```")[0]
+    VALIDATOR.validate(json.loads(block))
+    assert load_policy(block).version == 2
+
+
+def test_with_a_bad_version_rules_are_checked_in_the_version_they_look_written_in() -> None:
+    """A v1 policy with `"version": "1"` gets one problem, the version, not one per v1 field."""
+    with pytest.raises(PolicyError) as caught:
+        load_policy({"version": "1", "rules": [{"repositories": ["a"], "keepLatest": 3}]})
+    assert caught.value.problems == (
+        "version: '1' is not supported; the policy versions are 1 and 2",
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy({"rules": [{"repositories": ["a"], "keep": [{"newest": 3}]}]})
+    assert [p.split(":")[0] for p in caught.value.problems] == ["version"]
