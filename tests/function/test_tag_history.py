@@ -17,7 +17,7 @@ from acr_core.history.store import TableHistory
 from acr_core.storage.tables import MemoryTable, TableStore
 from scripts.func_objects import Out, event_from_json, queue_message
 from tests.function.conftest import Registry, summaries
-from tests.storage.azurite import CREDENTIAL, azurite_tables_fixture, new_table  # noqa: F401
+from tests.storage.azurite_tables import CREDENTIAL, azurite_tables_fixture, new_table  # noqa: F401
 
 DAY = timedelta(days=1)
 POLICY = {

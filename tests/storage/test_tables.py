@@ -11,7 +11,7 @@ import pytest
 from acr_core.history.model import DEPTH, HistoryError, Observation, previous
 from acr_core.history.store import TableHistory
 from acr_core.storage.tables import TableError, TableStore
-from tests.storage.azurite import (
+from tests.storage.azurite_tables import (
     ACCOUNT,
     CREDENTIAL,
     azurite_tables_fixture,  # noqa: F401 - the fixture `azurite_tables`

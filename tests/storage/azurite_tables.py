@@ -1,4 +1,5 @@
-"""Azurite's table service for the tests: started once per module on a free loopback port."""
+"""Azurite's table service for the history tests, once per module on a free loopback port
+(main's tests/storage/azurite.py `azurite_service("table")` can replace it after the merge)."""
 
 from __future__ import annotations
 
