@@ -286,7 +286,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         anonymous=args.anonymous,
         yes=getattr(args, "yes", False),
         limits=limits,
-        history=_history_path(args.history, policy, environ),
+        history=_history_path(getattr(args, "history", None), policy, environ),
     )
 
 
