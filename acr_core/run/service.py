@@ -141,9 +141,7 @@ async def run_cleanup(
     hand), a named repository the registry does not have raises `RepositoryNotFoundError`
     before anything is planned or changed; without it (an event for a repository deleted
     since) it is reported as gone. Cancelled while applying, it raises `RunInterrupted`, which
-    carries the report of what was done so far. `history`: the tag history each listing is
-    recorded in and `previousDigests` clauses read (acr_core.run.remember); without it, rules
-    with such a clause delete nothing.
+    carries the report of what was done so far. `history`: see `_read_and_plan`.
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
@@ -190,6 +188,9 @@ async def _read_and_plan(
     progress: Progress | None,
     history: HistoryStore | None = None,
 ) -> _Read:
+    """Gather, record each listing in the tag history `history` and read back what it
+    remembers (acr_core.run.remember; without it, `previousDigests` rules delete nothing),
+    then plan."""
     began = time.monotonic()
     names, issues = await _select(client, policy, repositories)
     snapshots, failed, gather_seconds = await _gather_all(client, governor, names, progress)
