@@ -34,6 +34,7 @@ from acr_core.app.events import Envelope, Ignored, make_envelope
 from acr_core.app.handlers import RetryPolicy, RunReport, Shell
 from acr_core.app.recording import StoreFactory
 from acr_core.app.settings import Settings, SettingsError, load_settings
+from acr_core.app.tag_history import HistoryFactory
 
 SWEEP_QUEUE = "acr-cleanup-sweep"
 STORAGE_CONNECTION = "AzureWebJobsStorage"
@@ -52,12 +53,14 @@ def configure(
     retry: RetryPolicy | None = None,
     on_report: Callable[[str, RunReport], None] | None = None,
     ledger_store: StoreFactory | None = None,
+    history: HistoryFactory | None = None,
 ) -> Shell:
     """(Re)read the settings from `env` and set the edges; returns the new shell.
 
     Azure runs this once at import with `os.environ`. Tests and `scripts/demo.py` call it to
     point the handlers at a local emulator; `on_report` lets the demo show each run's plan;
     `ledger_store` replaces the ledger's blob container (Azurite, a local directory).
+    `history` replaces the tag history's table (CLEANUP_HISTORY_TABLE_URL) with another store.
     """
     global _shell
     try:
@@ -76,6 +79,7 @@ def configure(
         retry=retry,
         on_report=on_report,
         ledger_store=ledger_store,
+        history=history,
     )
     return _shell
 

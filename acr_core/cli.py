@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -21,10 +22,12 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TextIO, TypeVar
+from urllib.parse import urlsplit
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
+from acr_core.history.store import FileHistory, HistoryStore, TableHistory, user_history_path
 from acr_core.ledger import commands as ledger_commands
 from acr_core.ledger.ledger import LedgerError
 from acr_core.ledger.recorder import LedgerRecorder
@@ -51,6 +54,8 @@ from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
 from acr_core.run.progress import ProgressLine
 from acr_core.run.report import RunReport, Status, render_markdown, render_table
 from acr_core.run.service import RepositoryNotFoundError, RunInterrupted, run_cleanup
+from acr_core.storage.objects import ObjectStore
+from acr_core.storage.tables import TableError, TableStore, check_table_url
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -89,6 +94,7 @@ class Options:
     password: str | None = field(default=None, repr=False)
     against: Policy | None = None  # diff: the current policy
     ledger: str = ""  # --ledger: a directory, or a blob container's URL
+    history: Path | str | None = None  # --history: the tag history's file, or table URL
 
 
 # The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
@@ -264,6 +270,13 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
 
 def _connection_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle (PEM)")
+    sub.add_argument(
+        "--history",
+        metavar="PATH",
+        help="the moving-tag history that previousDigests reads and each run adds to: a file "
+        "(default: acr-cleanup/history.json in your user data directory) or the function's "
+        "table, https://<account>.table.core.windows.net/<table>",
+    )
     auth = sub.add_argument_group("authentication (default: DefaultAzureCredential)")
     auth.add_argument("--username", help="admin user or token name (or ACR_USERNAME)")
     auth.add_argument("--password", help="its password (better: the ACR_PASSWORD variable)")
@@ -354,10 +367,12 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
                 f"--repository {name!r} is not a repository name: lower-case letters, digits "
                 "and . _ - separators, with / between path components"
             )
+    endpoint = _endpoint(args.registry)
+    policy = load_policy(_read(args.policy, "--policy"))
     return Options(
         command=args.command,
-        endpoint=_endpoint(args.registry),
-        policy=load_policy(_read(args.policy, "--policy")),
+        endpoint=endpoint,
+        policy=policy,
         repositories=tuple(args.repository) if args.repository else None,
         output=args.output,
         show_kept=args.verbose or "kept" in args.show,
@@ -370,7 +385,38 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         limits=limits,
         against=_against(args.against) if getattr(args, "against", None) else None,
         ledger=getattr(args, "ledger", None) or _default_ledger(environ),
+        history=_history_path(getattr(args, "history", None), policy, environ),
     )
+
+
+def _history_path(
+    given: str | None, policy: Policy, environ: Mapping[str, str]
+) -> Path | str | None:
+    """`--history` (a table URL, or a file), else the default file when a rule keeps
+    previousDigests (a policy without the clause leaves no file behind)."""
+    if given and given.startswith(("https://", "http://")):
+        try:
+            url = check_table_url(given)
+        except TableError as exc:
+            raise UsageError(f"--history {exc}") from None
+        if not all(_installed(m) for m in ("azure.data.tables", "aiohttp")):
+            raise UsageError(
+                "--history with a table URL needs azure-data-tables and aiohttp: "
+                "pip install azure-data-tables aiohttp (or give a file)"
+            )
+        return url
+    if given:
+        return Path(given)
+    if not any(rule.previous_digests for rule in policy.rules):
+        return None
+    return user_history_path(environ, sys.platform, Path.home())
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def _endpoint(registry: str) -> str:
@@ -602,10 +648,27 @@ def _error(message: str) -> None:
     sys.stderr.write(f"acr-cleanup: error: {message}\n")
 
 
+async def _close(
+    store: ObjectStore,
+    history: HistoryStore | None,
+    credentials: Sequence[AsyncTokenCredential | None],
+    given: AsyncTokenCredential | None,
+) -> None:
+    """Close what the run opened: the ledger's store, the history, and each credential once
+    (the registry's and the stores' may be one object), except the caller's own."""
+    await store.close()
+    if history is not None:
+        await history.close()
+    for owned in {id(c): c for c in credentials if c is not None}.values():
+        if owned is not given:
+            await owned.close()
+
+
 async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     credential = _credential(options, given)
     store_credential = _store_credential(options.ledger, credential, given)
     ledger = ledger_commands.open_ledger(options.ledger, store_credential)
+    history = _history(options)
     try:
         async with AcrClient(
             options.endpoint,
@@ -630,6 +693,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                     confirm=line.paused(confirm) if line and confirm else confirm,
                     named_must_exist=True,
                     recorder=LedgerRecorder(ledger, client, options.policy, trigger="cli"),
+                    history=history,
                 )
     except RunInterrupted as exc:
         _print(exc.report, options, "interrupted; the actions marked applied were done")
@@ -645,10 +709,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         _error(f"{exc}; pass --ledger DIR|URL to record elsewhere")
         return EXIT_FAILED
     finally:
-        await ledger.store.close()
-        for owned in {id(c): c for c in (credential, store_credential) if c is not None}.values():
-            if owned is not given:
-                await owned.close()
+        await _close(ledger.store, history, (credential, store_credential), given)
     report = _explain_issues(report, options)
     _print(report, options)
     if report.cancelled:
@@ -660,6 +721,20 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         _error(_nothing_covered(options))
         return EXIT_NOTHING_COVERED
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def _history(options: Options) -> HistoryStore | None:
+    """This registry's tag history: the `--history` file, or the function's table through
+    `DefaultAzureCredential`, which needs Storage Table Data Contributor on it (every run, a
+    `plan` too, records the tags it lists)."""
+    registry = urlsplit(options.endpoint).netloc  # the client's login_server
+    if options.history is None or isinstance(options.history, Path):
+        path = options.history
+        return None if path is None else FileHistory(path, registry=registry)
+    from azure.identity.aio import DefaultAzureCredential
+
+    rows = TableStore(options.history, DefaultAzureCredential(), close_credential=True)
+    return TableHistory(rows, registry=registry)
 
 
 def render(report: RunReport, options: Options) -> str:

@@ -157,6 +157,16 @@ module ledger 'modules/ledger.bicep' = {
   }
 }
 
+// The moving-tag history's table and the app's role on it (issue 14).
+module tagHistory 'modules/tag-history.bicep' = {
+  name: 'acrclean-tag-history-${resourceToken}'
+  params: {
+    storageAccountName: storage.outputs.storageAccountName
+    tableName: 'taghistory'
+    appPrincipalId: identity.properties.principalId
+  }
+}
+
 module registryAccess 'modules/registry-access.bicep' = {
   name: 'acrclean-registry-access-${resourceToken}'
   scope: resourceGroup(registryGroup)
@@ -195,6 +205,7 @@ module functionApp 'modules/function-app.bicep' = {
     sweepBudgetSeconds: sweepBudgetSeconds
     acrTokenAudience: acrTokenAudience
     ledgerUrl: ledger.outputs.containerUrl
+    historyTableUrl: tagHistory.outputs.tableUrl
   }
 }
 

@@ -32,6 +32,7 @@ from acr_core.app.events import Envelope, Ignored, read_image_pushed
 from acr_core.app.recording import StoreFactory, ledger_recorder
 from acr_core.app.settings import Settings, SettingsError
 from acr_core.app.sweep import Listing, read_continuation, read_sweep_message
+from acr_core.app.tag_history import HistoryFactory, opened, record_push
 from acr_core.registry.client import AcrClient
 from acr_core.registry.errors import AcrError, is_transient
 from acr_core.registry.transport import RetryPolicy
@@ -69,6 +70,7 @@ class Shell:
     coalescer: Coalescer = field(default_factory=Coalescer)
     managed: ManagedIdentity = field(default_factory=ManagedIdentity)
     ledger_store: StoreFactory | None = None  # None: CLEANUP_LEDGER_URL's blob container
+    history: HistoryFactory | None = None  # None: the table CLEANUP_HISTORY_TABLE_URL names
 
 
 class RetryableRun(Exception):
@@ -102,6 +104,10 @@ async def image_pushed(shell: Shell, envelope: Envelope | Ignored) -> None:
             pushed.repository,
         )
         return
+    assert isinstance(envelope, Envelope)  # `pushed` was read from it
+    unrecorded = await record_push(
+        settings, shell.history, _storage(shell, settings), envelope, pushed
+    )
 
     async def run(protect: frozenset[str], stop: asyncio.Event) -> None:
         await _clean(shell, settings, pushed.repository, "push", protect, pushed.event_id, stop)
@@ -116,6 +122,9 @@ async def image_pushed(shell: Shell, envelope: Envelope | Ignored) -> None:
             pushed.event_id,
             pushed.repository,
         )
+    if unrecorded is not None:  # the tag history must learn this push: have it delivered again
+        log.error("acr-cleanup event %s: %s; will retry", pushed.event_id, unrecorded)
+        raise RetryableRun(unrecorded)
 
 
 async def scheduled_sweep(shell: Shell, *, past_due: bool) -> list[str] | None:
@@ -227,6 +236,7 @@ async def _clean(
         max_concurrency=settings.max_concurrency,
         writes_per_minute=settings.max_writes_per_minute,
     )
+    history = opened(settings, shell.history, _storage(shell, settings))
     async with (
         _client(shell, settings) as client,
         ledger_recorder(
@@ -237,6 +247,7 @@ async def _clean(
             event_id=cause,
             store_factory=shell.ledger_store,
         ) as recorder,
+        history as tag_history,
     ):
         report = await run_cleanup(
             client,
@@ -248,6 +259,7 @@ async def _clean(
             limits=limits,
             stop=None if stop is None else lambda _: stop.is_set(),
             recorder=recorder,
+            history=tag_history,
         )
     context = {"repository": repository, "trigger": trigger, "cause": cause}
     _log_summary("acr-cleanup run", {**context, **report.summary()})
@@ -329,6 +341,11 @@ def _credential(shell: Shell, settings: Settings) -> AsyncTokenCredential:
     if shell.credential is not None:
         return shell.credential
     return shell.managed.for_this_loop(settings.client_id)
+
+
+def _storage(shell: Shell, settings: Settings) -> Callable[[], AsyncTokenCredential]:
+    """The function's own storage account is reached with its managed identity."""
+    return lambda: shell.managed.for_this_loop(settings.client_id)
 
 
 def _log_summary(prefix: str, summary: Mapping[str, object]) -> None:

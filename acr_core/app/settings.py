@@ -19,6 +19,7 @@ from typing import TypeVar
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY
+from acr_core.storage.tables import TableError, check_table_url
 
 DEFAULT_SCHEDULE = "0 0 3 * * *"
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
@@ -60,6 +61,7 @@ class Settings:
     max_writes_per_minute: int | None = None
     sweep_budget_seconds: float = DEFAULT_SWEEP_BUDGET_SECONDS
     ledger_url: str | None = None  # CLEANUP_LEDGER_URL: the deletion ledger's blob container
+    history_table_url: str | None = None  # CLEANUP_HISTORY_TABLE_URL: the tag history (issue 14)
 
     @property
     def endpoint(self) -> str:
@@ -96,6 +98,7 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
     budget = check(lambda: _budget(env), DEFAULT_SWEEP_BUDGET_SECONDS)
     ledger_url = check(lambda: _ledger_url(env), None)
     loaded = check(lambda: _policy(env, app_root), None)
+    history = check(lambda: _history_table_url(env, loaded[0] if loaded else None), None)
     if problems or loaded is None:
         raise SettingsError(problems)
     return Settings(
@@ -111,6 +114,7 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
         max_writes_per_minute=writes,
         sweep_budget_seconds=budget,
         ledger_url=ledger_url,
+        history_table_url=history,
     )
 
 
@@ -277,3 +281,39 @@ def _policy(env: Mapping[str, str], app_root: Path | None) -> tuple[Policy, str]
         raise ValueError(
             f"{setting} is not a valid policy: its JSON is nested too deeply to read"
         ) from None
+
+
+# --- the tag history (issue 14) ----------------------------------------------------------------
+
+_TABLE_URL_RE = re.compile(r"https?://[A-Za-z0-9.:-]+(/[A-Za-z0-9]+)?/[A-Za-z][A-Za-z0-9]{2,62}")
+
+
+def _history_table_url(env: Mapping[str, str], policy: Policy | None) -> str | None:
+    """The tag history's table; required when a rule uses `previousDigests`."""
+    name = "CLEANUP_HISTORY_TABLE_URL"
+    value = _get(env, name)
+    users = [r.name for r in policy.rules if r.previous_digests] if policy is not None else []
+    if value is None:
+        if users:
+            raise ValueError(
+                f"{name} is not set, and rule {users[0]!r} keeps previousDigests, which reads "
+                "the tag history: set it to https://<account>.table.core.windows.net/<table> "
+                "(the Bicep sets it)"
+            )
+        return None
+    loopback = re.match(r"http://(127\.0\.0\.1|localhost)[:/]", value)
+    if value.startswith("http://") and not loopback:
+        raise ValueError(
+            f"{name} {value!r} is plain http: the identity's token would cross the network "
+            "in clear; use https (http only for a local emulator on 127.0.0.1)"
+        )
+    if not _TABLE_URL_RE.fullmatch(value.rstrip("/")):
+        raise ValueError(
+            f"{name} {value!r} is not a table URL: want "
+            "https://<account>.table.core.windows.net/<table> (a table name is 3-63 letters "
+            "and digits, starting with a letter)"
+        )
+    try:
+        return check_table_url(value)  # what the table client will be given
+    except TableError as exc:
+        raise ValueError(f"{name} {exc}") from None

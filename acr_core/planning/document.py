@@ -13,7 +13,7 @@ from typing import Any
 
 from acr_core.planning.patterns import format_duration
 from acr_core.planning.policy import Policy, Rule
-from acr_core.planning.rules import Delete, KeepClause, OrderBy, ReferrerRule
+from acr_core.planning.rules import Delete, KeepClause, OrderBy, PreviousDigests, ReferrerRule
 
 
 def policy_document(policy: Policy) -> dict[str, Any]:
@@ -47,7 +47,10 @@ def _rule(rule: Rule) -> dict[str, Any]:
     return out
 
 
-def _clause(clause: KeepClause) -> dict[str, Any]:
+def _clause(clause: KeepClause | PreviousDigests) -> dict[str, Any]:
+    if isinstance(clause, PreviousDigests):
+        tags = list(clause.tags.patterns)
+        return {"previousDigests": {"tags": tags, "count": clause.count}}
     out: dict[str, Any] = {}
     if clause.tags is not None:
         out["tags"] = list(clause.tags.patterns)

@@ -37,6 +37,7 @@ from acr_core.planning.graph import Graph, attached_subject, build_graph, needs_
 from acr_core.planning.guards import Guards, guards
 from acr_core.planning.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
 from acr_core.planning.policy import Policy, Rule, Safety
+from acr_core.planning.previous import TagHistory, previous_digests
 from acr_core.planning.protection import protection
 
 __all__ = ["attached_subject", "needs_inspection", "plan"]
@@ -48,11 +49,14 @@ def plan(
     now: datetime,
     *,
     protect: Mapping[str, frozenset[str]] | None = None,
+    history: Mapping[str, TagHistory] | None = None,
 ) -> Plan:
     """Decide, for every repository the policy covers, what to delete, lock and keep, and why.
 
     Repositories no rule matches are left out of the plan: they are never touched.
     `protect` maps a repository to digests that must be kept whatever the policy says.
+    `history` maps a repository to its tag history, which `previousDigests` clauses read; a
+    rule with such a clause deletes nothing where the history is missing or unreadable.
     """
     if now.tzinfo is None:
         # ACR's timestamps are UTC; comparing them with a naive time would raise mid-plan.
@@ -63,7 +67,12 @@ def plan(
         rule = policy.rule_for(snapshot.name)
         if rule is not None:
             caller = protect.get(snapshot.name, frozenset())
-            plans.append(_plan_repository(snapshot, rule, now, caller, policy.safety))
+            tags = (
+                history.get(snapshot.name)
+                if history is not None
+                else TagHistory(unreadable=reasons.HISTORY_NOT_GIVEN)
+            )
+            plans.append(_plan_repository(snapshot, rule, now, caller, policy.safety, tags))
     return Plan(tuple(plans))
 
 
@@ -80,10 +89,21 @@ class _Decisions:
 
 
 def _plan_repository(
-    snapshot: RepositorySnapshot, rule: Rule, now: datetime, caller: frozenset[str], limits: Safety
+    snapshot: RepositorySnapshot,
+    rule: Rule,
+    now: datetime,
+    caller: frozenset[str],
+    limits: Safety,
+    history: TagHistory | None = None,
 ) -> RepositoryPlan:
     graph = build_graph(snapshot)
     protected = protection(graph, rule, now, caller)
+    previous = previous_digests(graph, rule, history)
+    if previous.protected:
+        protected = {
+            d: "; ".join(w for w in (protected.get(d), previous.protected.get(d)) if w)
+            for d in {*protected, *previous.protected}
+        }
     counting = any(c.counting for c in rule.keep)  # every kind of clause says whether it counts
     rank = competition.ranking(graph) if counting else {}
     clauses = competition.clauses(rule, graph, now, rank)
@@ -107,7 +127,8 @@ def _plan_repository(
         rule=rule.name,
         actions=(*safety.locks(graph, rule), *_deletions(graph, rule, decided)),
         kept=kept,
-        blocked=safety.blocked(graph, limits, len(decided.removed_by), len(decided.deleted)),
+        blocked=previous.blocked
+        or safety.blocked(graph, limits, len(decided.removed_by), len(decided.deleted)),
     )
 
 

@@ -30,7 +30,15 @@ from acr_core.planning.patterns import (
     named_groups,
     parse_duration,
 )
-from acr_core.planning.rules import Delete, KeepClause, KeepEntry, OrderBy, ReferrerRule
+from acr_core.planning.rules import (
+    MAX_PREVIOUS_DIGESTS,
+    Delete,
+    KeepClause,
+    KeepEntry,
+    OrderBy,
+    PreviousDigests,
+    ReferrerRule,
+)
 
 __all__ = [
     "Delete",
@@ -39,6 +47,7 @@ __all__ = [
     "OrderBy",
     "Policy",
     "PolicyError",
+    "PreviousDigests",
     "ReferrerRule",
     "Rule",
     "Safety",
@@ -140,6 +149,11 @@ class Rule:
             if plain and not clause.counting and clause.tags is not None:
                 return clause.tags
         return _no_tags()
+
+    @property
+    def previous_digests(self) -> tuple[PreviousDigests, ...]:
+        """The rule's `previousDigests` clauses: they need the tag history to plan."""
+        return tuple(c for c in self.keep if isinstance(c, PreviousDigests))
 
     @property
     def untagged_older_than(self) -> timedelta | None:
@@ -508,6 +522,8 @@ class _Parser:
         if not isinstance(data, Mapping):
             self.fail(where, 'must be an object such as {"tags": ["latest"]} or {"newest": 10}')
             return None
+        if "previousDigests" in data:
+            return self.previous_digests(where, index, data)
         before = len(self.problems)
         self.unknown_fields(where, data, _KEEP_FIELDS)
         for key in sorted(k for k in _KEEP_FIELDS if data.get(k, 0) is None):
@@ -529,6 +545,32 @@ class _Parser:
             per=per,
             order_by=order_by,
         )
+
+    def previous_digests(
+        self, where: str, index: int, data: Mapping[str, object]
+    ) -> PreviousDigests | None:
+        """`{"previousDigests": {"tags": [...], "count": N}}`, alone in its clause."""
+        before = len(self.problems)
+        self.unknown_fields(where, data, frozenset({"previousDigests"}))
+        value, at = data["previousDigests"], f"{where}.previousDigests"
+        example = '{"tags": ["prod"], "count": 3}'
+        if not isinstance(value, Mapping):
+            self.fail(at, f"must be an object such as {example}")
+            return None
+        self.unknown_fields(at, value, frozenset({"tags", "count"}))
+        tags = self.patterns(at, "tags", value.get("tags"), required=True)
+        count = value.get("count")
+        if not (_is_int(count) and 1 <= count <= MAX_PREVIOUS_DIGESTS):
+            self.fail(
+                f"{at}.count",
+                f"{_show(count)} is not a whole number from 1 to {MAX_PREVIOUS_DIGESTS} (the "
+                "digests the tag history remembers per tag)"
+                if count is not None
+                else f"missing; write how many earlier digests to keep per tag, as in {example}",
+            )
+        if len(self.problems) > before or tags is None or not _is_int(count):
+            return None
+        return PreviousDigests(index=index, tags=tags, count=count)
 
     def count(self, where: str, name: str, value: object) -> int | None:
         if value is None:

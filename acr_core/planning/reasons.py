@@ -275,3 +275,23 @@ def _split(removed: int, direct: int) -> str:
     return (
         f": {direct} deletion(s) and {referrers} referrer(s) that ACR deletes with their subjects"
     )
+
+
+# --- previousDigests: a moving tag's earlier digests (issue 14) ---------------------------------
+
+
+def previous_digest(clause: str, tag: str, position: int) -> str:
+    """`position` counts from 1: the digest `tag` pointed to just before its current one."""
+    which = "just before its current one" if position == 1 else f"{position} digests back"
+    return f"{clause}: {tag} pointed to it {which}"
+
+
+def history_unavailable(clause: str, why: str, repository: str) -> str:
+    return (
+        f"{clause} needs the tag history, which {why}; nothing in {repository} is deleted "
+        "until it can be read"
+    )
+
+
+HISTORY_NOT_GIVEN = "this run was not given (configure a history table, or the CLI's --history)"
+HISTORY_NOT_READ = "was not read for this repository"

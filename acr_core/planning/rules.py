@@ -65,8 +65,35 @@ class KeepClause:
         return f"keep[{self.index}]: " + (" ".join(parts) if parts else "every manifest")
 
 
-# Every kind of keep clause; issue 14 adds its `previousDigests` clause here.
-KeepEntry = KeepClause
+# The most digests a `previousDigests` clause may keep per tag: what the tag history remembers
+# (acr_core.history.model.DEPTH, which must not be smaller).
+MAX_PREVIOUS_DIGESTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousDigests:
+    """`{"previousDigests": {"tags": [...], "count": N}}`: for each tag matching `tags`, keep
+    the last `count` distinct digests it pointed to before its current one (the tag history's
+    memory, acr_core.history), even when they are untagged now. A protection: it never counts
+    against a clause with `newest`, and what it keeps keeps its children and referrers."""
+
+    index: int
+    tags: PatternSet
+    count: int
+
+    @property
+    def counting(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        """`keep[3]: previous 3 digests of prod, staging`."""
+        return f"keep[{self.index}]: previous {self.count} digests of " + ", ".join(
+            self.tags.patterns
+        )
+
+
+# Every kind of keep clause.
+KeepEntry = KeepClause | PreviousDigests
 
 
 @dataclass(frozen=True, slots=True)

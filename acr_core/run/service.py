@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from acr_core.history.store import HistoryStore
 from acr_core.models import (
     ManifestContent,
     ManifestProperties,
@@ -34,6 +35,7 @@ from acr_core.models import (
 from acr_core.planning import planner
 from acr_core.planning.plan import Action, Plan, RepositoryPlan
 from acr_core.planning.policy import Policy
+from acr_core.planning.previous import TagHistory
 from acr_core.registry.errors import (
     AcrError,
     DisallowedOperationError,
@@ -45,6 +47,7 @@ from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.recording import RunRecorder, merged
+from acr_core.run.remember import recall
 from acr_core.run.report import (
     Durations,
     RepositoryDurations,
@@ -126,6 +129,7 @@ async def run_cleanup(
     stop: Stop | None = None,
     named_must_exist: bool = False,
     recorder: RunRecorder | None = None,
+    history: HistoryStore | None = None,
 ) -> RunReport:
     """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
 
@@ -142,7 +146,7 @@ async def run_cleanup(
     carries the report of what was done so far. `recorder` (the deletion ledger) adds its
     protected digests to `protect`, is told the plan before the first change, and is given
     every report before it is returned; its `RecordingError` propagates (before the apply:
-    nothing was changed).
+    nothing was changed). `history`: the moving-tag history (see `_read_and_plan`).
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
@@ -152,7 +156,7 @@ async def run_cleanup(
         protect = merged(protect, await recorder.protected(run.now))
     with _listening(client, governor):
         read = await _read_and_plan(
-            client, governor, policy, repositories, run.now, protect, progress
+            client, governor, policy, repositories, run.now, protect, progress, history
         )
         missing = [i.repository for i in read.issues if i.status is Status.GONE]
         if named_must_exist and repositories is not None and missing:
@@ -202,12 +206,17 @@ async def _read_and_plan(
     now: datetime,
     protect: Mapping[str, frozenset[str]] | None,
     progress: Progress | None,
+    history: HistoryStore | None = None,
 ) -> _Read:
+    """Gather, record each listing in the tag history `history` and read back what it
+    remembers (acr_core.run.remember; without it, `previousDigests` rules delete nothing),
+    then plan."""
     began = time.monotonic()
     names, issues = await _select(client, policy, repositories)
     snapshots, failed, gather_seconds = await _gather_all(client, governor, names, progress)
     gathered = time.monotonic()
-    the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
+    remembered = await recall(history, snapshots, now)
+    the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect, remembered)
     return _Read(
         snapshots=snapshots,
         plan=the_plan,
@@ -427,6 +436,7 @@ def _plan_each(
     policy: Policy,
     now: datetime,
     protect: Mapping[str, frozenset[str]] | None,
+    history: Mapping[str, TagHistory] | None = None,
 ) -> tuple[Plan, dict[str, float]]:
     """The plan, one repository at a time so each one's planning time is known (repositories
     are planned independently, so this is the same plan as planning them all at once)."""
@@ -434,7 +444,8 @@ def _plan_each(
     seconds: dict[str, float] = {}
     for name in sorted(snapshots):
         started = time.monotonic()
-        repositories += planner.plan([snapshots[name]], policy, now, protect=protect).repositories
+        one = planner.plan([snapshots[name]], policy, now, protect=protect, history=history)
+        repositories += one.repositories
         seconds[name] = time.monotonic() - started
     return Plan(tuple(repositories)), seconds
 

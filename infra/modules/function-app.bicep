@@ -37,6 +37,8 @@ param sweepBudgetSeconds int
 param acrTokenAudience string
 @description('The deletion ledger\'s blob container URL (CLEANUP_LEDGER_URL).')
 param ledgerUrl string
+@description('The moving-tag history\'s table URL (CLEANUP_HISTORY_TABLE_URL).')
+param historyTableUrl string
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225:Zone redundancy is an availability choice with a cost; a missed sweep is caught by the next one.
@@ -146,6 +148,7 @@ var cleanupSettings = {
   CLEANUP_MAX_CONCURRENCY: string(maxConcurrency)
   CLEANUP_SWEEP_BUDGET_SECONDS: string(sweepBudgetSeconds)
   CLEANUP_LEDGER_URL: ledgerUrl
+  CLEANUP_HISTORY_TABLE_URL: historyTableUrl
 }
 
 // Exactly one policy source reaches the app: inline JSON wins over a file path.

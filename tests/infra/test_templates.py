@@ -38,6 +38,7 @@ STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 KNOWN_ROLES = {
     ACR_PULL: "AcrPull",
     ACR_DELETE: "AcrDelete",
@@ -47,6 +48,7 @@ KNOWN_ROLES = {
     STORAGE_QUEUE_DATA_CONTRIBUTOR: "Storage Queue Data Contributor",
     STORAGE_BLOB_DATA_CONTRIBUTOR: "Storage Blob Data Contributor",
     MONITORING_METRICS_PUBLISHER: "Monitoring Metrics Publisher",
+    STORAGE_TABLE_DATA_CONTRIBUTOR: "Storage Table Data Contributor",
 }
 GUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 

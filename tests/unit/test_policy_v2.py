@@ -67,6 +67,10 @@ def test_the_issue_example_loads_into_the_model() -> None:
     assert rule.min_age == timedelta(hours=1)
     assert [c.index for c in rule.keep] == [0, 1, 2, 3, 4, 5]
     protect, newest, main, pr, semver, release = rule.keep
+    assert isinstance(main, KeepClause)  # filter clauses (KeepEntry also has previousDigests)
+    assert isinstance(pr, KeepClause)
+    assert isinstance(semver, KeepClause)
+    assert isinstance(release, KeepClause)
     assert not protect.counting
     assert protect.tags is not None
     assert protect.tags.patterns == ("latest", "prod", "stable")
