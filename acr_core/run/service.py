@@ -144,9 +144,9 @@ async def run_cleanup(
     before anything is planned or changed; without it (an event for a repository deleted
     since) it is reported as gone. Cancelled while applying, it raises `RunInterrupted`, which
     carries the report of what was done so far. `recorder` (the deletion ledger) adds its
-    protected digests to `protect`, is told the plan before the first change, and is given
-    every report before it is returned; its `RecordingError` propagates (before the apply:
-    nothing was changed). `history`: the moving-tag history (see `_read_and_plan`).
+    protected digests to `protect`, is told the plan before the first change and given every
+    report before it is returned; its `RecordingError` propagates (raised before the apply,
+    nothing changed). `history`: the moving-tag history (see `_read_and_plan`).
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
@@ -162,12 +162,10 @@ async def run_cleanup(
         if named_must_exist and repositories is not None and missing:
             raise RepositoryNotFoundError(missing)
         if dry_run or not read.plan.actions:
-            planned = run.report(read, _Applied(read.planned, read.planned), dry_run=dry_run)
+            planned = run.report(read, _untouched(read), dry_run=dry_run)
             return await _recorded(recorder, planned, read)
         if confirm is not None and not await confirm(run.report(read, None, dry_run=True)):
-            return run.report(
-                read, _Applied(read.planned, read.planned, cancelled=True), dry_run=False
-            )
+            return run.report(read, _untouched(read, cancelled=True), dry_run=False)
         if recorder is not None:
             await recorder.before_apply(run.report(read, None, dry_run=False), read.snapshots)
         try:
@@ -176,6 +174,11 @@ async def run_cleanup(
             await _recorded(recorder, interrupted.report, read)
             raise
     return await _recorded(recorder, run.report(read, done, dry_run=False), read)
+
+
+def _untouched(read: _Read, *, cancelled: bool = False) -> _Applied:
+    """The apply step of a run that applied nothing (a dry run, or `confirm` said no)."""
+    return _Applied(read.planned, read.planned, cancelled=cancelled)
 
 
 async def _recorded(recorder: RunRecorder | None, report: RunReport, read: _Read) -> RunReport:
