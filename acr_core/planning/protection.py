@@ -36,6 +36,8 @@ def protection(
     clauses = _protecting(rule)
     # Clauses that may select an untagged manifest rule out the quick path for those.
     untagged_selected = any(c.tags is None for c in clauses)
+    # v1's `keepTags`, read once: `Rule.keep_tags` searches the keep clauses on each call.
+    keep_tags = rule.keep_tags if rule.version == 1 else _NO_TAGS
     for digest, manifest in graph.manifests.items():
         attributes, updated = manifest.attributes, graph.updated[digest]
         if (
@@ -51,7 +53,7 @@ def protection(
             and digest not in caller
         ):
             continue
-        why = _reasons(graph, manifest, rule, now, caller)
+        why = _reasons(graph, manifest, rule, keep_tags, now, caller)
         why.extend(_selected(graph, digest, clauses, now))
         if why:
             protected[digest] = "; ".join(why)
@@ -92,11 +94,15 @@ def _selected(
 
 
 def _reasons(
-    graph: Graph, manifest: ManifestProperties, rule: Rule, now: datetime, caller: frozenset[str]
+    graph: Graph,
+    manifest: ManifestProperties,
+    rule: Rule,
+    keep_tags: PatternSet,
+    now: datetime,
+    caller: frozenset[str],
 ) -> list[str]:
     why: list[str] = []
     repository, digest = graph.attributes, manifest.digest
-    keep_tags = rule.keep_tags if rule.version == 1 else _NO_TAGS
     if not repository.deletable:
         why.append(reasons.repository_locked(repository.delete_enabled))
     if not manifest.attributes.deletable:
