@@ -50,11 +50,13 @@ from acr_core.run.coverage import read_coverage, render_coverage, validation_rep
 from acr_core.run.diff import PolicyDiff, diff_json, diff_policies
 from acr_core.run.diff_report import render_diff_markdown, render_diff_table
 from acr_core.run.executor import Outcome
+from acr_core.run.gathering import Reading
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
+from acr_core.run.manifest_cache import DEFAULT_MEMORY_BYTES, ManifestCache, default_cache_dir
 from acr_core.run.progress import ProgressLine
 from acr_core.run.report import RunReport, Status, render_markdown, render_table
 from acr_core.run.service import RepositoryNotFoundError, RunInterrupted, run_cleanup
-from acr_core.storage.objects import ObjectStore
+from acr_core.storage.objects import DirectoryStore, MemoryStore, ObjectStore
 from acr_core.storage.tables import TableError, TableStore, check_table_url
 
 EXIT_DONE = 0
@@ -95,6 +97,7 @@ class Options:
     against: Policy | None = None  # diff: the current policy
     ledger: str = ""  # --ledger: a directory, or a blob container's URL
     history: Path | str | None = None  # --history: the tag history's file, or table URL
+    cache_dir: Path | None = None  # None: --no-cache
 
 
 # The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
@@ -296,6 +299,9 @@ def _connection_arguments(sub: argparse.ArgumentParser) -> None:
         help="write budget: the SKU's WriteOps/min (Basic 100, Standard 500, Premium 2000)",
     )
     limits.add_argument("--reads-per-minute", type=float, metavar="N", help="read budget")
+    cache = sub.add_argument_group("manifest cache (raw manifests by digest, verified)")
+    cache.add_argument("--cache-dir", metavar="DIR", help="keep it here (default: user cache dir)")
+    cache.add_argument("--no-cache", action="store_true", help="read every manifest from ACR")
 
 
 def main(
@@ -386,6 +392,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         against=_against(args.against) if getattr(args, "against", None) else None,
         ledger=getattr(args, "ledger", None) or _default_ledger(environ),
         history=_history_path(getattr(args, "history", None), policy, environ),
+        cache_dir=_cache_dir(args, environ),
     )
 
 
@@ -694,6 +701,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                     named_must_exist=True,
                     recorder=LedgerRecorder(ledger, client, options.policy, trigger="cli"),
                     history=history,
+                    reading=_reading(options),
                 )
     except RunInterrupted as exc:
         _print(exc.report, options, "interrupted; the actions marked applied were done")
@@ -723,6 +731,14 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
 
 
+def _cache_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path | None:
+    """`--cache-dir`, the user's cache directory, or None for `--no-cache` (and for the
+    commands that have neither flag)."""
+    if getattr(args, "no_cache", True):
+        return None
+    return Path(args.cache_dir) if args.cache_dir else default_cache_dir(environ)
+
+
 def _history(options: Options) -> HistoryStore | None:
     """This registry's tag history: the `--history` file, or the function's table through
     `DefaultAzureCredential`, which needs Storage Table Data Contributor on it (every run, a
@@ -735,6 +751,18 @@ def _history(options: Options) -> HistoryStore | None:
 
     rows = TableStore(options.history, DefaultAzureCredential(), close_credential=True)
     return TableHistory(rows, registry=registry)
+
+
+def _reading(options: Options) -> Reading:
+    """Raw manifests from memory and the cache directory, which a corrupt or unusable cache
+    only costs a warning (acr_core.run.manifest_cache); every listing is read in full."""
+    if options.cache_dir is None:
+        return Reading()
+    layers: list[ObjectStore] = [
+        MemoryStore(DEFAULT_MEMORY_BYTES),
+        DirectoryStore(options.cache_dir),
+    ]
+    return Reading(cache=ManifestCache(layers))
 
 
 def render(report: RunReport, options: Options) -> str:

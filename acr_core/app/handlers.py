@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
@@ -37,10 +37,15 @@ from acr_core.registry.client import AcrClient
 from acr_core.registry.errors import AcrError, is_transient
 from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import Outcome
+from acr_core.run.gathering import Reading
 from acr_core.run.limiter import ExecutionLimits
+from acr_core.run.manifest_cache import DEFAULT_MEMORY_BYTES, ManifestCache
 from acr_core.run.recording import RecordingError
 from acr_core.run.report import RunReport, Status
 from acr_core.run.service import run_cleanup
+from acr_core.run.snapshots import SnapshotStore, StoredSnapshot
+from acr_core.storage.blob import BlobStore
+from acr_core.storage.objects import MemoryStore, ObjectStore
 
 __all__ = [
     "RetryPolicy",  # with RunReport: the types of the Shell's edges, for function_app.configure
@@ -71,6 +76,12 @@ class Shell:
     managed: ManagedIdentity = field(default_factory=ManagedIdentity)
     ledger_store: StoreFactory | None = None  # None: CLEANUP_LEDGER_URL's blob container
     history: HistoryFactory | None = None  # None: the table CLEANUP_HISTORY_TABLE_URL names
+    # Raw manifests (and, without CLEANUP_CACHE_URL, snapshots) while the worker is warm.
+    memory: MemoryStore = field(default_factory=lambda: MemoryStore(DEFAULT_MEMORY_BYTES))
+    # Opens the persistent store for a run instead of CLEANUP_CACHE_URL (tests: Azurite).
+    cache_store: Callable[[Settings], ObjectStore] | None = None
+    # Snapshots parsed while warm, by the hash of their stored bytes (acr_core.run.snapshots).
+    parsed_snapshots: dict[str, StoredSnapshot] = field(default_factory=dict)
 
 
 class RetryableRun(Exception):
@@ -248,6 +259,7 @@ async def _clean(
             store_factory=shell.ledger_store,
         ) as recorder,
         history as tag_history,
+        _reading(shell, settings, trigger) as reading,
     ):
         report = await run_cleanup(
             client,
@@ -260,6 +272,7 @@ async def _clean(
             stop=None if stop is None else lambda _: stop.is_set(),
             recorder=recorder,
             history=tag_history,
+            reading=reading,
         )
     context = {"repository": repository, "trigger": trigger, "cause": cause}
     _log_summary("acr-cleanup run", {**context, **report.summary()})
@@ -324,6 +337,30 @@ def _valid_settings(shell: Shell, function: str) -> Settings | None:
 
 
 @asynccontextmanager
+async def _reading(shell: Shell, settings: Settings, trigger: str) -> AsyncIterator[Reading]:
+    """How a run reads: manifests from memory then the cache container; snapshots in the
+    container (shared by every instance), or in memory without one; push runs incremental."""
+    persistent: ObjectStore | None = None
+    if shell.cache_store is not None:
+        persistent = shell.cache_store(settings)
+    elif settings.cache_url is not None:
+        persistent = BlobStore(settings.cache_url, _credential(shell, settings))
+    layers = [shell.memory] if persistent is None else [shell.memory, persistent]
+    max_age = timedelta(seconds=settings.snapshot_max_age_seconds)
+    try:
+        yield Reading(
+            cache=ManifestCache(layers),
+            snapshots=SnapshotStore(
+                persistent or shell.memory, max_age=max_age, parsed=shell.parsed_snapshots
+            ),
+            incremental=trigger == "push",
+        )
+    finally:
+        if persistent is not None:
+            await persistent.close()
+
+
+@asynccontextmanager
 async def _client(shell: Shell, settings: Settings) -> AsyncIterator[AcrClient]:
     """A client per run: its request statistics are then exactly the run's own."""
     async with AcrClient(
@@ -337,7 +374,8 @@ async def _client(shell: Shell, settings: Settings) -> AsyncIterator[AcrClient]:
 
 
 def _credential(shell: Shell, settings: Settings) -> AsyncTokenCredential:
-    """The credential for the registry and the ledger: the managed identity, or the tests'."""
+    """The credential for the registry, the ledger and the cache: the managed identity, or
+    the tests'."""
     if shell.credential is not None:
         return shell.credential
     return shell.managed.for_this_loop(settings.client_id)

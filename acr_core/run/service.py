@@ -10,6 +10,7 @@ cannot be read is reported as failed and nothing is deleted in it, while the oth
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import (
     AsyncIterator,
@@ -21,31 +22,30 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from acr_core.history.store import HistoryStore
 from acr_core.models import (
     ManifestContent,
-    ManifestProperties,
     RepositorySnapshot,
-    TagProperties,
 )
 from acr_core.planning import planner
-from acr_core.planning.plan import Action, Plan, RepositoryPlan
+from acr_core.planning.plan import Action, ActionKind, Plan, RepositoryPlan
 from acr_core.planning.policy import Policy
 from acr_core.planning.previous import TagHistory
 from acr_core.registry.errors import (
     AcrError,
-    DisallowedOperationError,
     NotFoundError,
     is_transient,
 )
 from acr_core.registry.transport import ClientStats, ThrottleListener
 from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
+from acr_core.run.gathering import Freshness, Reading, gather, unsure_competition
 from acr_core.run.limiter import ExecutionLimits, Governor
+from acr_core.run.manifest_cache import ManifestCache
 from acr_core.run.recording import RunRecorder, merged
 from acr_core.run.remember import recall
 from acr_core.run.report import (
@@ -56,9 +56,11 @@ from acr_core.run.report import (
     RunReport,
     Status,
 )
+from acr_core.run.snapshots import SnapshotStore
 
 __all__ = [
     "ProgressEvent",
+    "Reading",
     "RegistryClient",
     "RepositoryNotFoundError",
     "RunInterrupted",
@@ -74,6 +76,7 @@ REPOSITORY_CONCURRENCY = 8
 PAGE_SIZE = 1000
 
 T = TypeVar("T")
+log = logging.getLogger("acr_cleanup")
 
 
 class RegistryClient(ExecutorClient, Protocol):
@@ -130,6 +133,7 @@ async def run_cleanup(
     named_must_exist: bool = False,
     recorder: RunRecorder | None = None,
     history: HistoryStore | None = None,
+    reading: Reading | None = None,
 ) -> RunReport:
     """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
 
@@ -146,7 +150,9 @@ async def run_cleanup(
     carries the report of what was done so far. `recorder` (the deletion ledger) adds its
     protected digests to `protect`, is told the plan before the first change and given every
     report before it is returned; its `RecordingError` propagates (raised before the apply,
-    nothing changed). `history`: the moving-tag history (see `_read_and_plan`).
+    nothing changed). `history`: the moving-tag history (see `_read_and_plan`). `reading`:
+    how repositories are read (cached raw manifests, kept snapshots brought up to date for push
+    runs; `acr_core.run.gathering.Reading`).
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
@@ -154,9 +160,10 @@ async def run_cleanup(
     governor = Governor(limits)
     if recorder is not None:
         protect = merged(protect, await recorder.protected(run.now))
+    how = _Reading(reading or Reading())
     with _listening(client, governor):
         read = await _read_and_plan(
-            client, governor, policy, repositories, run.now, protect, progress, history
+            client, governor, policy, repositories, run.now, protect, progress, how, history
         )
         missing = [i.repository for i in read.issues if i.status is Status.GONE]
         if named_must_exist and repositories is not None and missing:
@@ -173,6 +180,7 @@ async def run_cleanup(
         except RunInterrupted as interrupted:
             await _recorded(recorder, interrupted.report, read)
             raise
+        await _remember(client, how.config.snapshots, done.outcomes)
     return await _recorded(recorder, run.report(read, done, dry_run=False), read)
 
 
@@ -209,6 +217,7 @@ async def _read_and_plan(
     now: datetime,
     protect: Mapping[str, frozenset[str]] | None,
     progress: Progress | None,
+    reading: _Reading,
     history: HistoryStore | None = None,
 ) -> _Read:
     """Gather, record each listing in the tag history `history` and read back what it
@@ -216,10 +225,33 @@ async def _read_and_plan(
     then plan."""
     began = time.monotonic()
     names, issues = await _select(client, policy, repositories)
-    snapshots, failed, gather_seconds = await _gather_all(client, governor, names, progress)
+    snapshots, failed, gather_seconds = await _gather_all(
+        client, governor, names, progress, reading
+    )
     gathered = time.monotonic()
-    remembered = await recall(history, snapshots, now)
-    the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect, remembered)
+
+    async def plan_them(read: Mapping[str, RepositorySnapshot]) -> tuple[Plan, dict[str, float]]:
+        remembered = await recall(history, read, now)
+        return _plan_each(read, policy, now, protect, remembered)
+
+    the_plan, plan_seconds = await plan_them(snapshots)
+    for deeper in (True, False):
+        # An incremental plan a full listing might change: read further back, once; then
+        # list in full what is still unsure.
+        unsure = reading.unsure(the_plan, snapshots, policy)
+        if not unsure:
+            break
+        again = _Reading(replace(reading.config, incremental=deeper))
+        again.reach = {n: r for n, r in unsure.items() if r is not None}
+        names = sorted(unsure)
+        more, more_failed, _ = await _gather_all(client, governor, names, None, again)
+        for name in names:
+            reading.fresh.pop(name, None)
+        reading.fresh.update(again.fresh)
+        snapshots = {**{n: s for n, s in snapshots.items() if n not in unsure}, **more}
+        failed = [*failed, *more_failed]
+        gathered = time.monotonic()
+        the_plan, plan_seconds = await plan_them(snapshots)
     return _Read(
         snapshots=snapshots,
         plan=the_plan,
@@ -359,63 +391,72 @@ def _listening(client: RegistryClient, governor: Governor) -> Iterator[None]:
         active = False
 
 
+@dataclass
+class _Reading:
+    """How a run reads its repositories, and what each incremental read saw fresh."""
+
+    config: Reading
+    fresh: dict[str, Freshness] = field(default_factory=dict)
+    reach: dict[str, datetime] = field(default_factory=dict)  # read back at least this far
+
+    def unsure(
+        self, plan: Plan, snapshots: Mapping[str, RepositorySnapshot], policy: Policy
+    ) -> dict[str, datetime | None]:
+        """The repositories read incrementally whose plan a full listing might change, and how
+        far back a newest-first read must go for it (None: list in full)."""
+        unsure: dict[str, datetime | None] = {}
+        for repository_plan in plan.repositories:
+            name, fresh = repository_plan.repository, self.fresh.get(repository_plan.repository)
+            rule = policy.rule_for(name)
+            if fresh is None or rule is None:
+                continue
+            counted = rule.keep_latest is not None
+            found = unsure_competition(repository_plan, snapshots[name], fresh, counted)
+            if found is not None:
+                log.info("acr-cleanup %s: %s; reading further", name, found[0])
+                unsure[name] = found[1]
+        return unsure
+
+
+async def _remember(
+    client: RegistryClient, snapshots: SnapshotStore | None, outcomes: Sequence[ActionOutcome]
+) -> None:
+    """Write the run's deletions and locks into the snapshots it kept."""
+    if snapshots is None:
+        return
+    deleted: dict[str, list[str]] = {}
+    locked: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        action = outcome.action
+        if outcome.deleted:
+            deleted.setdefault(action.repository, []).extend((action.digest, *action.cascades))
+        elif action.kind is ActionKind.LOCK_TAG and outcome.outcome is Outcome.APPLIED:
+            locked.setdefault(action.repository, []).extend(action.tags[:1])
+    for repository in sorted({*deleted, *locked}):
+        await snapshots.record(
+            client.login_server,
+            repository,
+            deleted=deleted.get(repository, ()),
+            locked=locked.get(repository, ()),
+        )
+
+
 async def gather_repository(
-    client: RegistryClient, repository: str, governor: Governor | None = None
+    client: RegistryClient,
+    repository: str,
+    governor: Governor | None = None,
+    *,
+    cache: ManifestCache | None = None,
+    snapshots: SnapshotStore | None = None,
+    incremental: bool = False,
 ) -> RepositorySnapshot:
     """Read one repository: its locks, every manifest and tag, and the raw manifests the
-    planner needs (indexes, untagged and non-image manifests). Raises `AcrError`."""
-    governor = governor or Governor()
-    # Read before the listings: the planner compares the counts in it with what the listings
-    # show, and a push in between only makes the listings longer, never shorter.
-    async with governor.reads.slot():
-        properties = await client.get_repository_properties(repository)
-
-    # A listing holds one read slot for all its pages: pages follow each other anyway.
-    async def manifests() -> list[ManifestProperties]:
-        async with governor.reads.slot():
-            listing = client.list_manifest_properties(repository, results_per_page=PAGE_SIZE)
-            return [m async for m in listing]
-
-    async def tags() -> list[TagProperties]:
-        async with governor.reads.slot():
-            listing = client.list_tag_properties(repository, results_per_page=PAGE_SIZE)
-            return [t async for t in listing]
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            manifest_task = group.create_task(manifests())
-            tag_task = group.create_task(tags())
-    except BaseExceptionGroup as failures:
-        raise first_failure(failures) from None
-    listed_manifests, listed_tags = manifest_task.result(), tag_task.result()
-    contents: dict[str, ManifestContent] = {}
-    # A few inspectors share one iterator, so a repository of 100,000 untagged manifests
-    # holds a few tasks rather than one per manifest; the limiter sets the actual pace.
-    unread = [m.digest for m in listed_manifests if planner.needs_inspection(m)]
-    pending = iter(unread)
-
-    async def inspector() -> None:
-        for digest in pending:
-            async with governor.reads.slot():
-                try:
-                    contents[digest] = await client.get_manifest(repository, digest)
-                except NotFoundError:
-                    continue  # deleted since it was listed: the planner protects the unseen
-                except DisallowedOperationError:
-                    # readEnabled=false refuses the pull (docs/acr-facts.md section 3): this one
-                    # manifest stays unread, so the planner keeps it, and the rest goes on.
-                    continue
-
-    await _all(*(inspector() for _ in range(min(governor.limits.max_concurrency, len(unread)))))
-    return RepositorySnapshot(
-        name=repository,
-        attributes=properties.attributes,
-        manifests=tuple(listed_manifests),
-        tags=tuple(listed_tags),
-        contents=contents,
-        manifest_count=properties.manifest_count,
-        tag_count=properties.tag_count,
-    )
+    planner needs (indexes, untagged and non-image manifests), from `cache` when it has them.
+    With `snapshots`, the result is kept for the next run, and `incremental` reads only what
+    changed since the kept one (acr_core.run.gathering). Raises `AcrError`."""
+    how = Reading(cache=cache, snapshots=snapshots, incremental=incremental, page_size=PAGE_SIZE)
+    gathered = await gather(client, repository, governor or Governor(), how)
+    return gathered.snapshot
 
 
 async def _select(
@@ -454,7 +495,11 @@ def _plan_each(
 
 
 async def _gather_all(
-    client: RegistryClient, governor: Governor, names: Sequence[str], progress: Progress | None
+    client: RegistryClient,
+    governor: Governor,
+    names: Sequence[str],
+    progress: Progress | None,
+    reading: _Reading,
 ) -> tuple[dict[str, RepositorySnapshot], list[RepositoryIssue], dict[str, float]]:
     """Snapshots, issues for the repositories that could not be read, and the seconds each
     repository took to read (failed ones too)."""
@@ -467,7 +512,12 @@ async def _gather_all(
         for name in pending:
             started = time.monotonic()
             try:
-                snapshots[name] = await gather_repository(client, name, governor)
+                gathered = await gather(
+                    client, name, governor, reading.config, reach=reading.reach.get(name)
+                )
+                snapshots[name] = gathered.snapshot
+                if gathered.fresh is not None:
+                    reading.fresh[name] = gathered.fresh
             except NotFoundError:
                 issues.append(RepositoryIssue(name, Status.GONE, "deleted while it was read"))
             except AcrError as exc:
