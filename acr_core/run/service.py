@@ -173,15 +173,31 @@ async def run_cleanup(
             return await _recorded(recorder, planned, read)
         if confirm is not None and not await confirm(run.report(read, None, dry_run=True)):
             return run.report(read, _untouched(read, cancelled=True), dry_run=False)
-        if recorder is not None:
-            await recorder.before_apply(run.report(read, None, dry_run=False), read.snapshots)
-        try:
-            done = await _apply(client, governor, read, progress, stop, run)
-        except RunInterrupted as interrupted:
-            await _recorded(recorder, interrupted.report, read)
-            raise
-        await _remember(client, how.config.snapshots, done.outcomes)
+        done = await _apply_recorded(client, governor, read, progress, stop, run, recorder, how)
     return await _recorded(recorder, run.report(read, done, dry_run=False), read)
+
+
+async def _apply_recorded(
+    client: RegistryClient,
+    governor: Governor,
+    read: _Read,
+    progress: Progress | None,
+    stop: Stop | None,
+    run: _Run,
+    recorder: RunRecorder | None,
+    how: _Reading,
+) -> _Applied:
+    """Apply, with the ledger told first and given an interrupted run's report; afterwards
+    the kept snapshots learn this run's own deletions and locks."""
+    if recorder is not None:
+        await recorder.before_apply(run.report(read, None, dry_run=False), read.snapshots)
+    try:
+        done = await _apply(client, governor, read, progress, stop, run)
+    except RunInterrupted as interrupted:
+        await _recorded(recorder, interrupted.report, read)
+        raise
+    await _remember(client, how.config.snapshots, done.outcomes)
+    return done
 
 
 def _untouched(read: _Read, *, cancelled: bool = False) -> _Applied:
