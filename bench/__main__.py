@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import emulator, machine, report, scenarios
+from bench import emulator, issue11, machine, report, report11, scenarios
 from bench.runner import ROOT, SIDE_DESCRIPTIONS, SIDES, Options, run_scenario
 
 RESULTS = ROOT / "bench" / "results"
@@ -42,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         help="the sizes issue 7 names (2,000; 500 x 10; 200): about nine minutes",
     )
     p.add_argument("--scenario", action="append", help="run only these scenarios (by name)")
+    p.add_argument(
+        "--suite",
+        choices=("all", "issue7", "issue11"),
+        default="all",
+        help="issue7: the three-sides cleanup scenarios; issue11: " + ", ".join(issue11.SCENARIOS),
+    )
+    p.add_argument(
+        "--issue11-sizes",
+        default="{}",
+        help='issue 11 sizes as JSON, e.g. {"push_manifests": [500]} (bench/issue11.py Sizes)',
+    )
     p.add_argument("--side", action="append", choices=SIDES, help="run only these sides")
     p.add_argument("--no-planning", action="store_true", help="skip the planner benchmark")
     p.add_argument("--planning-manifests", type=int, default=None)
@@ -116,7 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         else (doc.with_suffix(".png") if doc else None)
     )
 
-    if not args.report_only:
+    run7 = args.suite in ("all", "issue7")
+    run11 = args.suite in ("all", "issue11") and size_label != "issue"
+    if not args.report_only and run11:
+        profile = size_label if size_label in issue11.PROFILES else "full"
+        overrides = json.loads(args.issue11_sizes)
+        only = [n for n in args.scenario or [] if n in issue11.SCENARIOS] or None
+        if not args.scenario or only:
+            for name, data in issue11.run_all(profile, only, args.deadline, overrides).items():
+                data["machine"] = machine.describe()
+                data["generated_at"] = datetime.now(UTC).replace(microsecond=0).isoformat()
+                _write(results_dir / f"{report11.PREFIX}{name}.json", data)
+    if not args.report_only and run7:
         chosen = {
             "tiny": scenarios.tiny,
             "quick": scenarios.quick,
@@ -165,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                     **common,
                 },
             )
-        if not args.no_planning:
+        if not args.no_planning and not (args.scenario and not todo):
             manifests = args.planning_manifests or {"tiny": 2_000, "quick": 20_000}.get(
                 size_label, 100_000
             )
@@ -189,10 +211,24 @@ def main(argv: list[str] | None = None) -> int:
             report.chart(found, chart)
         rel = None if chart is None else chart.name if chart.parent == doc.parent else str(chart)
         report.update_document(doc, report.render(found, planning, rel, block), block)
+        found11 = report11.load(results_dir)
+        if found11 and block == "results":
+            meta = _meta11(found11)
+            report.update_document(doc, report11.render(found11, meta), report11.BLOCK)
         print(f"updated {doc}", file=sys.stderr)
     for s in found:
         print(report.detail_table(s), file=sys.stderr)
     return 0
+
+
+def _meta11(found: dict[str, dict[str, Any]]) -> str:
+    first = next(iter(found.values()))
+    m = first.get("machine") or {}
+    return (
+        f"- Machine: {m.get('nproc')} CPUs ({m.get('cpu_model')}), load average at the start "
+        f"{m.get('load_average_at_start')}; run at {first.get('generated_at')}; sizes "
+        f"`{json.dumps({k: v for k, v in first.get('sizes', {}).items() if k != 'fleet_env'})}`."
+    )
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ class EmulatorSettings:
     sku: str = "Premium"
     time_scale: float = 6.0
     burst_seconds: float = 1.0
+    # False: no throttle at all (the latency-bound and push-cost scenarios).
+    throttle: bool = True
 
     @property
     def reads_per_minute(self) -> int:
@@ -78,6 +80,7 @@ class EmulatorSettings:
             "sku": self.sku,
             "time_scale": self.time_scale,
             "burst_seconds": self.burst_seconds,
+            "throttle": self.throttle,
             "reads_per_minute": self.reads_per_minute,
             "writes_per_minute": self.writes_per_minute,
             "write_limit_per_s": self.write_limit_per_s,
@@ -135,6 +138,9 @@ class RunningEmulator:
             self.admin("POST", "throttle", {})
             return
         self.admin("POST", "faults", {"latency": settings.latency_ms / 1000})
+        if not settings.throttle:
+            self.admin("POST", "throttle", {})
+            return
         self.admin(
             "POST",
             "throttle",
@@ -180,9 +186,14 @@ def _first_line(stream: IO[str], timeout: float) -> str:
 
 @contextmanager
 def start(
-    settings: EmulatorSettings, images: Sequence[SeedImage], *, webhook: str | None = None
+    settings: EmulatorSettings,
+    images: Sequence[SeedImage],
+    *,
+    webhook: str | None = None,
+    seed: dict[str, Any] | None = None,
 ) -> Iterator[RunningEmulator]:
-    """A fresh emulator seeded with `images`, latency and throttle switched on, counters at 0."""
+    """A fresh emulator seeded with `images` (or the fixture `seed`), latency and throttle
+    off until `configure(settings)`."""
     cmd = [sys.executable, "-m", "acr_emulator", "--port", "0", "--resource-id", RESOURCE_ID]
     if webhook is not None:
         cmd += ["--webhook", webhook]
@@ -200,7 +211,7 @@ def start(
     emu = RunningEmulator(process, json.loads(line))
     try:
         emu.configure(None)
-        emu.admin("POST", "seed", fixture(images))
+        emu.admin("POST", "seed", seed if seed is not None else fixture(images))
         yield emu
     finally:
         emu.close()
