@@ -25,13 +25,14 @@ from acr_emulator.emulator import Emulator
 from acr_emulator.events import Webhook
 from acr_emulator.faults import Faults
 from acr_emulator.generate import PROFILES, generate
+from acr_emulator.ratelimit import DEFAULT_CAPACITY_SECONDS, LIMIT_NAMES, SKU_PRESETS, RateLimits
 from acr_emulator.seed import FixtureError, load_fixture
 from acr_emulator.throttle import SKU_LIMITS, ThrottleConfig
 
 EPILOG = """\
 Admin endpoints (no auth, loopback only): /_emulator/counters, /_emulator/clock,
-/_emulator/faults, /_emulator/throttle, /_emulator/seed, /_emulator/events,
-/_emulator/tokens/revoke, /_emulator/grants.
+/_emulator/faults, /_emulator/throttle, /_emulator/rate-limits, /_emulator/seed,
+/_emulator/events, /_emulator/tokens/revoke, /_emulator/grants.
 Documentation: https://github.com/acr-cleanup/acr-cleanup/blob/main/docs/emulator.md
 """
 
@@ -151,9 +152,34 @@ def _auth_options(p: argparse.ArgumentParser) -> None:
 
 
 def _throttling_options(p: argparse.ArgumentParser) -> None:
-    limits = p.add_argument_group("throttling (off unless --sku or both ops options are given)")
+    limits = p.add_argument_group(
+        "throttling (off unless --rate-limits, --rate-limit, --sku or both ops options are given)"
+    )
     limits.add_argument(
-        "--sku", choices=sorted(SKU_LIMITS), help="ReadOps/WriteOps per minute of an ACR SKU"
+        "--rate-limits",
+        metavar="SKU",
+        type=str.lower,
+        choices=sorted(SKU_PRESETS),
+        help="ACR's 2026 request-rate limits of a SKU: basic, standard or premium",
+    )
+    limits.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="FIELD=N",
+        help="a custom 2026 limit per minute, e.g. delete_per_identity=500 (fields: "
+        f"{', '.join(LIMIT_NAMES)}); replaces the SKU's number; repeatable",
+    )
+    limits.add_argument(
+        "--rate-capacity-seconds",
+        type=float,
+        default=DEFAULT_CAPACITY_SECONDS,
+        help="seconds of refill a 2026 bucket holds (default 60; ACR's is not published)",
+    )
+    limits.add_argument(
+        "--sku",
+        choices=sorted(SKU_LIMITS),
+        help="the retired model: ReadOps/WriteOps per minute of an ACR SKU",
     )
     limits.add_argument("--read-ops-per-minute", type=float, help="custom ReadOps per minute")
     limits.add_argument("--write-ops-per-minute", type=float, help="custom WriteOps per minute")
@@ -167,7 +193,7 @@ def _throttling_options(p: argparse.ArgumentParser) -> None:
         "--time-scale",
         type=float,
         default=1.0,
-        help="speed-up factor for the budgets, e.g. 10 (default 1)",
+        help="speed-up factor for the budgets of either model, e.g. 10 (default 1)",
     )
 
 
@@ -208,6 +234,28 @@ def _event_options(p: argparse.ArgumentParser) -> None:
     events.add_argument("--webhook-ca", metavar="FILE", help="CA file for HTTPS webhooks")
 
 
+def rate_limits(args: argparse.Namespace) -> RateLimits | None:
+    """The 2026 limits `--rate-limits` and `--rate-limit` ask for, or None (off)."""
+    custom: dict[str, float] = {}
+    for item in args.rate_limit:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in LIMIT_NAMES:
+            raise ValueError(
+                f"--rate-limit {item!r}: expected FIELD=N, FIELD one of {', '.join(LIMIT_NAMES)}"
+            )
+        try:
+            custom[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--rate-limit {item!r}: {value!r} is not a number") from None
+    if not args.rate_limits and not custom:
+        return None
+    common = {"capacity_seconds": args.rate_capacity_seconds, "time_scale": args.time_scale}
+    if args.rate_limits:
+        return RateLimits.sku(args.rate_limits, **common, **custom)
+    return RateLimits(**common, **custom)
+
+
 def build(args: argparse.Namespace) -> Emulator:
     """The emulator the arguments describe; ValueError names what is wrong."""
     throttle = None
@@ -240,6 +288,7 @@ def build(args: argparse.Namespace) -> Emulator:
         frozen_clock=args.frozen_clock,
         require_blobs=not args.no_require_blobs,
         throttle=throttle,
+        rate_limits=rate_limits(args),
         faults=Faults(
             latency=args.latency_ms / 1000,
             jitter=args.jitter_ms / 1000,
