@@ -191,7 +191,7 @@ def run(
     expected = expected_remaining(initial, None, pushed_counts_toward_keep=True)
     final_set = {(r, d) for r, ds in final.items() for d in ds}
     limit = settings.write_limit_per_s
-    burst = limit * settings.burst_seconds
+    burst = settings.burst_tokens
     sustained = sustained_rate(times, burst, minimum=int(4 * burst))
     return {
         "workers": workers,

@@ -34,6 +34,10 @@ class Sizes:
     cpu_images: int = 1_000
     # Standard's per-identity limits sped up this much (the delete ceiling and the fleet).
     time_scale: float = 6.0
+    # The emulator's 2026 model, its buckets holding this many seconds of the rate: small, so
+    # the first full bucket does not hide a client running over the rate (docs/emulator.md).
+    model: str = "2026"
+    capacity_seconds: float = 5.0
     latency_ms: float = 10.0
     bound_latency_ms: float = 30.0
     # App settings for the function in the fleet (each worker's share of the identity's
@@ -68,18 +72,29 @@ PROFILES = {
 
 def _standard(sizes: Sizes) -> emulator.EmulatorSettings:
     return emulator.EmulatorSettings(
-        latency_ms=sizes.latency_ms, sku="Standard", time_scale=sizes.time_scale
+        latency_ms=sizes.latency_ms,
+        sku="Standard",
+        time_scale=sizes.time_scale,
+        model=sizes.model,
+        capacity_seconds=sizes.capacity_seconds,
     )
 
 
 def fleet_share(sizes: Sizes) -> dict[str, str]:
-    """Each worker's share of the identity's write budget, in the function's own setting, in
-    the emulator's sped-up minutes: the per-identity limit divided by the workers."""
+    """Each worker's share of the identity's budgets, as the function's app settings, in the
+    emulator's sped-up minutes: the per-identity limits divided by the workers. (Before the
+    2026 settings, CLEANUP_MAX_WRITES_PER_MINUTE is the budget deletions are paced by; with
+    them it is DataplaneWrite's, which the delete share stays below.)"""
     if sizes.fleet_env:
         return dict(sizes.fleet_env)
     settings = _standard(sizes)
-    per_worker = settings.write_limit_per_s * 60 / sizes.fleet_workers
-    return {"CLEANUP_MAX_WRITES_PER_MINUTE": str(int(per_worker))}
+    deletes = int(settings.writes_per_minute * settings.time_scale / sizes.fleet_workers)
+    reads = int(settings.reads_per_minute * settings.time_scale / sizes.fleet_workers)
+    return {
+        "CLEANUP_MAX_WRITES_PER_MINUTE": str(deletes),
+        "CLEANUP_MAX_DELETES_PER_MINUTE": str(deletes),
+        "CLEANUP_MAX_READS_PER_MINUTE": str(reads),
+    }
 
 
 def push_cost(sizes: Sizes, deadline: float) -> dict[str, Any]:
