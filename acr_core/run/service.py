@@ -27,23 +27,22 @@ from typing import Any, Protocol, TypeVar
 
 from acr_core.models import (
     ManifestContent,
-    ManifestProperties,
     RepositorySnapshot,
-    TagProperties,
 )
 from acr_core.planning import planner
-from acr_core.planning.plan import Action, Plan, RepositoryPlan
+from acr_core.planning.plan import Action, ActionKind, Plan, RepositoryPlan
 from acr_core.planning.policy import Policy
 from acr_core.registry.errors import (
     AcrError,
-    DisallowedOperationError,
     NotFoundError,
     is_transient,
 )
 from acr_core.registry.transport import ClientStats, ThrottleListener
 from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
+from acr_core.run.gathering import Freshness, gather, unsure_competition
 from acr_core.run.limiter import ExecutionLimits, Governor
+from acr_core.run.manifest_cache import ManifestCache
 from acr_core.run.report import (
     Durations,
     RepositoryDurations,
@@ -52,6 +51,7 @@ from acr_core.run.report import (
     RunReport,
     Status,
 )
+from acr_core.run.snapshots import SnapshotStore
 
 __all__ = [
     "ProgressEvent",
@@ -124,6 +124,9 @@ async def run_cleanup(
     confirm: Callable[[RunReport], Awaitable[bool]] | None = None,
     stop: Stop | None = None,
     named_must_exist: bool = False,
+    cache: ManifestCache | None = None,
+    snapshots: SnapshotStore | None = None,
+    incremental: bool = False,
 ) -> RunReport:
     """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
 
@@ -137,15 +140,18 @@ async def run_cleanup(
     hand), a named repository the registry does not have raises `RepositoryNotFoundError`
     before anything is planned or changed; without it (an event for a repository deleted
     since) it is reported as gone. Cancelled while applying, it raises `RunInterrupted`, which
-    carries the report of what was done so far.
+    carries the report of what was done so far. `cache` keeps raw manifests by digest between
+    runs; `snapshots` keeps each repository's snapshot, which `incremental` (push runs) brings
+    up to date instead of listing the repository in full (acr_core.run.gathering).
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
     run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats))
     governor = Governor(limits)
+    reading = _Reading(cache, snapshots, incremental)
     with _listening(client, governor):
         read = await _read_and_plan(
-            client, governor, policy, repositories, run.now, protect, progress
+            client, governor, policy, repositories, run.now, protect, progress, reading
         )
         missing = [i.repository for i in read.issues if i.status is Status.GONE]
         if named_must_exist and repositories is not None and missing:
@@ -157,6 +163,7 @@ async def run_cleanup(
                 read, _Applied(read.planned, read.planned, cancelled=True), dry_run=False
             )
         done = await _apply(client, governor, read, progress, stop, run)
+        await _remember(client, snapshots, done.outcomes)
     return run.report(read, done, dry_run=False)
 
 
@@ -182,12 +189,24 @@ async def _read_and_plan(
     now: datetime,
     protect: Mapping[str, frozenset[str]] | None,
     progress: Progress | None,
+    reading: _Reading,
 ) -> _Read:
     began = time.monotonic()
     names, issues = await _select(client, policy, repositories)
-    snapshots, failed, gather_seconds = await _gather_all(client, governor, names, progress)
+    snapshots, failed, gather_seconds = await _gather_all(
+        client, governor, names, progress, reading
+    )
     gathered = time.monotonic()
     the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
+    relist = reading.unsure(the_plan, snapshots, policy)
+    if relist:
+        # Rare: an incremental plan that may differ from a full listing's; list those again.
+        again = _Reading(reading.cache, reading.snapshots, incremental=False)
+        more, more_failed, _ = await _gather_all(client, governor, relist, None, again)
+        snapshots = {**{n: s for n, s in snapshots.items() if n not in relist}, **more}
+        failed = [*failed, *more_failed]
+        gathered = time.monotonic()
+        the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
     return _Read(
         snapshots=snapshots,
         plan=the_plan,
@@ -327,63 +346,77 @@ def _listening(client: RegistryClient, governor: Governor) -> Iterator[None]:
         active = False
 
 
+@dataclass
+class _Reading:
+    """How a run reads its repositories, and what each incremental read saw fresh."""
+
+    cache: ManifestCache | None = None
+    snapshots: SnapshotStore | None = None
+    incremental: bool = False
+    fresh: dict[str, Freshness] = field(default_factory=dict)
+
+    def unsure(
+        self, plan: Plan, snapshots: Mapping[str, RepositorySnapshot], policy: Policy
+    ) -> list[str]:
+        """The repositories read incrementally whose plan a full listing might change."""
+        unsure = []
+        for repository_plan in plan.repositories:
+            name, fresh = repository_plan.repository, self.fresh.get(repository_plan.repository)
+            rule = policy.rule_for(name)
+            if fresh is None or rule is None:
+                continue
+            counted = rule.keep_latest is not None
+            if unsure_competition(repository_plan, snapshots[name], fresh, counted) is not None:
+                unsure.append(name)
+        return unsure
+
+
+async def _remember(
+    client: RegistryClient, snapshots: SnapshotStore | None, outcomes: Sequence[ActionOutcome]
+) -> None:
+    """Write the run's deletions and locks into the snapshots it kept."""
+    if snapshots is None:
+        return
+    deleted: dict[str, list[str]] = {}
+    locked: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        action = outcome.action
+        if outcome.deleted:
+            deleted.setdefault(action.repository, []).extend((action.digest, *action.cascades))
+        elif action.kind is ActionKind.LOCK_TAG and outcome.outcome is Outcome.APPLIED:
+            locked.setdefault(action.repository, []).extend(action.tags[:1])
+    for repository in sorted({*deleted, *locked}):
+        await snapshots.record(
+            client.login_server,
+            repository,
+            deleted=deleted.get(repository, ()),
+            locked=locked.get(repository, ()),
+        )
+
+
 async def gather_repository(
-    client: RegistryClient, repository: str, governor: Governor | None = None
+    client: RegistryClient,
+    repository: str,
+    governor: Governor | None = None,
+    *,
+    cache: ManifestCache | None = None,
+    snapshots: SnapshotStore | None = None,
+    incremental: bool = False,
 ) -> RepositorySnapshot:
     """Read one repository: its locks, every manifest and tag, and the raw manifests the
-    planner needs (indexes, untagged and non-image manifests). Raises `AcrError`."""
-    governor = governor or Governor()
-    # Read before the listings: the planner compares the counts in it with what the listings
-    # show, and a push in between only makes the listings longer, never shorter.
-    async with governor.reads.slot():
-        properties = await client.get_repository_properties(repository)
-
-    # A listing holds one read slot for all its pages: pages follow each other anyway.
-    async def manifests() -> list[ManifestProperties]:
-        async with governor.reads.slot():
-            listing = client.list_manifest_properties(repository, results_per_page=PAGE_SIZE)
-            return [m async for m in listing]
-
-    async def tags() -> list[TagProperties]:
-        async with governor.reads.slot():
-            listing = client.list_tag_properties(repository, results_per_page=PAGE_SIZE)
-            return [t async for t in listing]
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            manifest_task = group.create_task(manifests())
-            tag_task = group.create_task(tags())
-    except BaseExceptionGroup as failures:
-        raise first_failure(failures) from None
-    listed_manifests, listed_tags = manifest_task.result(), tag_task.result()
-    contents: dict[str, ManifestContent] = {}
-    # A few inspectors share one iterator, so a repository of 100,000 untagged manifests
-    # holds a few tasks rather than one per manifest; the limiter sets the actual pace.
-    unread = [m.digest for m in listed_manifests if planner.needs_inspection(m)]
-    pending = iter(unread)
-
-    async def inspector() -> None:
-        for digest in pending:
-            async with governor.reads.slot():
-                try:
-                    contents[digest] = await client.get_manifest(repository, digest)
-                except NotFoundError:
-                    continue  # deleted since it was listed: the planner protects the unseen
-                except DisallowedOperationError:
-                    # readEnabled=false refuses the pull (docs/acr-facts.md section 3): this one
-                    # manifest stays unread, so the planner keeps it, and the rest goes on.
-                    continue
-
-    await _all(*(inspector() for _ in range(min(governor.limits.max_concurrency, len(unread)))))
-    return RepositorySnapshot(
-        name=repository,
-        attributes=properties.attributes,
-        manifests=tuple(listed_manifests),
-        tags=tuple(listed_tags),
-        contents=contents,
-        manifest_count=properties.manifest_count,
-        tag_count=properties.tag_count,
+    planner needs (indexes, untagged and non-image manifests), from `cache` when it has them.
+    With `snapshots`, the result is kept for the next run, and `incremental` reads only what
+    changed since the kept one (acr_core.run.gathering). Raises `AcrError`."""
+    gathered = await gather(
+        client,
+        repository,
+        governor or Governor(),
+        page_size=PAGE_SIZE,
+        cache=cache,
+        snapshots=snapshots,
+        incremental=incremental,
     )
+    return gathered.snapshot
 
 
 async def _select(
@@ -420,7 +453,11 @@ def _plan_each(
 
 
 async def _gather_all(
-    client: RegistryClient, governor: Governor, names: Sequence[str], progress: Progress | None
+    client: RegistryClient,
+    governor: Governor,
+    names: Sequence[str],
+    progress: Progress | None,
+    reading: _Reading,
 ) -> tuple[dict[str, RepositorySnapshot], list[RepositoryIssue], dict[str, float]]:
     """Snapshots, issues for the repositories that could not be read, and the seconds each
     repository took to read (failed ones too)."""
@@ -433,7 +470,18 @@ async def _gather_all(
         for name in pending:
             started = time.monotonic()
             try:
-                snapshots[name] = await gather_repository(client, name, governor)
+                gathered = await gather(
+                    client,
+                    name,
+                    governor,
+                    page_size=PAGE_SIZE,
+                    cache=reading.cache,
+                    snapshots=reading.snapshots,
+                    incremental=reading.incremental,
+                )
+                snapshots[name] = gathered.snapshot
+                if gathered.fresh is not None:
+                    reading.fresh[name] = gathered.fresh
             except NotFoundError:
                 issues.append(RepositoryIssue(name, Status.GONE, "deleted while it was read"))
             except AcrError as exc:
