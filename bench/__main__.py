@@ -134,10 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         overrides = json.loads(args.issue11_sizes)
         only = [n for n in args.scenario or [] if n in issue11.SCENARIOS] or None
         if not args.scenario or only:
-            for name, data in issue11.run_all(profile, only, args.deadline, overrides).items():
+
+            def store(name: str, data: dict[str, Any]) -> None:
                 data["machine"] = machine.describe()
                 data["generated_at"] = datetime.now(UTC).replace(microsecond=0).isoformat()
                 _write(results_dir / f"{report11.PREFIX}{name}.json", data)
+
+            issue11.run_all(profile, only, args.deadline, overrides, store)
     if not args.report_only and run7:
         chosen = {
             "tiny": scenarios.tiny,
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     found, planning = report.load(results_dir)
-    if doc is not None:
+    if doc is not None and run7:
         if chart is not None and importlib.util.find_spec("matplotlib") is None:
             print("matplotlib is not installed (bench/requirements.txt): no chart", file=sys.stderr)
             chart = None
@@ -211,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             report.chart(found, chart)
         rel = None if chart is None else chart.name if chart.parent == doc.parent else str(chart)
         report.update_document(doc, report.render(found, planning, rel, block), block)
+    if doc is not None:
         found11 = report11.load(results_dir)
         if found11 and block == "results":
             meta = _meta11(found11)
