@@ -38,10 +38,13 @@ from acr_core.registry.errors import (
 )
 from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import Outcome
+from acr_core.run.gathering import Reading
 from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
+from acr_core.run.manifest_cache import DEFAULT_MEMORY_BYTES, ManifestCache, default_cache_dir
 from acr_core.run.progress import ProgressLine
 from acr_core.run.report import RunReport, Status, render_markdown, render_table
 from acr_core.run.service import RepositoryNotFoundError, RunInterrupted, run_cleanup
+from acr_core.storage.objects import DirectoryStore, MemoryStore, ObjectStore
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -77,6 +80,7 @@ class Options:
     yes: bool
     limits: ExecutionLimits
     password: str | None = field(default=None, repr=False)
+    cache_dir: Path | None = None  # None: --no-cache
 
 
 # The published documentation: docs/ in this repository (pyproject.toml's Documentation URL),
@@ -194,6 +198,9 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
         help="write budget: the SKU's WriteOps/min (Basic 100, Standard 500, Premium 2000)",
     )
     limits.add_argument("--reads-per-minute", type=float, metavar="N", help="read budget")
+    cache = sub.add_argument_group("manifest cache (raw manifests by digest, verified)")
+    cache.add_argument("--cache-dir", metavar="DIR", help="keep it here (default: user cache dir)")
+    cache.add_argument("--no-cache", action="store_true", help="read every manifest from ACR")
 
 
 def main(
@@ -272,6 +279,11 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
         anonymous=args.anonymous,
         yes=getattr(args, "yes", False),
         limits=limits,
+        cache_dir=None
+        if args.no_cache
+        else Path(args.cache_dir)
+        if args.cache_dir
+        else default_cache_dir(environ),
     )
 
 
@@ -370,6 +382,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
                     progress=line,
                     confirm=line.paused(confirm) if line and confirm else confirm,
                     named_must_exist=True,
+                    reading=_reading(options),
                 )
     except RunInterrupted as exc:
         _print(exc.report, options, "interrupted; the actions marked applied were done")
@@ -395,6 +408,18 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
         _error(_nothing_covered(options))
         return EXIT_NOTHING_COVERED
     return _EXIT_FOR_STATUS.get(report.status, EXIT_FAILED)
+
+
+def _reading(options: Options) -> Reading:
+    """Raw manifests from memory and the cache directory, which a corrupt or unusable cache
+    only costs a warning (acr_core.run.manifest_cache); every listing is read in full."""
+    if options.cache_dir is None:
+        return Reading()
+    layers: list[ObjectStore] = [
+        MemoryStore(DEFAULT_MEMORY_BYTES),
+        DirectoryStore(options.cache_dir),
+    ]
+    return Reading(cache=ManifestCache(layers))
 
 
 def render(report: RunReport, options: Options) -> str:

@@ -101,6 +101,8 @@ var eventFunctionName = 'on_image_pushed'
 var sweepQueueName = 'acr-cleanup-sweep'
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
+// Raw manifests by digest and repository snapshots (CLEANUP_CACHE_URL, docs/architecture.md).
+var cacheContainerName = 'acr-cleanup-cache'
 
 // azd passes unset environment values as empty strings.
 var appLocation = empty(location) ? resourceGroup().location : location
@@ -136,6 +138,7 @@ module storage 'modules/storage.bicep' = {
     storageAccountName: 'stacrclean${resourceToken}'
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
+    cacheContainerName: cacheContainerName
     sweepQueueName: sweepQueueName
     appPrincipalId: identity.properties.principalId
   }
@@ -166,6 +169,7 @@ module functionApp 'modules/function-app.bicep' = {
     storageBlobEndpoint: storage.outputs.blobEndpoint
     storageQueueEndpoint: storage.outputs.queueEndpoint
     deploymentContainerName: deploymentContainerName
+    cacheContainerName: storage.outputs.cacheContainerName
     appInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount
     registryLoginServer: registryAccess.outputs.loginServer

@@ -23,6 +23,12 @@ from acr_emulator.testing import AsyncFakeCredential, FakeCredential
 ASGI_BASE_URL = "https://acr.test"
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """The CLI's default manifest cache goes to a temporary directory, not the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     """Override in a test module to change how `emulator` is built."""

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
@@ -35,9 +35,14 @@ from acr_core.registry.client import AcrClient
 from acr_core.registry.errors import AcrError, is_transient
 from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import Outcome
+from acr_core.run.gathering import Reading
 from acr_core.run.limiter import ExecutionLimits
+from acr_core.run.manifest_cache import DEFAULT_MEMORY_BYTES, ManifestCache
 from acr_core.run.report import RunReport, Status
 from acr_core.run.service import run_cleanup
+from acr_core.run.snapshots import SnapshotStore
+from acr_core.storage.blob import BlobStore
+from acr_core.storage.objects import MemoryStore, ObjectStore
 
 __all__ = [
     "RetryPolicy",  # with RunReport: the types of the Shell's edges, for function_app.configure
@@ -66,6 +71,10 @@ class Shell:
     on_report: Callable[[str, RunReport], None] | None = None  # sees (trigger, report) per run
     coalescer: Coalescer = field(default_factory=Coalescer)
     managed: ManagedIdentity = field(default_factory=ManagedIdentity)
+    # Raw manifests (and, without CLEANUP_CACHE_URL, snapshots) while the worker is warm.
+    memory: MemoryStore = field(default_factory=lambda: MemoryStore(DEFAULT_MEMORY_BYTES))
+    # Opens the persistent store for a run instead of CLEANUP_CACHE_URL (tests: Azurite).
+    cache_store: Callable[[Settings], ObjectStore] | None = None
 
 
 class RetryableRun(Exception):
@@ -224,7 +233,7 @@ async def _clean(
         max_concurrency=settings.max_concurrency,
         writes_per_minute=settings.max_writes_per_minute,
     )
-    async with _client(shell, settings) as client:
+    async with _client(shell, settings) as client, _reading(shell, settings, trigger) as reading:
         report = await run_cleanup(
             client,
             settings.policy,
@@ -234,6 +243,7 @@ async def _clean(
             protect={repository: protect} if protect else None,
             limits=limits,
             stop=None if stop is None else lambda _: stop.is_set(),
+            reading=reading,
         )
     context = {"repository": repository, "trigger": trigger, "cause": cause}
     _log_summary("acr-cleanup run", {**context, **report.summary()})
@@ -295,6 +305,34 @@ def _valid_settings(shell: Shell, function: str) -> Settings | None:
         )
         return None
     return shell.settings
+
+
+@asynccontextmanager
+async def _reading(shell: Shell, settings: Settings, trigger: str) -> AsyncIterator[Reading]:
+    """How a run reads: manifests from memory then the cache container; snapshots in the
+    container (shared by every instance), or in memory without one; push runs incremental."""
+    persistent: ObjectStore | None = None
+    if shell.cache_store is not None:
+        persistent = shell.cache_store(settings)
+    elif settings.cache_url is not None:
+        persistent = BlobStore(settings.cache_url, _credential(shell, settings))
+    layers = [shell.memory] if persistent is None else [shell.memory, persistent]
+    max_age = timedelta(seconds=settings.snapshot_max_age_seconds)
+    try:
+        yield Reading(
+            cache=ManifestCache(layers),
+            snapshots=SnapshotStore(persistent or shell.memory, max_age=max_age),
+            incremental=trigger == "push",
+        )
+    finally:
+        if persistent is not None:
+            await persistent.close()
+
+
+def _credential(shell: Shell, settings: Settings) -> AsyncTokenCredential:
+    if shell.credential is not None:
+        return shell.credential
+    return shell.managed.for_this_loop(settings.client_id)
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
@@ -24,6 +25,8 @@ DEFAULT_SCHEDULE = "0 0 3 * * *"
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
 MAX_CONCURRENCY_LIMIT = 128
 DEFAULT_SWEEP_BUDGET_SECONDS = 600.0
+# How long push runs build on one full listing (acr_core.run.snapshots.DEFAULT_MAX_AGE).
+DEFAULT_SNAPSHOT_MAX_AGE_SECONDS = 3600
 # host.json sets functionTimeout to 30 minutes; the sweep must hand over well before that.
 MAX_SWEEP_BUDGET_SECONDS = 1500.0
 
@@ -59,6 +62,8 @@ class Settings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_writes_per_minute: int | None = None
     sweep_budget_seconds: float = DEFAULT_SWEEP_BUDGET_SECONDS
+    cache_url: str | None = None  # CLEANUP_CACHE_URL: blob container for manifests, snapshots
+    snapshot_max_age_seconds: int = DEFAULT_SNAPSHOT_MAX_AGE_SECONDS
 
     @property
     def endpoint(self) -> str:
@@ -93,6 +98,13 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
     )
     writes = check(lambda: _int(env, "CLEANUP_MAX_WRITES_PER_MINUTE", None, 1_000_000), None)
     budget = check(lambda: _budget(env), DEFAULT_SWEEP_BUDGET_SECONDS)
+    cache_url = check(lambda: _cache_url(env), None)
+    max_age = check(
+        lambda: _int(
+            env, "CLEANUP_SNAPSHOT_MAX_AGE_SECONDS", DEFAULT_SNAPSHOT_MAX_AGE_SECONDS, 86_400
+        ),
+        None,
+    )
     loaded = check(lambda: _policy(env, app_root), None)
     if problems or loaded is None:
         raise SettingsError(problems)
@@ -108,6 +120,8 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
         max_concurrency=concurrency or DEFAULT_MAX_CONCURRENCY,
         max_writes_per_minute=writes,
         sweep_budget_seconds=budget,
+        cache_url=cache_url,
+        snapshot_max_age_seconds=max_age or DEFAULT_SNAPSHOT_MAX_AGE_SECONDS,
     )
 
 
@@ -218,6 +232,23 @@ def _budget(env: Mapping[str, str]) -> float:
             "(it must stay below host.json's functionTimeout of 30 minutes)"
         )
     return seconds
+
+
+def _cache_url(env: Mapping[str, str]) -> str | None:
+    """The blob container of the function's own storage account for its cache, as
+    `https://<account>.blob.core.windows.net/<container>` (infra/ sets it)."""
+    value = _get(env, "CLEANUP_CACHE_URL")
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    path = parts.path.strip("/")
+    if parts.scheme not in ("https", "http") or not parts.netloc or not path or parts.query:
+        raise ValueError(
+            f"CLEANUP_CACHE_URL {value!r} is not a blob container URL such as "
+            "https://<account>.blob.core.windows.net/acr-cleanup-cache (no SAS token: the "
+            "function uses its managed identity)"
+        )
+    return value.rstrip("/")
 
 
 def _policy(env: Mapping[str, str], app_root: Path | None) -> tuple[Policy, str]:

@@ -27,13 +27,14 @@ from acr_core.models import (
 )
 from acr_core.planning import planner, reasons
 from acr_core.planning.plan import RepositoryPlan
+from acr_core.registry.client import MAX_PAGE_SIZE
 from acr_core.registry.errors import DisallowedOperationError, NotFoundError
 from acr_core.run._tasks import first_failure
 from acr_core.run.limiter import Governor
 from acr_core.run.manifest_cache import ManifestCache
 from acr_core.run.snapshots import SnapshotStore, StoredSnapshot, merge, watermark
 
-__all__ = ["Freshness", "GatherClient", "Gathered", "gather", "unsure_competition"]
+__all__ = ["Freshness", "GatherClient", "Gathered", "Reading", "gather", "unsure_competition"]
 
 T = TypeVar("T")
 
@@ -68,22 +69,30 @@ class Freshness:
 
 
 @dataclass(frozen=True, slots=True)
+class Reading:
+    """How a run reads its repositories: raw manifests from `cache` when it has them; with
+    `snapshots`, each repository's snapshot kept for the next run, and with `incremental` (push
+    runs) a kept snapshot brought up to date rather than the repository listed in full.
+    `page_size` is the `n` of each listing request (ACR serves at most 1000 items a page,
+    docs/acr-facts.md section 1.12; tests make it small)."""
+
+    cache: ManifestCache | None = None
+    snapshots: SnapshotStore | None = None
+    incremental: bool = False
+    page_size: int = MAX_PAGE_SIZE
+
+
+@dataclass(frozen=True, slots=True)
 class Gathered:
     snapshot: RepositorySnapshot
     fresh: Freshness | None  # None: listed in full this run
 
 
 async def gather(
-    client: GatherClient,
-    repository: str,
-    governor: Governor,
-    *,
-    page_size: int,
-    cache: ManifestCache | None = None,
-    snapshots: SnapshotStore | None = None,
-    incremental: bool = False,
+    client: GatherClient, repository: str, governor: Governor, reading: Reading
 ) -> Gathered:
     """Read one repository (see the module docstring). Raises `AcrError`."""
+    cache, snapshots, page_size = reading.cache, reading.snapshots, reading.page_size
     started = snapshots.now() if snapshots is not None else None
     # Read before the listings: the planner compares the counts in it with what the listings
     # show, and a push in between only makes the listings longer, never shorter.
@@ -93,7 +102,7 @@ async def gather(
     if snapshots is not None:
         stored = await snapshots.load(client.login_server, repository)
     gathered = None
-    if incremental and stored is not None:
+    if reading.incremental and stored is not None:
         gathered = await _changes(client, governor, properties, stored, page_size)
     if gathered is None:
         listed = await _listings(client, governor, properties, repository, page_size, None)
@@ -216,12 +225,11 @@ async def _inspect(
     """The snapshot with the raw manifest of every digest the planner must see: from the
     snapshot itself, the cache, or (only then) ACR."""
     repository = snapshot.name
-    contents = dict(snapshot.contents)
-    unread = [
-        m.digest
-        for m in snapshot.manifests
-        if m.digest not in contents and planner.needs_inspection(m)
-    ]
+    wanted = [m.digest for m in snapshot.manifests if planner.needs_inspection(m)]
+    # Only what a full read would read: a kept snapshot may know the content of a manifest
+    # that no longer needs inspection (tagged since), and a plan must not depend on that.
+    contents = {d: snapshot.contents[d] for d in wanted if d in snapshot.contents}
+    unread = [d for d in wanted if d not in contents]
     # A few inspectors share one iterator, so a repository of 100,000 untagged manifests
     # holds a few tasks rather than one per manifest; the limiter sets the actual pace.
     pending = iter(unread)

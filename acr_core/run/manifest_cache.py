@@ -16,7 +16,9 @@ store closes it (the function keeps its memory layer for the life of the worker)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from acr_core.models import ManifestContent
 from acr_core.registry._decode import compute_digest, manifest_content
@@ -24,7 +26,7 @@ from acr_core.registry._wire import is_digest
 from acr_core.registry.errors import InvalidResponseError
 from acr_core.storage.objects import ObjectStore, StoreError
 
-__all__ = ["DEFAULT_MEMORY_BYTES", "ManifestCache", "cache_key"]
+__all__ = ["DEFAULT_MEMORY_BYTES", "ManifestCache", "cache_key", "default_cache_dir"]
 
 log = logging.getLogger("acr_cleanup")
 
@@ -120,3 +122,16 @@ class ManifestCache:
             layer.description,
             problem,
         )
+
+
+def default_cache_dir(environ: Mapping[str, str], platform: str = sys.platform) -> Path:
+    """Where the CLI keeps its manifest cache unless told (`--cache-dir`): the user's cache
+    directory as each platform names it, in a folder of its own."""
+    home = Path(environ.get("HOME") or environ.get("USERPROFILE") or Path.home())
+    if platform.startswith("win"):
+        base = environ.get("LOCALAPPDATA")
+        return (Path(base) if base else home / "AppData" / "Local") / "acr-cleanup" / "Cache"
+    if platform == "darwin":
+        return home / "Library" / "Caches" / "acr-cleanup"
+    xdg = environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".cache") / "acr-cleanup"

@@ -21,7 +21,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -40,7 +40,7 @@ from acr_core.registry.errors import (
 from acr_core.registry.transport import ClientStats, ThrottleListener
 from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
-from acr_core.run.gathering import Freshness, gather, unsure_competition
+from acr_core.run.gathering import Freshness, Reading, gather, unsure_competition
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.manifest_cache import ManifestCache
 from acr_core.run.report import (
@@ -55,6 +55,7 @@ from acr_core.run.snapshots import SnapshotStore
 
 __all__ = [
     "ProgressEvent",
+    "Reading",
     "RegistryClient",
     "RepositoryNotFoundError",
     "RunInterrupted",
@@ -124,9 +125,7 @@ async def run_cleanup(
     confirm: Callable[[RunReport], Awaitable[bool]] | None = None,
     stop: Stop | None = None,
     named_must_exist: bool = False,
-    cache: ManifestCache | None = None,
-    snapshots: SnapshotStore | None = None,
-    incremental: bool = False,
+    reading: Reading | None = None,
 ) -> RunReport:
     """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
 
@@ -140,18 +139,18 @@ async def run_cleanup(
     hand), a named repository the registry does not have raises `RepositoryNotFoundError`
     before anything is planned or changed; without it (an event for a repository deleted
     since) it is reported as gone. Cancelled while applying, it raises `RunInterrupted`, which
-    carries the report of what was done so far. `cache` keeps raw manifests by digest between
-    runs; `snapshots` keeps each repository's snapshot, which `incremental` (push runs) brings
-    up to date instead of listing the repository in full (acr_core.run.gathering).
+    carries the report of what was done so far. `reading` says how repositories are read:
+    raw manifests from a cache, snapshots kept between runs and, for push runs, brought up to
+    date instead of listing the repository in full (`acr_core.run.gathering.Reading`).
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
     run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats))
     governor = Governor(limits)
-    reading = _Reading(cache, snapshots, incremental)
+    how = _Reading(reading or Reading())
     with _listening(client, governor):
         read = await _read_and_plan(
-            client, governor, policy, repositories, run.now, protect, progress, reading
+            client, governor, policy, repositories, run.now, protect, progress, how
         )
         missing = [i.repository for i in read.issues if i.status is Status.GONE]
         if named_must_exist and repositories is not None and missing:
@@ -163,7 +162,7 @@ async def run_cleanup(
                 read, _Applied(read.planned, read.planned, cancelled=True), dry_run=False
             )
         done = await _apply(client, governor, read, progress, stop, run)
-        await _remember(client, snapshots, done.outcomes)
+        await _remember(client, how.config.snapshots, done.outcomes)
     return run.report(read, done, dry_run=False)
 
 
@@ -201,7 +200,7 @@ async def _read_and_plan(
     relist = reading.unsure(the_plan, snapshots, policy)
     if relist:
         # Rare: an incremental plan that may differ from a full listing's; list those again.
-        again = _Reading(reading.cache, reading.snapshots, incremental=False)
+        again = _Reading(replace(reading.config, incremental=False))
         more, more_failed, _ = await _gather_all(client, governor, relist, None, again)
         snapshots = {**{n: s for n, s in snapshots.items() if n not in relist}, **more}
         failed = [*failed, *more_failed]
@@ -350,9 +349,7 @@ def _listening(client: RegistryClient, governor: Governor) -> Iterator[None]:
 class _Reading:
     """How a run reads its repositories, and what each incremental read saw fresh."""
 
-    cache: ManifestCache | None = None
-    snapshots: SnapshotStore | None = None
-    incremental: bool = False
+    config: Reading
     fresh: dict[str, Freshness] = field(default_factory=dict)
 
     def unsure(
@@ -407,15 +404,8 @@ async def gather_repository(
     planner needs (indexes, untagged and non-image manifests), from `cache` when it has them.
     With `snapshots`, the result is kept for the next run, and `incremental` reads only what
     changed since the kept one (acr_core.run.gathering). Raises `AcrError`."""
-    gathered = await gather(
-        client,
-        repository,
-        governor or Governor(),
-        page_size=PAGE_SIZE,
-        cache=cache,
-        snapshots=snapshots,
-        incremental=incremental,
-    )
+    how = Reading(cache=cache, snapshots=snapshots, incremental=incremental, page_size=PAGE_SIZE)
+    gathered = await gather(client, repository, governor or Governor(), how)
     return gathered.snapshot
 
 
@@ -470,15 +460,7 @@ async def _gather_all(
         for name in pending:
             started = time.monotonic()
             try:
-                gathered = await gather(
-                    client,
-                    name,
-                    governor,
-                    page_size=PAGE_SIZE,
-                    cache=reading.cache,
-                    snapshots=reading.snapshots,
-                    incremental=reading.incremental,
-                )
+                gathered = await gather(client, name, governor, reading.config)
                 snapshots[name] = gathered.snapshot
                 if gathered.fresh is not None:
                     reading.fresh[name] = gathered.fresh

@@ -19,6 +19,8 @@ param identityClientId string
 param storageBlobEndpoint string
 param storageQueueEndpoint string
 param deploymentContainerName string
+@description('Blob container of the cleaner\'s cache (manifests by digest, repository snapshots).')
+param cacheContainerName string
 param appInsightsConnectionString string
 
 @minValue(40)
@@ -143,6 +145,9 @@ var cleanupSettings = {
   CLEANUP_DRY_RUN: cleanupDryRun ? 'true' : 'false'
   CLEANUP_MAX_CONCURRENCY: string(maxConcurrency)
   CLEANUP_SWEEP_BUDGET_SECONDS: string(sweepBudgetSeconds)
+  CLEANUP_CACHE_URL: '${storageBlobEndpoint}${cacheContainerName}'
+  // Push runs list a repository in full again at least hourly (docs/reliability.md).
+  CLEANUP_SNAPSHOT_MAX_AGE_SECONDS: '3600'
 }
 
 // Exactly one policy source reaches the app: inline JSON wins over a file path.

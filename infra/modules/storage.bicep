@@ -6,6 +6,8 @@ param tags object
 param storageAccountName string
 param deploymentContainerName string
 param deadLetterContainerName string
+@description('The cleaner\'s cache: raw manifests by digest and repository snapshots.')
+param cacheContainerName string
 param sweepQueueName string
 
 @description('Principal of the function app\'s user-assigned identity.')
@@ -80,6 +82,16 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// The cleaner's cache. The app's identity already holds Storage Blob Data Owner on the account
+// (below, for the host), which covers reading and writing it: no narrower role would add anything.
+resource cacheContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: cacheContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: account
   name: 'default'
@@ -138,6 +150,7 @@ output storageAccountId string = account.id
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output queueEndpoint string = account.properties.primaryEndpoints.queue
 output deploymentContainerName string = deploymentContainer.name
+output cacheContainerName string = cacheContainer.name
 output deadLetterContainerName string = deadLetterContainer.name
 output sweepQueueName string = sweepQueue.name
 output sweepPoisonQueueName string = sweepPoisonQueue.name

@@ -732,7 +732,7 @@ def test_storage_account_is_locked_down(templates: Templates) -> None:
     containers = list(
         _of_type(storage, "Microsoft.Storage/storageAccounts/blobServices/containers")
     )
-    assert len(containers) == 2
+    assert len(containers) == 3  # the package, dead letters, the cleaner's cache
     for container in containers:
         assert container.config["properties"] == {"publicAccess": "None"}
 

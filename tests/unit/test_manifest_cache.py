@@ -14,6 +14,7 @@ import pytest
 
 from acr_core.models import OCI_MANIFEST, ManifestContent
 from acr_core.planning.policy import load_policy
+from acr_core.run.gathering import Reading
 from acr_core.run.manifest_cache import ManifestCache, cache_key
 from acr_core.run.service import run_cleanup
 from acr_core.storage.objects import DirectoryStore, MemoryStore
@@ -48,7 +49,7 @@ def multi_arch() -> EmulatedRegistry:
 
 
 async def _plan(registry: EmulatedRegistry, cache: ManifestCache | None) -> object:
-    report = await run_cleanup(registry.client, POLICY, now=NOW, cache=cache)
+    report = await run_cleanup(registry.client, POLICY, now=NOW, reading=Reading(cache=cache))
     return report.plan
 
 
