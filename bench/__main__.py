@@ -225,13 +225,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _load(data: dict[str, Any]) -> object:
+    return (data.get("machine") or {}).get("load_average_at_start")
+
+
 def _meta11(found: dict[str, dict[str, Any]]) -> str:
     first = next(iter(found.values()))
     m = first.get("machine") or {}
+    runs = "; ".join(
+        f"`{name}` {data.get('generated_at')} ({_load(data)})" for name, data in found.items()
+    )
     return (
-        f"- Machine: {m.get('nproc')} CPUs ({m.get('cpu_model')}), load average at the start "
-        f"{m.get('load_average_at_start')}; run at {first.get('generated_at')}; sizes "
-        f"`{json.dumps({k: v for k, v in first.get('sizes', {}).items() if k != 'fleet_env'})}`."
+        f"- Machine: {m.get('nproc')} CPUs ({m.get('cpu_model')}), {m.get('platform')}, Python "
+        f"{m.get('python')}. Each scenario's sizes are in its title (all its settings are in "
+        "its JSON file).\n"
+        f"- Each scenario's result stored at (1, 5, 15-minute load averages then): {runs}."
     )
 
 
