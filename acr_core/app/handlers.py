@@ -40,7 +40,7 @@ from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.manifest_cache import DEFAULT_MEMORY_BYTES, ManifestCache
 from acr_core.run.report import RunReport, Status
 from acr_core.run.service import run_cleanup
-from acr_core.run.snapshots import SnapshotStore
+from acr_core.run.snapshots import SnapshotStore, StoredSnapshot
 from acr_core.storage.blob import BlobStore
 from acr_core.storage.objects import MemoryStore, ObjectStore
 
@@ -75,6 +75,8 @@ class Shell:
     memory: MemoryStore = field(default_factory=lambda: MemoryStore(DEFAULT_MEMORY_BYTES))
     # Opens the persistent store for a run instead of CLEANUP_CACHE_URL (tests: Azurite).
     cache_store: Callable[[Settings], ObjectStore] | None = None
+    # Snapshots parsed while warm, by the hash of their stored bytes (acr_core.run.snapshots).
+    parsed_snapshots: dict[str, StoredSnapshot] = field(default_factory=dict)
 
 
 class RetryableRun(Exception):
@@ -321,7 +323,9 @@ async def _reading(shell: Shell, settings: Settings, trigger: str) -> AsyncItera
     try:
         yield Reading(
             cache=ManifestCache(layers),
-            snapshots=SnapshotStore(persistent or shell.memory, max_age=max_age),
+            snapshots=SnapshotStore(
+                persistent or shell.memory, max_age=max_age, parsed=shell.parsed_snapshots
+            ),
             incremental=trigger == "push",
         )
     finally:

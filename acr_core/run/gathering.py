@@ -13,6 +13,7 @@ kept as the repository's snapshot for the next run.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -37,6 +38,7 @@ from acr_core.run.snapshots import SnapshotStore, StoredSnapshot, merge, waterma
 __all__ = ["Freshness", "GatherClient", "Gathered", "Reading", "gather", "unsure_competition"]
 
 T = TypeVar("T")
+log = logging.getLogger("acr_cleanup")
 
 
 class GatherClient(Protocol):
@@ -89,9 +91,15 @@ class Gathered:
 
 
 async def gather(
-    client: GatherClient, repository: str, governor: Governor, reading: Reading
+    client: GatherClient,
+    repository: str,
+    governor: Governor,
+    reading: Reading,
+    *,
+    reach: datetime | None = None,
 ) -> Gathered:
-    """Read one repository (see the module docstring). Raises `AcrError`."""
+    """Read one repository (see the module docstring); incremental reads go back at least to
+    `reach`. Raises `AcrError`."""
     cache, snapshots, page_size = reading.cache, reading.snapshots, reading.page_size
     started = snapshots.now() if snapshots is not None else None
     # Read before the listings: the planner compares the counts in it with what the listings
@@ -103,7 +111,7 @@ async def gather(
         stored = await snapshots.load(client.login_server, repository)
     gathered = None
     if reading.incremental and stored is not None:
-        gathered = await _changes(client, governor, properties, stored, page_size)
+        gathered = await _changes(client, governor, properties, stored, page_size, reach)
     if gathered is None:
         listed = await _listings(client, governor, properties, repository, page_size, None)
         known = stored.snapshot.contents if stored is not None else {}
@@ -122,19 +130,32 @@ async def _changes(
     properties: RepositoryProperties,
     stored: StoredSnapshot,
     page_size: int,
+    reach: datetime | None,
 ) -> Gathered | None:
     """The kept snapshot brought up to date from the newest-first listings, or None when the
     result does not add up to the repository's counts (then the caller lists in full)."""
     old = stored.snapshot
-    marks = (watermark(old.manifests), watermark(old.tags))
-    if marks[0] is None or (marks[1] is None and old.tags):
+    manifest_mark, tag_mark = watermark(old.manifests), watermark(old.tags)
+    if manifest_mark is None or (tag_mark is None and old.tags):
         return None
+    if reach is not None:
+        manifest_mark = min(manifest_mark, reach)
+        tag_mark = reach if tag_mark is None else min(tag_mark, reach)
+    marks = (manifest_mark, tag_mark)
     listed = await _listings(
         client, governor, properties, old.name, page_size, (marks[0], marks[1])
     )
     merged = merge(old, properties, listed.manifests, listed.tags)
     counts = (properties.manifest_count, properties.tag_count)
     if (len(merged.manifests), len(merged.tags)) != counts:
+        log.info(
+            "acr-cleanup %s: the snapshot brought up to date holds %d manifests and %d tags, "
+            "the repository %d and %d; listing it in full",
+            old.name,
+            len(merged.manifests),
+            len(merged.tags),
+            *counts,
+        )
         return None
     fresh = Freshness(
         manifests=frozenset(m.digest for m in listed.manifests),
@@ -281,15 +302,17 @@ async def _all(*coroutines: Coroutine[Any, Any, None]) -> None:
 
 def unsure_competition(
     plan: RepositoryPlan, snapshot: RepositorySnapshot, fresh: Freshness, counted: bool
-) -> str | None:
-    """Why an incremental plan may keep other images than a full listing's would, or None.
+) -> tuple[str, datetime | None] | None:
+    """Why an incremental plan may keep other images than a full listing's would, and how far
+    back a newest-first read must go to read all it depends on (None: no bound); or None.
 
     Locks decide which tagged images compete for `keepLatest` (a locked image is protected and
     takes no place), and a lock set by someone else on an item not read this run is not seen.
     So every tagged image the plan keeps without protecting it, its tags, and its referrers
     (a protected referrer protects its subject) must have been read this run; when one was not,
-    the run lists the repository in full. Locks on what the plan deletes need no such care:
-    the executor re-reads them before each DELETE.
+    the run reads the listings newest first again, as far back as the oldest of them (their
+    `lastUpdateTime` cannot have gone back), or lists in full. Locks on what the plan deletes
+    need no such care: the executor re-reads them before each DELETE.
     """
     if not counted:
         return None
@@ -298,17 +321,27 @@ def unsure_competition(
     for digest, content in snapshot.contents.items():
         if content.subject is not None:
             referrers.setdefault(content.subject, []).append(digest)
+    manifests = {m.digest: m for m in snapshot.manifests}
+    tags = {t.name: t for t in snapshot.tags}
+    stale: list[ManifestProperties | TagProperties] = []
+    first: str | None = None
     for kept in plan.kept:
         if not kept.tags or kept.reason.startswith(protected):
             continue
-        stale_tags = [t for t in kept.tags if t not in fresh.tags]
         chain, pending = [], [kept.digest]
         while pending:
             digest = pending.pop()
             chain.append(digest)
             pending.extend(r for r in referrers.get(digest, ()) if r not in chain)
-        stale = [d for d in chain if d not in fresh.manifests]
-        if stale or stale_tags:
-            what = ", ".join([*(f"tag {t}" for t in stale_tags), *stale][:3])
-            return f"kept image {kept.digest} depends on items not read this run ({what})"
-    return None
+        found: list[ManifestProperties | TagProperties] = [
+            *(tags[t] for t in kept.tags if t not in fresh.tags and t in tags),
+            *(manifests[d] for d in chain if d not in fresh.manifests and d in manifests),
+        ]
+        if found and first is None:
+            first = kept.digest
+        stale += found
+    if first is None:
+        return None
+    times = [item.last_updated_on for item in stale]
+    reach = None if None in times else min(t for t in times if t is not None)
+    return f"kept image {first} and {len(stale)} item(s) it depends on were not read", reach

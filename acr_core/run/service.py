@@ -10,6 +10,7 @@ cannot be read is reported as failed and nothing is deleted in it, while the oth
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import (
     AsyncIterator,
@@ -71,6 +72,7 @@ REPOSITORY_CONCURRENCY = 8
 PAGE_SIZE = 1000
 
 T = TypeVar("T")
+log = logging.getLogger("acr_cleanup")
 
 
 class RegistryClient(ExecutorClient, Protocol):
@@ -197,12 +199,20 @@ async def _read_and_plan(
     )
     gathered = time.monotonic()
     the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
-    relist = reading.unsure(the_plan, snapshots, policy)
-    if relist:
-        # Rare: an incremental plan that may differ from a full listing's; list those again.
-        again = _Reading(replace(reading.config, incremental=False))
-        more, more_failed, _ = await _gather_all(client, governor, relist, None, again)
-        snapshots = {**{n: s for n, s in snapshots.items() if n not in relist}, **more}
+    for deeper in (True, False):
+        # An incremental plan a full listing might change: read further back, once; then
+        # list in full what is still unsure.
+        unsure = reading.unsure(the_plan, snapshots, policy)
+        if not unsure:
+            break
+        again = _Reading(replace(reading.config, incremental=deeper))
+        again.reach = {n: r for n, r in unsure.items() if r is not None}
+        names = sorted(unsure)
+        more, more_failed, _ = await _gather_all(client, governor, names, None, again)
+        for name in names:
+            reading.fresh.pop(name, None)
+        reading.fresh.update(again.fresh)
+        snapshots = {**{n: s for n, s in snapshots.items() if n not in unsure}, **more}
         failed = [*failed, *more_failed]
         gathered = time.monotonic()
         the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect)
@@ -351,20 +361,24 @@ class _Reading:
 
     config: Reading
     fresh: dict[str, Freshness] = field(default_factory=dict)
+    reach: dict[str, datetime] = field(default_factory=dict)  # read back at least this far
 
     def unsure(
         self, plan: Plan, snapshots: Mapping[str, RepositorySnapshot], policy: Policy
-    ) -> list[str]:
-        """The repositories read incrementally whose plan a full listing might change."""
-        unsure = []
+    ) -> dict[str, datetime | None]:
+        """The repositories read incrementally whose plan a full listing might change, and how
+        far back a newest-first read must go for it (None: list in full)."""
+        unsure: dict[str, datetime | None] = {}
         for repository_plan in plan.repositories:
             name, fresh = repository_plan.repository, self.fresh.get(repository_plan.repository)
             rule = policy.rule_for(name)
             if fresh is None or rule is None:
                 continue
             counted = rule.keep_latest is not None
-            if unsure_competition(repository_plan, snapshots[name], fresh, counted) is not None:
-                unsure.append(name)
+            found = unsure_competition(repository_plan, snapshots[name], fresh, counted)
+            if found is not None:
+                log.info("acr-cleanup %s: %s; reading further", name, found[0])
+                unsure[name] = found[1]
         return unsure
 
 
@@ -460,7 +474,9 @@ async def _gather_all(
         for name in pending:
             started = time.monotonic()
             try:
-                gathered = await gather(client, name, governor, reading.config)
+                gathered = await gather(
+                    client, name, governor, reading.config, reach=reading.reach.get(name)
+                )
                 snapshots[name] = gathered.snapshot
                 if gathered.fresh is not None:
                     reading.fresh[name] = gathered.fresh

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +65,8 @@ FORMAT = "acr-cleanup-snapshot/1"
 # How long push runs may build on one full listing before the next push run lists everything
 # again: the longest a lock set by someone else on an old manifest can stay unseen by push runs.
 DEFAULT_MAX_AGE = timedelta(hours=1)
+# Parsed snapshots a store keeps in memory (a warm worker cleans a few repositories at a time).
+PARSED_SNAPSHOTS = 16
 
 
 class SnapshotError(ValueError):
@@ -162,10 +165,15 @@ class SnapshotStore:
         *,
         max_age: timedelta = DEFAULT_MAX_AGE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        parsed: MutableMapping[str, StoredSnapshot] | None = None,
     ) -> None:
         self._store = store
         self.max_age = max_age
         self._clock = clock
+        # Snapshots this process wrote or read, by the sha256 of their stored bytes: a warm
+        # worker that finds its own last snapshot in the store skips decoding it again (at
+        # 50,000 manifests decoding costs seconds). Keyed by content, so never stale.
+        self._parsed = parsed if parsed is not None else {}
         # What this store saved in this run, so the run's own deletions and locks can be
         # written into it after they are applied (the next run's counts then add up).
         self._saved: dict[tuple[str, str], StoredSnapshot] = {}
@@ -194,8 +202,9 @@ class SnapshotStore:
             return None
         if data is None:
             return None
+        fingerprint = hashlib.sha256(data).hexdigest()
         try:
-            stored = decode_snapshot(data, registry, repository)
+            stored = self._parsed.get(fingerprint) or decode_snapshot(data, registry, repository)
         except SnapshotError as exc:
             log.warning(
                 "acr-cleanup snapshot %s in %s ignored (listing the repository in full): %s",
@@ -204,6 +213,7 @@ class SnapshotStore:
                 exc,
             )
             return None
+        self._remember(fingerprint, stored)
         age = self._clock() - stored.listed_at
         if age > self.max_age or age < -self.max_age:
             return None  # due for a full listing (or written by a clock far ahead)
@@ -212,10 +222,21 @@ class SnapshotStore:
     async def save(self, stored: StoredSnapshot) -> None:
         key = self.key(stored.registry, stored.snapshot.name)
         self._saved[stored.registry, stored.snapshot.name] = stored
+        data = encode_snapshot(stored)
         try:
-            await self._store.put(key, encode_snapshot(stored))
+            await self._store.put(key, data)
         except StoreError as exc:
             log.warning("acr-cleanup snapshot of %s not kept: %s", stored.snapshot.name, exc)
+            return
+        self._remember(hashlib.sha256(data).hexdigest(), stored)
+
+    def _remember(self, fingerprint: str, stored: StoredSnapshot) -> None:
+        """Keep the latest few parsed snapshots (one per repository is the common case)."""
+        for old in [k for k, v in self._parsed.items() if v.snapshot.name == stored.snapshot.name]:
+            del self._parsed[old]
+        self._parsed[fingerprint] = stored
+        while len(self._parsed) > PARSED_SNAPSHOTS:
+            del self._parsed[next(iter(self._parsed))]
 
     async def record(
         self, registry: str, repository: str, *, deleted: Iterable[str], locked: Iterable[str]
@@ -246,7 +267,8 @@ def encode_snapshot(stored: StoredSnapshot) -> bytes:
         "contents": {d: _content_out(c) for d, c in sorted(snapshot.contents.items())},
     }
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
+    # Level 1: a push run writes the snapshot every time, and speed matters more than size.
+    return gzip.compress(text.encode(), compresslevel=1, mtime=0)
 
 
 def decode_snapshot(data: bytes, registry: str, repository: str) -> StoredSnapshot:
