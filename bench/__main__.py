@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import emulator, machine, report, scenarios
+from bench import emulator, issue11, machine, report, report11, scenarios
 from bench.runner import ROOT, SIDE_DESCRIPTIONS, SIDES, Options, run_scenario
 
 RESULTS = ROOT / "bench" / "results"
@@ -42,6 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         help="the sizes issue 7 names (2,000; 500 x 10; 200): about nine minutes",
     )
     p.add_argument("--scenario", action="append", help="run only these scenarios (by name)")
+    p.add_argument(
+        "--suite",
+        choices=("all", "issue7", "issue11"),
+        default="all",
+        help="issue7: the three-sides cleanup scenarios; issue11: " + ", ".join(issue11.SCENARIOS),
+    )
+    p.add_argument(
+        "--issue11-sizes",
+        default="{}",
+        help='issue 11 sizes as JSON, e.g. {"push_manifests": [500]} (bench/issue11.py Sizes)',
+    )
     p.add_argument("--side", action="append", choices=SIDES, help="run only these sides")
     p.add_argument("--no-planning", action="store_true", help="skip the planner benchmark")
     p.add_argument("--planning-manifests", type=int, default=None)
@@ -116,7 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         else (doc.with_suffix(".png") if doc else None)
     )
 
-    if not args.report_only:
+    run7 = args.suite in ("all", "issue7")
+    run11 = args.suite in ("all", "issue11") and size_label != "issue"
+    if not args.report_only and run11:
+        profile = size_label if size_label in issue11.PROFILES else "full"
+        overrides = json.loads(args.issue11_sizes)
+        only = [n for n in args.scenario or [] if n in issue11.SCENARIOS] or None
+        if not args.scenario or only:
+
+            def store(name: str, data: dict[str, Any]) -> None:
+                data["machine"] = machine.describe()
+                data["generated_at"] = datetime.now(UTC).replace(microsecond=0).isoformat()
+                _write(results_dir / f"{report11.PREFIX}{name}.json", data)
+
+            issue11.run_all(profile, only, args.deadline, overrides, store)
+    if not args.report_only and run7:
         chosen = {
             "tiny": scenarios.tiny,
             "quick": scenarios.quick,
@@ -165,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     **common,
                 },
             )
-        if not args.no_planning:
+        if not args.no_planning and not (args.scenario and not todo):
             manifests = args.planning_manifests or {"tiny": 2_000, "quick": 20_000}.get(
                 size_label, 100_000
             )
@@ -181,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     found, planning = report.load(results_dir)
-    if doc is not None:
+    if doc is not None and run7:
         if chart is not None and importlib.util.find_spec("matplotlib") is None:
             print("matplotlib is not installed (bench/requirements.txt): no chart", file=sys.stderr)
             chart = None
@@ -189,10 +214,33 @@ def main(argv: list[str] | None = None) -> int:
             report.chart(found, chart)
         rel = None if chart is None else chart.name if chart.parent == doc.parent else str(chart)
         report.update_document(doc, report.render(found, planning, rel, block), block)
+    if doc is not None:
+        found11 = report11.load(results_dir)
+        if found11 and block == "results":
+            meta = _meta11(found11)
+            report.update_document(doc, report11.render(found11, meta), report11.BLOCK)
         print(f"updated {doc}", file=sys.stderr)
     for s in found:
         print(report.detail_table(s), file=sys.stderr)
     return 0
+
+
+def _load(data: dict[str, Any]) -> object:
+    return (data.get("machine") or {}).get("load_average_at_start")
+
+
+def _meta11(found: dict[str, dict[str, Any]]) -> str:
+    first = next(iter(found.values()))
+    m = first.get("machine") or {}
+    runs = "; ".join(
+        f"`{name}` {data.get('generated_at')} ({_load(data)})" for name, data in found.items()
+    )
+    return (
+        f"- Machine: {m.get('nproc')} CPUs ({m.get('cpu_model')}), {m.get('platform')}, Python "
+        f"{m.get('python')}. Each scenario's sizes are in its title (all its settings are in "
+        "its JSON file).\n"
+        f"- Each scenario's result stored at (1, 5, 15-minute load averages then): {runs}."
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,10 @@ import httpx
 from bench.scenarios import OCI_MANIFEST, SeedImage
 from scripts.oci_push import BasicTokenAuth
 
-# ReadOps / WriteOps per minute (docs/acr-facts.md section 4; the emulator's presets).
+# ReadOps / WriteOps per minute (docs/acr-facts.md section 4.2; the retired model's presets).
 SKUS = {"Basic": (1_000, 100), "Standard": (3_000, 500), "Premium": (10_000, 2_000)}
+# The 2026 model (section 4.1): DataplaneRead and DataplaneDelete per identity, per minute.
+SKUS_2026 = {"Basic": (5_000, 500), "Standard": (5_000, 500), "Premium": (10_000, 2_000)}
 START_TIMEOUT = 60.0
 # The registry's ARM id: the topic of its events, which the function checks.
 RESOURCE_ID = (
@@ -55,14 +57,29 @@ class EmulatorSettings:
     sku: str = "Premium"
     time_scale: float = 6.0
     burst_seconds: float = 1.0
+    # False: no throttle at all (the latency-bound and push-cost scenarios).
+    throttle: bool = True
+    # "retired": ReadOps/WriteOps buckets holding `burst_seconds` (real seconds) of refill;
+    # "2026": the emulator's 2026 model (per category, per registry and per identity), whose
+    # buckets hold `capacity_seconds` of the published rate (registry seconds).
+    model: str = "retired"
+    capacity_seconds: float = 5.0
 
     @property
     def reads_per_minute(self) -> int:
-        return SKUS[self.sku][0]
+        return (SKUS_2026 if self.model == "2026" else SKUS)[self.sku][0]
 
     @property
     def writes_per_minute(self) -> int:
-        return SKUS[self.sku][1]
+        """The limit deletions count against: WriteOps, or DataplaneDelete per identity."""
+        return (SKUS_2026 if self.model == "2026" else SKUS)[self.sku][1]
+
+    @property
+    def burst_tokens(self) -> float:
+        """Deletions a full bucket lets through at once, beyond the steady rate."""
+        if self.model == "2026":
+            return self.writes_per_minute / 60 * self.capacity_seconds
+        return self.write_limit_per_s * self.burst_seconds
 
     @property
     def write_limit_per_s(self) -> float:
@@ -78,6 +95,10 @@ class EmulatorSettings:
             "sku": self.sku,
             "time_scale": self.time_scale,
             "burst_seconds": self.burst_seconds,
+            "throttle": self.throttle,
+            "model": self.model,
+            "capacity_seconds": self.capacity_seconds,
+            "burst_tokens": self.burst_tokens,
             "reads_per_minute": self.reads_per_minute,
             "writes_per_minute": self.writes_per_minute,
             "write_limit_per_s": self.write_limit_per_s,
@@ -133,8 +154,23 @@ class RunningEmulator:
         if settings is None:
             self.admin("POST", "faults", {})
             self.admin("POST", "throttle", {})
+            self._rate({})
             return
         self.admin("POST", "faults", {"latency": settings.latency_ms / 1000})
+        if not settings.throttle or settings.model == "2026":
+            self.admin("POST", "throttle", {})
+        if settings.throttle and settings.model == "2026":
+            self._rate(
+                {
+                    "sku": settings.sku.lower(),
+                    "time_scale": settings.time_scale,
+                    "capacity_seconds": settings.capacity_seconds,
+                }
+            )
+            return
+        self._rate({})
+        if not settings.throttle:
+            return
         self.admin(
             "POST",
             "throttle",
@@ -144,6 +180,12 @@ class RunningEmulator:
                 "burst_seconds": settings.burst_seconds,
             },
         )
+
+    def _rate(self, body: dict[str, Any]) -> None:
+        """The 2026 model's limits (`{}`: off), on an emulator that has it."""
+        response = self._admin.post("/_emulator/rate-limits", json=body)
+        if response.status_code != 404 or body:
+            response.raise_for_status()
 
     def now(self) -> datetime:
         from acr_emulator.clock import parse_time
@@ -180,9 +222,14 @@ def _first_line(stream: IO[str], timeout: float) -> str:
 
 @contextmanager
 def start(
-    settings: EmulatorSettings, images: Sequence[SeedImage], *, webhook: str | None = None
+    settings: EmulatorSettings,
+    images: Sequence[SeedImage],
+    *,
+    webhook: str | None = None,
+    seed: dict[str, Any] | None = None,
 ) -> Iterator[RunningEmulator]:
-    """A fresh emulator seeded with `images`, latency and throttle switched on, counters at 0."""
+    """A fresh emulator seeded with `images` (or the fixture `seed`), latency and throttle
+    off until `configure(settings)`."""
     cmd = [sys.executable, "-m", "acr_emulator", "--port", "0", "--resource-id", RESOURCE_ID]
     if webhook is not None:
         cmd += ["--webhook", webhook]
@@ -200,7 +247,7 @@ def start(
     emu = RunningEmulator(process, json.loads(line))
     try:
         emu.configure(None)
-        emu.admin("POST", "seed", fixture(images))
+        emu.admin("POST", "seed", seed if seed is not None else fixture(images))
         yield emu
     finally:
         emu.close()

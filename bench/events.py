@@ -60,19 +60,18 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
 
 
 class PushListener:
-    """A webhook on loopback: `wait()` returns the first `ImagePushed` event; every later
-    delivery (the `ImageDeleted` events a cleanup causes) is answered 200 and dropped, as an
-    Event Grid subscription filtered to `ImagePushed` drops them. Bounded by `deadline_s`
-    seconds of waiting."""
+    """A webhook on loopback: each `wait()` returns the next `ImagePushed` event, in the order
+    they arrived; every other delivery (the `ImageDeleted` events a cleanup causes) is
+    answered 200 and dropped, as an Event Grid subscription filtered to `ImagePushed` drops
+    them. Bounded by `deadline_s` seconds of waiting."""
 
     def __init__(self, port: int, *, host: str = "127.0.0.1") -> None:
         self._port = port
         self._host = host
-        self._found: asyncio.Future[PushedImage] | None = None
+        self._found: asyncio.Queue[PushedImage] = asyncio.Queue()
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> PushListener:
-        self._found = asyncio.get_running_loop().create_future()
         self._server = await asyncio.start_server(self._handle, self._host, self._port)
         return self
 
@@ -82,9 +81,8 @@ class PushListener:
             await self._server.wait_closed()
 
     async def wait(self, deadline_s: float) -> PushedImage:
-        assert self._found is not None
         async with asyncio.timeout(deadline_s):
-            return await self._found
+            return await self._found.get()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         reply: dict[str, Any] = {}
@@ -95,8 +93,8 @@ class PushListener:
                 if event.get("eventType") == VALIDATION:
                     reply = {"validationResponse": (event.get("data") or {}).get("validationCode")}
                 pushed = _pushed(event, received)
-                if pushed is not None and self._found is not None and not self._found.done():
-                    self._found.set_result(pushed)
+                if pushed is not None:
+                    self._found.put_nowait(pushed)
             status = "200 OK"
         except (ValueError, asyncio.IncompleteReadError):
             status = "400 Bad Request"

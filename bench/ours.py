@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import ssl
 from collections.abc import Sequence
 from datetime import datetime
@@ -78,21 +79,44 @@ async def run_push_handler(
 ) -> dict[str, Any]:
     """Hand the delivered event to the function's own Event Grid handler, `on_image_pushed`,
     configured as the app settings would configure it, and return its run summary."""
-    import azure.functions as func
+    shell = function_shell(url, credential, ca_file, resource_id)
+    return await handle_push(shell, pushed)
 
+
+def function_shell(
+    url: str,
+    credential: Any,
+    ca_file: str,
+    resource_id: str,
+    policy: dict[str, object] | None = None,
+) -> Any:
+    """`function_app` configured as its app settings would configure it: one warm instance.
+
+    `BENCH_FUNCTION_ENV` (a JSON object) adds or overrides app settings, e.g. the storage
+    account the function keeps its caches in, or its SKU setting."""
     import function_app  # imported before the clock starts (bench.child)
 
     env = {
         "ACR_LOGIN_SERVER": urlsplit(url).netloc,
         "ACR_RESOURCE_ID": resource_id,
-        "CLEANUP_POLICY": json.dumps(POLICY),
+        "CLEANUP_POLICY": json.dumps(policy or POLICY),
         "CLEANUP_DRY_RUN": "false",
+        **json.loads(os.environ.get("BENCH_FUNCTION_ENV") or "{}"),
     }
     shell = function_app.configure(
         env, credential=credential, verify=ssl.create_default_context(cafile=ca_file)
     )
     if isinstance(shell.settings, Exception):
         raise ValueError(f"the function's settings are invalid: {shell.settings}")
+    return shell
+
+
+async def handle_push(shell: Any, pushed: PushedImage) -> dict[str, Any]:
+    """One event through `function_app.on_image_pushed` on the configured `shell`."""
+    import azure.functions as func
+
+    import function_app
+
     summaries: list[dict[str, Any]] = []
     capture = _SummaryCapture(summaries)
     function_app.log.addHandler(capture)
@@ -124,6 +148,7 @@ async def run_push_handler(
         "status": summary["status"],
         "errors": [],
         "handler": "function_app.on_image_pushed",
+        "summary": summary,
     }
 
 

@@ -140,7 +140,7 @@ def _measure(
     total = sum(kinds.values())
     limit = options.settings.write_limit_per_s
     times = child.get("deletes", {}).get("times", [])
-    burst = limit * options.settings.burst_seconds
+    burst = options.settings.burst_tokens
     # Leaving the credit out understates a slow side by burst / duration: only say "sustained"
     # when at least four credits' worth of deletes came after it.
     sustained = sustained_rate(times, burst, minimum=int(4 * burst))

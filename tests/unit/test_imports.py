@@ -30,7 +30,8 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "acr_core.models": ((), ()),
     "acr_core.names": ((), ()),
     "acr_core.planning": ((*PURE, "acr_core.planning"), ("re2",)),  # RE2: linear-time regex
-    "acr_core.registry": ((*PURE, "acr_core.registry"), ("httpx", "azure.core")),
+    # httpcore: httpx's own connection pool, given asyncio sockets for less CPU (_network.py).
+    "acr_core.registry": ((*PURE, "acr_core.registry"), ("httpx", "httpcore", "azure.core")),
     "acr_core.run": (
         (*PURE, "acr_core.planning", "acr_core.registry", "acr_core.run", *KEPT),
         (),
