@@ -141,8 +141,8 @@ async def run_cleanup(
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
-    run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats))
     governor = Governor(limits)
+    run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats), governor)
     with _listening(client, governor):
         read = await _read_and_plan(
             client, governor, policy, repositories, run.now, protect, progress
@@ -220,6 +220,7 @@ class _Run:
     started_at: datetime
     given_now: datetime | None
     before: RequestStats
+    governor: Governor
 
     @property
     def now(self) -> datetime:
@@ -230,6 +231,7 @@ class _Run:
         done = done or _Applied(read.planned, read.planned)
         after = _request_stats(self.client.stats)
         applying = done.ended - done.started
+        total = read.planned - read.began + applying
         return RunReport(
             registry=self.client.login_server,
             dry_run=dry_run,
@@ -242,7 +244,7 @@ class _Run:
                 gather=read.gathered - read.began,
                 plan=read.planned - read.gathered,
                 apply=applying,
-                total=read.planned - read.began + applying,
+                total=total,
             ),
             repository_durations=_per_repository(
                 read.gather_seconds, read.plan_seconds, done.seconds
@@ -251,6 +253,7 @@ class _Run:
                 requests=after.requests - self.before.requests,
                 throttled=after.throttled - self.before.throttled,
                 retries=after.retries - self.before.retries,
+                concurrency=self.governor.request_seconds / total if total > 0 else 0.0,
             ),
             cancelled=done.cancelled,
         )

@@ -1,0 +1,87 @@
+"""Pacing by category against the emulator's throttle: a run told the registry's limits stays
+under them (no 429) and leaves exactly the registry the plan says; one not told hits them.
+
+The emulator's limits here are its ReadOps/WriteOps model (DELETEs count as writes), time
+scaled so that a minute's budget passes in a fraction of the time.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from acr_core.planning.policy import load_policy
+from acr_core.run.executor import Outcome
+from acr_core.run.limiter import ExecutionLimits
+from acr_core.run.service import run_cleanup
+from acr_emulator import EmulatorConfig
+from acr_emulator.faults import Faults
+from acr_emulator.throttle import ThrottleConfig
+from tests.unit.emulated_registry import T0, EmulatedRegistry, later
+
+NOW = later(30)
+KEEP = 3
+IMAGES = 40
+POLICY = load_policy(
+    {
+        "version": 1,
+        "rules": [{"name": "app", "repositories": ["app"], "keepLatest": KEEP}],
+        "safety": {"maxDeletesPerRepository": 1000, "maxDeleteFraction": 1.0},
+    }
+)
+# Standard's per-identity DataplaneDelete and DataplaneRead (docs/acr-facts.md section 4.1),
+# twice as fast: about 17 deletes and 170 reads a second.
+SCALE = 2.0
+DELETES, READS = 500, 5000
+
+
+def registry(config: EmulatorConfig) -> tuple[EmulatedRegistry, set[str]]:
+    """`IMAGES` tagged images in `app`, one an hour; returns the registry and the kept ones."""
+    staged = EmulatedRegistry(config)
+    digests = [
+        staged.push("app", f"app-{n}", tags=(f"v{n}",), updated=T0 + timedelta(hours=n))
+        for n in range(IMAGES)
+    ]
+    return staged, set(digests[-KEEP:])
+
+
+def throttled() -> EmulatorConfig:
+    return EmulatorConfig(now=NOW, throttle=ThrottleConfig(READS, DELETES, time_scale=SCALE))
+
+
+async def test_a_run_paced_at_the_registrys_limits_is_never_throttled():
+    """Told the registry's own limits, the run sends no request that is answered 429, and
+    deletes exactly what the plan says."""
+    staged, kept = registry(throttled())
+    limits = ExecutionLimits(deletes_per_minute=DELETES * SCALE, reads_per_minute=READS * SCALE)
+    report = await run_cleanup(staged.client, POLICY, now=NOW, dry_run=False, limits=limits)
+    assert staged.client.stats.by_status[429] == 0
+    assert report.requests.throttled == 0
+    assert staged.digests("app") == kept
+    assert report.totals.deleted == IMAGES - KEEP
+
+
+async def test_a_run_not_told_the_limits_is_throttled():
+    """Unpaced, the same run bursts into 429s (the control for the test above); what the
+    client's retries could not delete fails as transient, and everything kept is still there.
+    (The test's client retries without waiting out Retry-After.)"""
+    staged, kept = registry(throttled())
+    report = await run_cleanup(staged.client, POLICY, now=NOW, dry_run=False)
+    assert report.requests.throttled > 0
+    assert kept <= staged.digests("app")
+    failed = [o for o in report.outcomes if o.outcome is Outcome.FAILED]
+    assert all(o.transient for o in failed)
+    assert len(staged.digests("app")) == KEEP + len(failed)
+
+
+async def test_the_report_says_how_many_requests_were_in_flight_on_average():
+    """With every request taking 20 ms, the run's effective concurrency is reported, more
+    than one request at a time and never more than it was allowed."""
+    staged, kept = registry(EmulatorConfig(now=NOW, faults=Faults(latency=0.02)))
+    limits = ExecutionLimits(max_concurrency=8)
+    report = await run_cleanup(staged.client, POLICY, now=NOW, dry_run=False, limits=limits)
+    assert staged.digests("app") == kept
+    assert 1.0 < report.requests.concurrency <= 8
+    assert json.loads(report.to_json())["requests"]["concurrency"] == round(
+        report.requests.concurrency, 2
+    )
