@@ -107,7 +107,7 @@ class ExecutionLimits:
     @classmethod
     def for_sku(
         cls,
-        sku: str,
+        sku: str | None,
         *,
         share: float = 1.0,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
@@ -115,13 +115,16 @@ class ExecutionLimits:
         reads_per_minute: float | None = None,
         writes_per_minute: float | None = None,
     ) -> ExecutionLimits:
-        """The SKU's per-identity limits (times `share`, this run's part of them when several
-        runs share one identity); a number given explicitly wins over the SKU's."""
+        """The SKU's per-identity limits times `share` (this run's part of them, when several
+        runs share one identity); a number given explicitly wins over the SKU's. Without a
+        SKU, only the numbers given are limits."""
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        if sku is None:
+            return cls(max_concurrency, deletes_per_minute, reads_per_minute, writes_per_minute)
         limits = SKU_LIMITS.get(sku.lower())
         if limits is None:
             raise ValueError(f"sku must be one of {', '.join(SKUS)}, got {sku!r}")
-        if not 0 < share <= 1:
-            raise ValueError(f"share must be in (0, 1], got {share}")
         return cls(
             max_concurrency=max_concurrency,
             deletes_per_minute=deletes_per_minute or limits.deletes * share,
