@@ -35,7 +35,6 @@ from acr_core.registry.client import AcrClient
 from acr_core.registry.errors import AcrError, is_transient
 from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import Outcome
-from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.report import RunReport, Status
 from acr_core.run.service import run_cleanup
 
@@ -220,10 +219,7 @@ async def _clean(
 ) -> RunReport:
     """One run over one repository; logs its summary and raises if it should be retried.
     Once `stop` is set (a push to the repository arrived), the run sends no more DELETEs."""
-    limits = ExecutionLimits(
-        max_concurrency=settings.max_concurrency,
-        writes_per_minute=settings.max_writes_per_minute,
-    )
+    limits = settings.limits()
     async with _client(shell, settings) as client:
         report = await run_cleanup(
             client,
