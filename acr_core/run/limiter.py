@@ -437,6 +437,12 @@ class Governor:
                 budget.throttled(retry_after)
         self.window.throttled()
 
+    async def pace(self, method: str, path: str) -> None:
+        """Before each request the client sends: token requests (`/oauth2/`, sent by its auth
+        flow, not by the run) wait for the OAuth budget; the rest were paced where sent."""
+        if path.startswith("/oauth2/"):
+            await self.budgets[Category.OAUTH].take()
+
     @property
     def request_seconds(self) -> float:
         """Seconds of requests in flight, summed over the run's requests."""

@@ -40,7 +40,7 @@ from acr_core.registry.errors import (
     NotFoundError,
     is_transient,
 )
-from acr_core.registry.transport import ClientStats, ThrottleListener
+from acr_core.registry.transport import ClientStats, RequestPacer, ThrottleListener
 from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
 from acr_core.run.limiter import ExecutionLimits, Governor
@@ -82,6 +82,8 @@ class RegistryClient(ExecutorClient, Protocol):
     def stats(self) -> ClientStats: ...
 
     def add_throttle_listener(self, listener: ThrottleListener) -> None: ...
+
+    def add_request_pacer(self, pacer: RequestPacer) -> None: ...
 
     def list_repository_names(self, *, results_per_page: int = ...) -> AsyncIterator[str]: ...
 
@@ -315,15 +317,20 @@ async def _apply(
 
 @contextmanager
 def _listening(client: RegistryClient, governor: Governor) -> Iterator[None]:
-    """Feed the client's 429s to the run's limiters while the run lasts (the client keeps
-    its listeners for its whole life, so the listener goes quiet afterwards)."""
+    """Feed the client's 429s to the run's governor, and pace its token requests, while the
+    run lasts (the client keeps both for its whole life, so they go quiet afterwards)."""
     active = True
 
     def on_throttle(retry_after: float | None) -> None:
         if active:
             governor.throttled(retry_after)
 
+    async def pace(method: str, path: str) -> None:
+        if active:
+            await governor.pace(method, path)
+
     client.add_throttle_listener(on_throttle)
+    client.add_request_pacer(pace)
     try:
         yield
     finally:

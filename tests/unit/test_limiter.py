@@ -249,3 +249,20 @@ async def test_waiters_are_served_in_arrival_order():
 
     await asyncio.gather(*(request(n) for n in range(6)))
     assert order == list(range(6))
+
+
+async def test_token_requests_wait_for_the_oauth_budget_and_nothing_else_does():
+    """The client's pacer holds token requests to the OAuth budget; other requests pass (their
+    categories were paced where the run sent them)."""
+    time = FakeTime()
+    governor = Governor(
+        ExecutionLimits(tokens_per_minute=60, reads_per_minute=60),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+    for _ in range(5):
+        await governor.pace("GET", "/v2/app/manifests/latest")
+    assert time.now == 0.0
+    await governor.pace("POST", "/oauth2/exchange")
+    await governor.pace("POST", "/oauth2/token")
+    assert time.now == pytest.approx(1 / SAFETY_MARGIN)
