@@ -7,12 +7,16 @@ scaled so that a minute's budget passes in a fraction of the time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
+import httpx
+
+from acr_core.planning import planner
 from acr_core.planning.policy import load_policy
-from acr_core.run.executor import Outcome
-from acr_core.run.limiter import ExecutionLimits
+from acr_core.run.executor import Executor, Outcome
+from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.service import run_cleanup
 from acr_emulator import EmulatorConfig
 from acr_emulator.faults import Faults
@@ -85,3 +89,55 @@ async def test_the_report_says_how_many_requests_were_in_flight_on_average():
     assert json.loads(report.to_json())["requests"]["concurrency"] == round(
         report.requests.concurrency, 2
     )
+
+
+class Timeline:
+    """A fake clock whose sleeps go into the same log as the requests the wire sees."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.log: list[str] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.log.append("sleep")
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_no_wait_for_the_budget_comes_between_a_recheck_and_its_delete():
+    """Paced at one DELETE a second, each deletion waits for its token before its re-check
+    reads: the DELETE follows its re-check with no pause between them."""
+    staged, kept = registry(EmulatorConfig(now=NOW))
+    timeline = Timeline()
+    forward = staged.wire.handle_async_request
+
+    async def logged(request: httpx.Request) -> httpx.Response:
+        timeline.log.append(f"{request.method} {request.url.path}")
+        return await forward(request)
+
+    staged.wire.handle_async_request = logged  # type: ignore[method-assign]
+    snapshots = await staged.snapshots()
+    plan = planner.plan(list(snapshots.values()), POLICY, NOW)
+    governor = Governor(
+        ExecutionLimits(max_concurrency=1, deletes_per_minute=60),
+        clock=timeline.clock,
+        sleep=timeline.sleep,
+    )
+    timeline.log.clear()
+    outcomes = await Executor(staged.client, governor, snapshots).apply(plan)
+    assert {o.outcome for o in outcomes} == {Outcome.APPLIED}
+    assert staged.digests("app") == kept
+    deletes = [i for i, entry in enumerate(timeline.log) if entry.startswith("DELETE ")]
+    assert len(deletes) == IMAGES - KEEP
+    assert timeline.log.count("sleep") >= len(deletes) - 1  # the pace was felt
+    for index in deletes:
+        digest = timeline.log[index].rsplit("/", 1)[-1]
+        recheck = max(
+            i
+            for i, entry in enumerate(timeline.log[:index])
+            if entry == f"GET /acr/v1/app/_manifests/{digest}"
+        )
+        assert "sleep" not in timeline.log[recheck:index], timeline.log[recheck : index + 1]
