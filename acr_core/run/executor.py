@@ -27,11 +27,15 @@ Cost per deletion: 1 + t + r reads of its own (t = its planned tags, r = the ref
 with it), sent together with the repository-wide reads (its properties, newest manifest,
 newest tag), then the DELETE. The repository-wide reads are shared: every deletion of the
 repository that asks for them before they are sent waits for the same three (`_SharedProbes`),
-so each deletion still sees reads sent after it asked, and a busy run pays about 2 + t + r
-requests per deletion instead of 6 + t + r. At the 2026 per-identity budgets (docs/acr-facts.md
-section 4.1) 500 deletions a minute on Basic/Standard cost at most 3,500 reads a minute with
-one tag each, within the 5,000 DataplaneRead; on Premium (2,000 deletes, 10,000 reads) the reads
-bound deletions to about 1,400 a minute unshared, and to the DataplaneDelete pace when shared.
+so each deletion still sees reads sent after it asked. Unshared a deletion costs 4 + t + r reads
+and its DELETE; a run whose requests queue for slots or read tokens (latency-bound, or reads
+paced) shares them, down to about 2 + t + r requests per deletion (measured: 197 deletions
+with one tag each, 30 ms per request, 32 in flight: 1,182 requests before, about 615 after).
+At the 2026 per-identity budgets (docs/acr-facts.md section 4.1) 500 deletions a minute on
+Basic/Standard cost at most 2,500 reads a minute with one tag each, within the 5,000
+DataplaneRead; on Premium (2,000 deletes, 10,000 reads) unshared reads would bound deletions to
+about 1,900 a minute, but reads waiting for their tokens are shared, so the DataplaneDelete
+pace binds.
 No ListReferrers request is made (its budget is 250 a minute): new referrers show up as the
 newest manifest.
 
