@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
 
 from acr_core.planning import planner
 from acr_core.planning.policy import load_policy
-from acr_core.run.executor import Executor, Outcome
+from acr_core.run.executor import Executor, Outcome, _Probe, _SharedProbes
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.service import run_cleanup
 from acr_emulator import EmulatorConfig
@@ -141,3 +142,32 @@ async def test_no_wait_for_the_budget_comes_between_a_recheck_and_its_delete():
             if entry == f"GET /acr/v1/app/_manifests/{digest}"
         )
         assert "sleep" not in timeline.log[recheck:index], timeline.log[recheck : index + 1]
+
+
+async def test_a_shared_recheck_serves_only_the_deletions_that_asked_before_it_was_sent():
+    """Deletions asking for the repository-wide re-check before it is sent share it; one that
+    asks after it was sent gets a read of its own, sent after it asked."""
+    sending, answer = asyncio.Event(), asyncio.Event()
+    probes: list[int] = []
+
+    async def probe(repository: str, sent: Callable[[], None]) -> _Probe:
+        number = len(probes)
+        probes.append(number)
+        await sending.wait()
+        sent()
+        await answer.wait()
+        return _Probe(None, None, None, confirmed=number)
+
+    shared = _SharedProbes(probe)
+    first = asyncio.create_task(shared.read("app"))
+    second = asyncio.create_task(shared.read("app"))
+    await asyncio.sleep(0)
+    sending.set()
+    await asyncio.sleep(0)
+    late = asyncio.create_task(shared.read("app"))
+    other = asyncio.create_task(shared.read("other"))
+    await asyncio.sleep(0)
+    answer.set()
+    results = await asyncio.gather(first, second, late, other)
+    assert [r.confirmed for r in results[:3]] == [0, 0, 1]
+    assert len(probes) == 3  # app twice (before and after sending), other once
