@@ -368,10 +368,20 @@ class AdaptiveLimiter:
                 waiter.set_result(None)
 
 
-# The category of the slot the current task holds: a 429 reported from inside that request
-# (the transport calls its listeners in the request's task) is charged to that budget.
-_CATEGORY: contextvars.ContextVar[Category | None] = contextvars.ContextVar(
-    "acr_cleanup_category", default=None
+@dataclass(slots=True)
+class _Held:
+    """The slot the current task holds: its category, and whether the one request its token
+    paid for has been sent."""
+
+    category: Category
+    paid: bool = True
+
+
+# The slot the current task holds. A 429 reported from inside that request (the transport calls
+# its listeners in the request's task) is charged to that budget, and the requests a read slot
+# sends beyond its first (a listing's later pages, a retry after a 401) wait for tokens too.
+_HELD: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
+    "acr_cleanup_held", default=None
 )
 
 
@@ -398,11 +408,11 @@ class Lane:
         if not taken:
             await self.budget.take()
         async with self._window.slot():
-            token = _CATEGORY.set(self.budget.category)
+            token = _HELD.set(_Held(self.budget.category))
             try:
                 yield
             finally:
-                _CATEGORY.reset(token)
+                _HELD.reset(token)
 
 
 class Governor:
@@ -431,7 +441,8 @@ class Governor:
         """A 429 from the client's listener: the budget of the request that got it pauses and
         slows (all of them when it came from outside any slot), and concurrency halves."""
         self.throttle_count += 1
-        category = _CATEGORY.get()
+        held = _HELD.get()
+        category = None if held is None else held.category
         for budget in self.budgets.values():
             if category is None or budget.category is category:
                 budget.throttled(retry_after)
@@ -439,9 +450,20 @@ class Governor:
 
     async def pace(self, method: str, path: str) -> None:
         """Before each request the client sends: token requests (`/oauth2/`, sent by its auth
-        flow, not by the run) wait for the OAuth budget; the rest were paced where sent."""
+        flow, not by the run) wait for the OAuth budget; a read slot's first request was paid
+        for when the slot was taken, and each further one (pages, retries) waits for a read
+        token. DELETEs and locks send one request per slot; their retries wait out the
+        transport's Retry-After instead, so no wait comes between a re-check and its DELETE."""
         if path.startswith("/oauth2/"):
             await self.budgets[Category.OAUTH].take()
+            return
+        held = _HELD.get()
+        if held is None or held.category is not Category.READ:
+            return
+        if held.paid:
+            held.paid = False
+            return
+        await self.budgets[Category.READ].take()
 
     @property
     def request_seconds(self) -> float:

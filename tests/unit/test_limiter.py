@@ -266,3 +266,25 @@ async def test_token_requests_wait_for_the_oauth_budget_and_nothing_else_does():
     await governor.pace("POST", "/oauth2/exchange")
     await governor.pace("POST", "/oauth2/token")
     assert time.now == pytest.approx(1 / SAFETY_MARGIN)
+
+
+async def test_each_page_of_a_listing_in_one_read_slot_pays_for_its_own_read():
+    """A read slot's first request was paid for with the slot; its later pages (and retries)
+    each wait for a read token, and a DELETE's retry waits for none."""
+    time = FakeTime()
+    governor = Governor(
+        ExecutionLimits(reads_per_minute=60, deletes_per_minute=60),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+    async with governor.reads.slot():
+        await governor.pace("GET", "/acr/v1/app/_manifests")
+        assert time.now == 0.0
+        await governor.pace("GET", "/acr/v1/app/_manifests")
+        await governor.pace("GET", "/acr/v1/app/_manifests")
+    assert time.now == pytest.approx(2 / SAFETY_MARGIN)  # the first came from the burst
+    before = time.now
+    async with governor.deletes.slot(taken=True):
+        await governor.pace("DELETE", "/v2/app/manifests/sha256:1")
+        await governor.pace("DELETE", "/v2/app/manifests/sha256:1")
+    assert time.now == before
