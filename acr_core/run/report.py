@@ -261,6 +261,7 @@ class RunReport:
             "durationSeconds": round(self.durations.total, 3),
             "requests": self.requests.requests,
             "throttled": self.requests.throttled,
+            "concurrency": round(self.requests.concurrency, 2),
         }
 
     def durations_of(self, repository: str) -> RepositoryDurations:
