@@ -56,10 +56,13 @@ Worst case per deletion, all of it bounded: the wait for its DELETE token (at mo
 token's interval at the pace, plus any `Retry-After` pause of DataplaneDelete, which ACR counts
 down to the end of its throttling period, up to about 60 s); its re-check reads, in parallel,
 each at most `RetryPolicy.attempts` (6) attempts within `RetryPolicy.deadline` (120 s) plus
-one attempt's 30 s timeout, so about 150 s; then the DELETE, the same: 6 attempts, about 150 s.
-In all 6 * (4 + t + r) attempts (the shared reads counted in full) and about 60 + 2 * 150 =
-360 s. A lock is one PATCH: its token, then 6 attempts, about 150 s. Each re-run of a failed
-run by the platform (docs/operations.md, "Failure modes and fixes") starts afresh.
+one attempt's 30 s timeout, so about 150 s; when a 429 paused deletes while those reads were
+out, the pause (up to about 60 s) and the re-check again, `RECHECKS` (3) re-checks at most, so
+that the DELETE is not sent into a pause and held there long after its re-check; then the
+DELETE: 6 attempts, about 150 s. In all 6 * (3 * (4 + t + r) + 1) attempts (the shared reads
+counted in full) and about 60 + 3 * 150 + 2 * 60 + 150 = 780 s. A lock is one PATCH: its
+token, then 6 attempts, about 150 s. Each re-run of a failed run by the platform
+(docs/operations.md, "Failure modes and fixes") starts afresh.
 """
 
 from __future__ import annotations
@@ -169,6 +172,9 @@ REPLANNED = "the next run re-reads and re-plans the repository"
 PUSHED = "a push arrived while deleting; the follow-up run re-plans"
 
 Key = tuple[str, str]
+# Re-checks of one deletion at most: a re-check that a 429 pause outdated is read again after
+# the pause, twice at most, then the DELETE goes (the transport waits out any further pause).
+RECHECKS = 3
 # Asked right before each DELETE: True means send no more DELETEs to that repository.
 Stop = Callable[[str], bool]
 
@@ -343,7 +349,33 @@ class Executor:
             return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
         # The DELETE's token first: waiting for the budget must not come between the re-check
         # and the DELETE it clears.
+        budget = self._governor.deletes.budget
         await self._governor.deletes.take()
+        for attempt in range(1, RECHECKS + 1):
+            verdict = await self._cleared(action)
+            if verdict is not None:
+                return verdict
+            if not budget.paused or attempt == RECHECKS:
+                break
+            # A 429 paused deletes while the reads were out: sent now, the DELETE would wait
+            # out the pause in the transport and reach ACR long after its re-check. Wait here
+            # instead, and read again.
+            await budget.wait_pause()
+        try:
+            async with self._governor.deletes.slot(taken=True):
+                deleted = await self._client.delete_manifest(repository, digest)
+        except DisallowedOperationError as exc:
+            return ActionOutcome(action, Outcome.SKIPPED_LOCKED, f"locked: {exc}")
+        if not deleted:
+            return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
+        # ACR deletes the manifest's referrers with it (docs/acr-facts.md section 3).
+        self._confirmed[repository] = self._confirmed.get(repository, 0) + 1 + len(action.cascades)
+        return ActionOutcome(action, Outcome.APPLIED)
+
+    async def _cleared(self, action: Action) -> ActionOutcome | None:
+        """Re-check one deletion: None when nothing that would keep the manifest changed, else
+        the outcome that skips it."""
+        repository, digest = action.repository, action.digest
         if (halted := self._halted(repository)) is not None:
             return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
         reads = await self._recheck(action)
@@ -364,16 +396,7 @@ class Executor:
         # this one's reads were out.
         if (halted := self._halted(repository)) is not None:
             return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
-        try:
-            async with self._governor.deletes.slot(taken=True):
-                deleted = await self._client.delete_manifest(repository, digest)
-        except DisallowedOperationError as exc:
-            return ActionOutcome(action, Outcome.SKIPPED_LOCKED, f"locked: {exc}")
-        if not deleted:
-            return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
-        # ACR deletes the manifest's referrers with it (docs/acr-facts.md section 3).
-        self._confirmed[repository] = self._confirmed.get(repository, 0) + 1 + len(action.cascades)
-        return ActionOutcome(action, Outcome.APPLIED)
+        return None
 
     def _halted(self, repository: str) -> str | None:
         """Why no more DELETEs go to `repository` in this run, or None."""

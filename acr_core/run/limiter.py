@@ -245,10 +245,10 @@ class Budget:
 
     async def take(self) -> None:
         """Wait out any pause, then for a token (a 429 while waiting pauses again)."""
-        await self._wait_pause()
+        await self.wait_pause()
         if self.bucket is not None:
             await self.bucket.take()
-            await self._wait_pause()
+            await self.wait_pause()
 
     def throttled(self, retry_after: float | None) -> None:
         self.throttle_count += 1
@@ -265,7 +265,13 @@ class Budget:
             self.bucket.slow()
             self._last_slowed = now
 
-    async def _wait_pause(self) -> None:
+    @property
+    def paused(self) -> bool:
+        """True while a 429's pause holds this category back."""
+        return self._paused_until > self._clock()
+
+    async def wait_pause(self) -> None:
+        """Until no 429's pause holds this category back."""
         while (wait := self._paused_until - self._clock()) > 0:
             await self._sleep(wait)
 

@@ -171,3 +171,40 @@ async def test_a_shared_recheck_serves_only_the_deletions_that_asked_before_it_w
     results = await asyncio.gather(first, second, late, other)
     assert [r.confirmed for r in results[:3]] == [0, 0, 1]
     assert len(probes) == 3  # app twice (before and after sending), other once
+
+
+async def test_a_delete_waits_out_a_pause_that_began_during_its_recheck_and_reads_again():
+    """When one DELETE is answered 429 (Retry-After 5 s), no other DELETE is sent while the
+    pause lasts: a deletion whose re-check was out waits the pause out, re-checks, then
+    deletes; the registry ends exactly as planned."""
+    staged, kept = registry(EmulatorConfig(now=NOW))
+    timeline = Timeline()
+    forward = staged.wire.handle_async_request
+    sent_while_paused: list[str] = []
+    seen: set[str] = set()
+    governor = Governor(
+        ExecutionLimits(max_concurrency=4), clock=timeline.clock, sleep=timeline.sleep
+    )
+
+    async def first_delete_throttled(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            digest = request.url.path.rsplit("/", 1)[-1]
+            if digest not in seen and governor.deletes.budget.paused:
+                sent_while_paused.append(digest)
+            if not seen:
+                seen.add(digest)
+                body = {"errors": [{"code": "TOOMANYREQUESTS", "message": "throttled"}]}
+                return httpx.Response(429, json=body, headers={"retry-after": "5"})
+            seen.add(digest)
+        return await forward(request)
+
+    staged.wire.handle_async_request = first_delete_throttled  # type: ignore[method-assign]
+    staged.client.add_throttle_listener(governor.throttled)
+    snapshots = await staged.snapshots()
+    plan = planner.plan(list(snapshots.values()), POLICY, NOW)
+    outcomes = await Executor(staged.client, governor, snapshots).apply(plan)
+    assert {o.outcome for o in outcomes} == {Outcome.APPLIED}
+    assert staged.digests("app") == kept
+    assert governor.throttle_count == 1
+    assert timeline.log.count("sleep") >= 1
+    assert sent_while_paused == []
