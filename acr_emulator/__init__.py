@@ -12,6 +12,7 @@ from acr_emulator.emulator import Emulator
 from acr_emulator.events import Webhook
 from acr_emulator.faults import Faults
 from acr_emulator.hooks import Arrival
+from acr_emulator.ratelimit import RateLimits
 from acr_emulator.server import ServerInfo
 from acr_emulator.throttle import ThrottleConfig
 
@@ -20,6 +21,7 @@ __all__ = [
     "Emulator",
     "EmulatorConfig",
     "Faults",
+    "RateLimits",
     "ScopedToken",
     "ServerInfo",
     "ThrottleConfig",

@@ -19,6 +19,7 @@ from acr_emulator.events import EventBus
 from acr_emulator.faults import Faults
 from acr_emulator.guard import Guard
 from acr_emulator.http import Request, Response, Route, route
+from acr_emulator.ratelimit import RateLimits
 from acr_emulator.seed import FixtureError, seed
 from acr_emulator.store import Registry
 from acr_emulator.throttle import ThrottleConfig
@@ -63,6 +64,11 @@ class AdminApi:
                 r"/_emulator/throttle",
                 {"GET": self.throttle, "POST": self.throttle},
             ),
+            route(
+                "/_emulator/rate-limits",
+                r"/_emulator/rate-limits",
+                {"GET": self.rate_limits, "POST": self.rate_limits, "DELETE": self.rate_limits},
+            ),
             route("/_emulator/seed", r"/_emulator/seed", {"POST": self.seed}),
             route("/_emulator/events", r"/_emulator/events", {"GET": self.events}),
             route(
@@ -76,6 +82,7 @@ class AdminApi:
     async def counters(self, req: Request) -> Response:
         if req.method == "DELETE":
             self._counters.reset()
+            self._guard.rate.counters.reset()
             return Response.empty(204)
         counters = self._counters
         return Response.json({"total": counters.total, "counters": counters.snapshot()})
@@ -123,6 +130,30 @@ class AdminApi:
                 raise invalid("BAD_REQUEST", f"throttle: {exc}") from None
         config = throttle.config
         return Response.json(None if config is None else asdict(config))
+
+    async def rate_limits(self, req: Request) -> Response:
+        """POST `{"sku": "standard", ...overrides}`, explicit `RateLimits` fields, or `{}` (off);
+        DELETE resets the per-identity counters. Answers the limits and the counters."""
+        rate = self._guard.rate
+        if req.method == "DELETE":
+            rate.counters.reset()
+        elif req.method == "POST":
+            body = _object(req)
+            try:
+                if body.get("sku"):
+                    rate.configure(RateLimits.sku(str(body.pop("sku")), **body))
+                else:
+                    rate.configure(RateLimits(**body) if body else None)
+            except (TypeError, ValueError) as exc:
+                raise invalid("BAD_REQUEST", f"rate-limits: {exc}") from None
+        limits = rate.limits
+        return Response.json(
+            {
+                "limits": None if limits is None else asdict(limits),
+                "counters": rate.counters.snapshot(),
+                "by_identity": rate.counters.summary(),
+            }
+        )
 
     async def seed(self, req: Request) -> Response:
         try:

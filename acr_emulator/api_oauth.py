@@ -17,7 +17,7 @@ import hmac
 import time
 from typing import Any
 
-from acr_emulator import auth
+from acr_emulator import auth, identity
 from acr_emulator.access import Gate, Principals
 from acr_emulator.auth import TOKEN_USER, TokenError, TokenService
 from acr_emulator.config import EmulatorConfig
@@ -195,6 +195,7 @@ class OAuthApi:
             "aud": service,
             "grant_type": "access_token",
             "access": access,
+            "identity": identity.label(principal, anonymous=anonymous),
         }
         return self._tokens.issue(claims, self._access_lifetime)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from acr_emulator.auth import ScopedToken
 from acr_emulator.events import Webhook
 from acr_emulator.faults import Faults
+from acr_emulator.ratelimit import RateLimits
 from acr_emulator.throttle import ThrottleConfig
 
 DEFAULT_RESOURCE_ID = (
@@ -39,6 +40,9 @@ class EmulatorConfig:
     test expires them with `emu.clock.advance`) instead of the wall clock. Off by default:
     Microsoft's SDK compares `exp` with its own wall clock. `scoped_tokens`: ACR tokens with
     scope maps (`ScopedToken`), for Basic auth limited to some repository actions.
+    `rate_limits`: ACR's 2026 request-rate limits (`RateLimits.sku("standard")`, see
+    `acr_emulator.ratelimit`); `throttle`: the retired ReadOps/WriteOps model. Both off by
+    default; either or both may be on.
     """
 
     login_server: str | None = None
@@ -61,6 +65,7 @@ class EmulatorConfig:
     require_blobs: bool = True
     retag_moves_manifest_time: bool = True
     throttle: ThrottleConfig | None = None
+    rate_limits: RateLimits | None = None
     faults: Faults = field(default_factory=Faults)
     webhooks: tuple[Webhook, ...] = ()
     webhook_verify: str | bool = True

@@ -1,7 +1,8 @@
 """The `Emulator`: builds the registry's state and APIs from a config and routes requests.
 
 State: the store (`Registry`), the `Clock`, the tokens and `Principals`, the `EventBus`, the
-`Counters`, the `Guard` (faults and throttling) and the `Hooks` (tests stage races with them).
+`Counters`, the `RateLimiter` (ACR's 2026 rate limits and per-identity counters), the `Guard`
+(faults and throttling) and the `Hooks` (tests stage races with them).
 APIs: `V2Api` and `BlobApi` (/v2), `AcrApi` (/acr/v1), `OAuthApi` (/oauth2) and `AdminApi`
 (/_emulator), each built with only the state it uses. Every request goes: route -> guard ->
 hooks -> handler (which checks auth first, as ACR challenges before revealing whether anything
@@ -46,7 +47,9 @@ from acr_emulator.http import (
     read_request,
     send_response,
 )
+from acr_emulator.identity import Identify, categories
 from acr_emulator.notify import Notifier
+from acr_emulator.ratelimit import RateLimiter
 from acr_emulator.seed import load_fixture, seed
 from acr_emulator.server import ServerInfo
 from acr_emulator.store import Registry
@@ -69,13 +72,15 @@ class Emulator:
         self.principals = Principals(config)
         self.events = EventBus(config.webhooks, verify=config.webhook_verify)
         self.throttle = Throttle(config.throttle)
-        self._guard = Guard(config.faults, self.throttle)
+        self.rate = RateLimiter(config.rate_limits, clock=lambda: clock.peek().timestamp())
+        self._guard = Guard(config.faults, self.throttle, self.rate)
         self._hooks = Hooks()
         self._routes = self._build_routes()
 
     def _build_routes(self) -> list[Route]:
         config = self.config
         gate = Gate(self.tokens, login_server=config.login_server, require_auth=config.require_auth)
+        self._identify = Identify(self.tokens, config.admin_username, gate.service)
         notifier = Notifier(
             self.events,
             self.clock,
@@ -211,15 +216,18 @@ class Emulator:
         route, req.params = found
         admin = route.name.startswith(ADMIN_PREFIX)
         if not admin:
-            refused = await self._guard.check(req, send)
+            kinds, who = categories(req.method, route.name), self._identify(req)
+            refused = await self._guard.check(req, send, kinds, who)
             if refused is not None:
                 self.counters.record(route.name, req.method, refused.status)
+                self.rate.counters.record(kinds, who, refused.status)
                 await send_response(send, refused, extra)
                 return
             await self._hooks.run(req.method, req.path, route.name)
         response = await _dispatch(route, req)
         if not admin:
             self.counters.record(route.name, req.method, response.status)
+            self.rate.counters.record(kinds, who, response.status)
         await send_response(send, response, extra, head=req.method == "HEAD")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
