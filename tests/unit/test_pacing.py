@@ -1,8 +1,9 @@
 """Pacing by category against the emulator's throttle: a run told the registry's limits stays
 under them (no 429) and leaves exactly the registry the plan says; one not told hits them.
 
-The emulator's limits here are its ReadOps/WriteOps model (DELETEs count as writes), time
-scaled so that a minute's budget passes in a fraction of the time.
+The emulator's limits are its 2026 model (a bucket per category and identity, RateLimits) and
+its retired ReadOps/WriteOps model (DELETEs count as writes), time scaled so that a minute's
+budget passes in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.service import run_cleanup
 from acr_emulator import EmulatorConfig
 from acr_emulator.faults import Faults
+from acr_emulator.ratelimit import RateLimits
 from acr_emulator.throttle import ThrottleConfig
 from tests.unit.emulated_registry import T0, EmulatedRegistry, later
 
@@ -208,3 +210,34 @@ async def test_a_delete_waits_out_a_pause_that_began_during_its_recheck_and_read
     assert governor.throttle_count == 1
     assert timeline.log.count("sleep") >= 1
     assert sent_while_paused == []
+
+
+def standard_2026(capacity_seconds: float) -> EmulatorConfig:
+    """The emulator's 2026 model at Standard's published limits, twice as fast."""
+    limits = RateLimits.sku("standard", time_scale=SCALE, capacity_seconds=capacity_seconds)
+    return EmulatorConfig(now=NOW, rate_limits=limits)
+
+
+async def test_paced_at_standards_2026_limits_no_request_is_throttled():
+    """Under the 2026 model (a bucket per category and identity, one second of capacity: a
+    strict registry), a run told Standard's per-identity limits gets no 429 and deletes
+    exactly what the plan says."""
+    staged, kept = registry(standard_2026(capacity_seconds=1.0))
+    limits = ExecutionLimits(
+        deletes_per_minute=500 * SCALE,
+        reads_per_minute=5000 * SCALE,
+        writes_per_minute=1000 * SCALE,
+        tokens_per_minute=10_000 * SCALE,
+    )
+    report = await run_cleanup(staged.client, POLICY, now=NOW, dry_run=False, limits=limits)
+    assert staged.client.stats.by_status[429] == 0
+    assert staged.digests("app") == kept
+    assert report.totals.deleted == IMAGES - KEEP
+
+
+async def test_unpaced_under_standards_2026_limits_the_run_is_throttled():
+    """The control: the same run with no pace bursts past DataplaneDelete and gets 429s."""
+    staged, kept = registry(standard_2026(capacity_seconds=1.0))
+    report = await run_cleanup(staged.client, POLICY, now=NOW, dry_run=False)
+    assert report.requests.throttled > 0
+    assert kept <= staged.digests("app")
