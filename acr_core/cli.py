@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import signal
 import ssl
@@ -51,7 +52,7 @@ from acr_core.run.diff import PolicyDiff, diff_json, diff_policies
 from acr_core.run.diff_report import render_diff_markdown, render_diff_table
 from acr_core.run.executor import Outcome
 from acr_core.run.gathering import Reading
-from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, ExecutionLimits
+from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, SAFETY_MARGIN, SKUS, ExecutionLimits
 from acr_core.run.manifest_cache import DEFAULT_MEMORY_BYTES, ManifestCache, default_cache_dir
 from acr_core.run.progress import ProgressLine
 from acr_core.run.report import RunReport, Status, render_markdown, render_table
@@ -268,6 +269,9 @@ def _registry_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--verbose", "-v", action="store_true", help="the same as --show kept")
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
+    cache = sub.add_argument_group("manifest cache (raw manifests by digest, verified)")
+    cache.add_argument("--cache-dir", metavar="DIR", help="keep it here (default: user cache dir)")
+    cache.add_argument("--no-cache", action="store_true", help="read every manifest from ACR")
     _connection_arguments(sub)
 
 
@@ -292,16 +296,31 @@ def _connection_arguments(sub: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"concurrent requests at most (default {DEFAULT_MAX_CONCURRENCY}, as acr purge)",
     )
-    limits.add_argument(
-        "--writes-per-minute",
-        type=float,
-        metavar="N",
-        help="write budget: the SKU's WriteOps/min (Basic 100, Standard 500, Premium 2000)",
+    _pace_flags(limits)
+
+
+def _pace_flags(group: argparse._ArgumentGroup) -> None:
+    """ACR's 2026 request-rate limits per identity (docs/acr-facts.md section 4.1); the run
+    paces each category at SAFETY_MARGIN of its limit (docs/cli.md, "Pace")."""
+    group.add_argument(
+        "--sku",
+        choices=SKUS,
+        help="the registry's SKU: pace below its per-identity limits (basic/standard: 500 "
+        "deletes, 5,000 reads, 1,000 writes a minute; premium: 2,000, 10,000, 2,000). "
+        "Default: no fixed pace, slow down on 429s only",
     )
-    limits.add_argument("--reads-per-minute", type=float, metavar="N", help="read budget")
-    cache = sub.add_argument_group("manifest cache (raw manifests by digest, verified)")
-    cache.add_argument("--cache-dir", metavar="DIR", help="keep it here (default: user cache dir)")
-    cache.add_argument("--no-cache", action="store_true", help="read every manifest from ACR")
+    for flag, category, what in (
+        ("--deletes-per-minute", "DataplaneDelete", "manifest DELETEs"),
+        ("--reads-per-minute", "DataplaneRead", "listings and reads, re-checks included"),
+        ("--writes-per-minute", "DataplaneWrite", "tag locks"),
+    ):
+        group.add_argument(
+            flag,
+            type=float,
+            metavar="N",
+            help=f"the {category} limit this identity has ({what}); overrides --sku's; "
+            f"the run paces at {SAFETY_MARGIN * 100:.0f}%% of it",
+        )
 
 
 def main(
@@ -359,14 +378,7 @@ def _options(args: argparse.Namespace, environ: Mapping[str, str]) -> Options:
             raise UsageError("apply needs credentials: drop --anonymous, or use plan")
     if (username is None) != (password is None):
         raise UsageError("--username and --password (or ACR_USERNAME and ACR_PASSWORD) go together")
-    try:
-        limits = ExecutionLimits(
-            max_concurrency=args.max_concurrency,
-            writes_per_minute=args.writes_per_minute,
-            reads_per_minute=args.reads_per_minute,
-        )
-    except ValueError as exc:
-        raise UsageError(f"--{str(exc).split()[0].replace('_', '-')}: {exc}") from None
+    limits = _limits(args)
     for name in args.repository or ():
         if not is_repository_name(name):
             raise UsageError(
@@ -424,6 +436,27 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # a parent package is missing
         return False
+
+
+def _limits(args: argparse.Namespace) -> ExecutionLimits:
+    """The pace flags as limits; a bad number is refused naming its flag."""
+    for name in ("deletes_per_minute", "reads_per_minute", "writes_per_minute"):
+        value = getattr(args, name)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{flag} {value:g} is not a positive number of requests a minute: give the "
+                "registry's limit for this identity, or leave it out (--sku sets all three)"
+            )
+    if args.max_concurrency < 1:
+        raise UsageError(f"--max-concurrency {args.max_concurrency} must be at least 1")
+    return ExecutionLimits.for_sku(
+        args.sku,
+        max_concurrency=args.max_concurrency,
+        deletes_per_minute=args.deletes_per_minute,
+        reads_per_minute=args.reads_per_minute,
+        writes_per_minute=args.writes_per_minute,
+    )
 
 
 def _endpoint(registry: str) -> str:
@@ -569,6 +602,9 @@ def _diff_arguments(sub: argparse.ArgumentParser) -> None:
         help="a table (default), JSON (cli.md: diff), or markdown for a pull-request comment",
     )
     sub.add_argument("--now", metavar="ISO8601", help="plan as of this time (with a time zone)")
+    cache = sub.add_argument_group("manifest cache (raw manifests by digest, verified)")
+    cache.add_argument("--cache-dir", metavar="DIR", help="keep it here (default: user cache dir)")
+    cache.add_argument("--no-cache", action="store_true", help="read every manifest from ACR")
     _connection_arguments(sub)
     sub.set_defaults(show=[], verbose=False)
 

@@ -62,10 +62,27 @@ param deployEventSubscription bool = false
 @maxValue(128)
 param maxConcurrency int = 32
 
-@description('Registry write budget per minute (the SKU\'s WriteOps/min, or less). 0: adapt to 429 responses.')
+// Pace (docs/operations.md, "A fleet within one identity's budget"): 0 means "each run's share of
+// the registry SKU's per-identity limit", computed in modules/function-app.bicep.
+@description('DataplaneWrite (tag locks) each run may send a minute. 0: its share of the SKU\'s per-identity limit.')
 @minValue(0)
 @maxValue(1000000)
 param maxWritesPerMinute int = 0
+
+@description('DataplaneDelete (manifest deletes) each run may send a minute. 0: its share of the SKU\'s per-identity limit.')
+@minValue(0)
+@maxValue(1000000)
+param maxDeletesPerMinute int = 0
+
+@description('DataplaneRead (listings, reads) each run may send a minute. 0: its share of the SKU\'s per-identity limit.')
+@minValue(0)
+@maxValue(1000000)
+param maxReadsPerMinute int = 0
+
+@description('Sweep queue messages one instance cleans at once (the queue trigger\'s batchSize). Every run shares the one identity\'s budget.')
+@minValue(1)
+@maxValue(32)
+param sweepBatchSize int = 1
 
 @description('Seconds the timer may spend before handing the remaining repositories to the queue.')
 @minValue(30)
@@ -206,6 +223,10 @@ module functionApp 'modules/function-app.bicep' = {
     cleanupDryRun: cleanupDryRun
     maxConcurrency: maxConcurrency
     maxWritesPerMinute: maxWritesPerMinute
+    maxDeletesPerMinute: maxDeletesPerMinute
+    maxReadsPerMinute: maxReadsPerMinute
+    registrySku: registryAccess.outputs.sku
+    sweepBatchSize: sweepBatchSize
     sweepBudgetSeconds: sweepBudgetSeconds
     acrTokenAudience: acrTokenAudience
     ledgerUrl: ledger.outputs.containerUrl

@@ -38,7 +38,6 @@ from acr_core.registry.errors import AcrError, is_transient
 from acr_core.registry.transport import RetryPolicy
 from acr_core.run.executor import Outcome
 from acr_core.run.gathering import Reading
-from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.manifest_cache import DEFAULT_MEMORY_BYTES, ManifestCache
 from acr_core.run.recording import RecordingError
 from acr_core.run.report import RunReport, Status
@@ -243,10 +242,7 @@ async def _clean(
 ) -> RunReport:
     """One run over one repository; logs its summary and raises if it should be retried.
     Once `stop` is set (a push to the repository arrived), the run sends no more DELETEs."""
-    limits = ExecutionLimits(
-        max_concurrency=settings.max_concurrency,
-        writes_per_minute=settings.max_writes_per_minute,
-    )
+    limits = settings.limits()
     history = opened(settings, shell.history, _storage(shell, settings))
     async with (
         _client(shell, settings) as client,

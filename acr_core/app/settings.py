@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from acr_core.planning.policy import Policy, PolicyError, load_policy
 from acr_core.registry.endpoint import EndpointError, parse_endpoint
-from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY
+from acr_core.run.limiter import DEFAULT_MAX_CONCURRENCY, SKUS, ExecutionLimits
 from acr_core.storage.tables import TableError, check_table_url
 
 DEFAULT_SCHEDULE = "0 0 3 * * *"
@@ -67,10 +67,25 @@ class Settings:
     history_table_url: str | None = None  # CLEANUP_HISTORY_TABLE_URL: the tag history (issue 14)
     cache_url: str | None = None  # CLEANUP_CACHE_URL: blob container for manifests, snapshots
     snapshot_max_age_seconds: int = DEFAULT_SNAPSHOT_MAX_AGE_SECONDS
+    # Pace (docs/operations.md, "A fleet within one identity's budget"): the registry's SKU,
+    # and this run's share of the identity's per-minute limits, which the Bicep computes.
+    registry_sku: str | None = None
+    max_deletes_per_minute: int | None = None
+    max_reads_per_minute: int | None = None
 
     @property
     def endpoint(self) -> str:
         return f"https://{self.login_server}"
+
+    def limits(self) -> ExecutionLimits:
+        """What one run may send: the numbers set, else the SKU's per-identity limits."""
+        return ExecutionLimits.for_sku(
+            self.registry_sku,
+            max_concurrency=self.max_concurrency,
+            deletes_per_minute=self.max_deletes_per_minute,
+            reads_per_minute=self.max_reads_per_minute,
+            writes_per_minute=self.max_writes_per_minute,
+        )
 
 
 def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Settings:
@@ -100,6 +115,9 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
         None,
     )
     writes = check(lambda: _int(env, "CLEANUP_MAX_WRITES_PER_MINUTE", None, 1_000_000), None)
+    deletes = check(lambda: _int(env, "CLEANUP_MAX_DELETES_PER_MINUTE", None, 1_000_000), None)
+    reads = check(lambda: _int(env, "CLEANUP_MAX_READS_PER_MINUTE", None, 1_000_000), None)
+    sku = check(lambda: _sku(env), None)
     budget = check(lambda: _budget(env), DEFAULT_SWEEP_BUDGET_SECONDS)
     ledger_url = check(lambda: _ledger_url(env), None)
     cache_url = check(lambda: _cache_url(env), None)
@@ -129,6 +147,9 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
         history_table_url=history,
         cache_url=cache_url,
         snapshot_max_age_seconds=max_age or DEFAULT_SNAPSHOT_MAX_AGE_SECONDS,
+        registry_sku=sku,
+        max_deletes_per_minute=deletes,
+        max_reads_per_minute=reads,
     )
 
 
@@ -222,6 +243,20 @@ def _int(env: Mapping[str, str], name: str, default: int | None, high: int) -> i
     if number is None or not 1 <= number <= high:
         raise ValueError(f"{name} {value!r} is not a whole number from 1 to {high}")
     return number
+
+
+def _sku(env: Mapping[str, str]) -> str | None:
+    """`CLEANUP_REGISTRY_SKU`: the registry's SKU as ARM names it (`Basic`, `Standard`,
+    `Premium`; any case)."""
+    value = _get(env, "CLEANUP_REGISTRY_SKU")
+    if value is None:
+        return None
+    if value.lower() not in SKUS:
+        raise ValueError(
+            f"CLEANUP_REGISTRY_SKU {value!r} is not a registry SKU: set it to Basic, Standard "
+            "or Premium (the registry's sku.name), or remove it to pace by 429s only"
+        )
+    return value.lower()
 
 
 def _budget(env: Mapping[str, str]) -> float:

@@ -48,6 +48,7 @@ from acr_core.registry.errors import (
 from acr_core.registry.transport import (
     CONNECTION_ERRORS,
     ClientStats,
+    RequestPacer,
     RetryingTransport,
     RetryPolicy,
     ThrottleListener,
@@ -92,6 +93,7 @@ class AcrClient:
         self._origin = str(self._base).rstrip("/")
         self.stats = ClientStats()
         self._listeners: list[ThrottleListener] = []
+        self._pacers: list[RequestPacer] = []
         if isinstance(verify, str):  # a CA bundle path; httpx 0.28 wants an SSLContext
             verify = ssl.create_default_context(cafile=verify)
         inner = transport or http_transport(verify)
@@ -105,7 +107,9 @@ class AcrClient:
         self._http = httpx.AsyncClient(
             base_url=self._base,
             auth=self._auth,
-            transport=RetryingTransport(inner, retry or RetryPolicy(), self.stats, self._listeners),
+            transport=RetryingTransport(
+                inner, retry or RetryPolicy(), self.stats, self._listeners, self._pacers
+            ),
             timeout=httpx.Timeout(timeout, connect=connect_timeout or timeout),
             follow_redirects=False,
             cookies=_NoCookies(),
@@ -128,6 +132,11 @@ class AcrClient:
     def add_throttle_listener(self, callback: ThrottleListener) -> None:
         """Call `callback(retry_after)` on every 429 received, before the client's own wait."""
         self._listeners.append(callback)
+
+    def add_request_pacer(self, pacer: RequestPacer) -> None:
+        """Await `pacer(method, path)` before each request is sent, retries and token
+        requests included (the run's OAuth budget)."""
+        self._pacers.append(pacer)
 
     async def __aenter__(self) -> AcrClient:
         return self

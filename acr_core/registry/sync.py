@@ -37,7 +37,7 @@ from acr_core.models import (
 )
 from acr_core.registry.auth import AccessTokenLike, AsyncTokenCredential
 from acr_core.registry.client import MAX_PAGE_SIZE, AcrClient, OrderBy
-from acr_core.registry.transport import ClientStats, RetryPolicy, ThrottleListener
+from acr_core.registry.transport import ClientStats, RequestPacer, RetryPolicy, ThrottleListener
 
 T = TypeVar("T")
 
@@ -168,6 +168,10 @@ class SyncAcrClient:
     def add_throttle_listener(self, callback: ThrottleListener) -> None:
         """Call `callback(retry_after)` on every 429, from the client's own thread."""
         self._client.add_throttle_listener(callback)
+
+    def add_request_pacer(self, pacer: RequestPacer) -> None:
+        """Await `pacer(method, path)` before each request, on the client's own loop."""
+        self._client.add_request_pacer(pacer)
 
     def __enter__(self) -> SyncAcrClient:
         return self

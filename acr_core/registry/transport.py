@@ -38,6 +38,9 @@ CONNECTION_ERRORS = (httpx.TransportError, ConnectionError)
 # Called with the 429's Retry-After (None when it sent none) for every 429 received, before the
 # wait for its retry.
 ThrottleListener = Callable[[float | None], None]
+# Awaited with (method, path) before each attempt is sent: the run's pace for requests it does
+# not send itself (token requests, which the auth flow sends).
+RequestPacer = Callable[[str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +117,10 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         policy: RetryPolicy,
         stats: ClientStats,
         listeners: list[ThrottleListener],
+        pacers: list[RequestPacer] | None = None,
     ) -> None:
         self._inner = inner
+        self._pacers = pacers if pacers is not None else []
         self._policy = policy
         self._stats = stats
         self._listeners = listeners
@@ -130,6 +135,8 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         attempt = 0
         while True:
             attempt += 1
+            for pace in list(self._pacers):
+                await pace(request.method, request.url.path)
             self._count(request)
             try:
                 response = await self._inner.handle_async_request(request)

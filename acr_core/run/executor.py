@@ -23,27 +23,46 @@ a tag removed from another manifest (it makes nothing newer), a manifest pushed 
 (`listEnabled=false`) while this run's own DELETEs are in flight (they mask it in the count), and
 a lock set on a tag of a referrer deleted with the manifest.
 
-Cost per deletion: 5 + t + r reads (t = its planned tags, r = the referrers deleted with it),
-sent together, then the DELETE. At the
-2026 per-identity budgets (docs/acr-facts.md section 4.1) 500 deletions a minute on Basic/Standard
-cost 3,000 reads a minute with one tag each, within the 5,000 DataplaneRead; on Premium reads
-bound deletions to about 1,600 a minute. No ListReferrers request is made (its budget is 250 a
-minute): new referrers show up as the newest manifest.
+Cost per deletion: 1 + t + r reads of its own (t = its planned tags, r = the referrers deleted
+with it), sent together with the repository-wide reads (its properties, newest manifest,
+newest tag), then the DELETE. The repository-wide reads are shared: every deletion of the
+repository that asks for them before they are sent waits for the same three (`_SharedProbes`),
+so each deletion still sees reads sent after it asked. Unshared a deletion costs 4 + t + r reads
+and its DELETE; a run whose requests queue for slots or read tokens (latency-bound, or reads
+paced) shares them, down to about 2 + t + r requests per deletion (measured: 197 deletions
+with one tag each, 30 ms per request, 32 in flight: 1,182 requests before, about 615 after).
+At the 2026 per-identity budgets (docs/acr-facts.md section 4.1) 500 deletions a minute on
+Basic/Standard cost at most 2,500 reads a minute with one tag each, within the 5,000
+DataplaneRead; on Premium (2,000 deletes, 10,000 reads) unshared reads would bound deletions to
+about 1,900 a minute, but reads waiting for their tokens are shared, so the DataplaneDelete
+pace binds.
+No ListReferrers request is made (its budget is 250 a minute): new referrers show up as the
+newest manifest.
 
-Speed comes from the run's `Governor` (acr_core.run.limiter): every request takes a slot from its
-AIMD limiter, shared by all repositories, which grows until ACR answers 429 and then backs off;
-`max_concurrency` bounds the requests in flight, re-check reads included.
+Pace: the run's `Governor` (acr_core.run.limiter). Each request takes a token from its
+category's budget (DataplaneRead for the re-check reads, DataplaneDelete for the DELETE,
+DataplaneWrite for a lock) and then one of `max_concurrency` slots, shared by all repositories
+and halved by a 429. A deletion takes its DELETE's token before its re-check, so that waiting
+for the budget never comes between the re-check and the DELETE; a deletion the re-check skips
+spends its token unused. Up to `max_concurrency` actions are in progress at once.
 
 429s have one owner, the client's transport (acr_core.registry.transport): it retries each
-request and reports each 429 once to the limiter. The executor never retries: an action whose
-request is still refused after those retries fails as transient, the function fails its
-invocation, and the platform runs the whole run again from a fresh read.
+request after its `Retry-After` and reports each 429 once to the governor, which pauses the
+category that was refused for that long and slows its budget. The executor never retries: an
+action whose request is still refused after those retries fails as transient, the function
+fails its invocation, and the platform runs the whole run again from a fresh read.
 
-Worst case per deletion: its re-check reads, in parallel, then the DELETE. Each request is at
-most `RetryPolicy.attempts` (6) attempts within `RetryPolicy.deadline` (120 s) plus one attempt's
-timeout (30 s): 6 * (6 + t) attempts and about 2 * 150 s. A lock is one PATCH: 6 attempts, about
-150 s. Each re-run of a failed run by the platform (docs/operations.md, "Failure modes and
-fixes") starts afresh.
+Worst case per deletion, all of it bounded: the wait for its DELETE token (at most one
+token's interval at the pace, plus any `Retry-After` pause of DataplaneDelete, which ACR counts
+down to the end of its throttling period, up to about 60 s); its re-check reads, in parallel,
+each at most `RetryPolicy.attempts` (6) attempts within `RetryPolicy.deadline` (120 s) plus
+one attempt's 30 s timeout, so about 150 s; when a 429 paused deletes while those reads were
+out, the pause (up to about 60 s) and the re-check again, `RECHECKS` (3) re-checks at most, so
+that the DELETE is not sent into a pause and held there long after its re-check; then the
+DELETE: 6 attempts, about 150 s. In all 6 * (3 * (4 + t + r) + 1) attempts (the shared reads
+counted in full) and about 60 + 3 * 150 + 2 * 60 + 150 = 780 s. A lock is one PATCH: its
+token, then 6 attempts, about 150 s. Each re-run of a failed run by the platform
+(docs/operations.md, "Failure modes and fixes") starts afresh.
 """
 
 from __future__ import annotations
@@ -153,6 +172,9 @@ REPLANNED = "the next run re-reads and re-plans the repository"
 PUSHED = "a push arrived while deleting; the follow-up run re-plans"
 
 Key = tuple[str, str]
+# Re-checks of one deletion at most: a re-check that a 429 pause outdated is read again after
+# the pause, twice at most, then the DELETE goes (the transport waits out any further pause).
+RECHECKS = 3
 # Asked right before each DELETE: True means send no more DELETEs to that repository.
 Stop = Callable[[str], bool]
 
@@ -167,6 +189,63 @@ class _Reads:
     newest_manifest: ManifestProperties | None
     newest_tag: TagProperties | None
     cascades: Mapping[str, ManifestProperties | None]  # the referrers deleted with it
+    confirmed: int = 0  # this run's deletions confirmed before `repository` was read
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """The repository-wide part of a re-check, and the deletions confirmed before it."""
+
+    repository: RepositoryProperties | None
+    newest_manifest: ManifestProperties | None
+    newest_tag: TagProperties | None
+    confirmed: int
+
+
+class _SharedProbes:
+    """One repository-wide re-check serves every deletion that asked for it before it was
+    sent: such a read is as fresh for each of them as one of its own, since it left after
+    each asked. A deletion that asks once it has been sent waits for the next one.
+
+    Deletions of one repository re-checked together then cost three reads between them, not
+    three each; what each one reads of its own manifest, tags and referrers is unchanged.
+    """
+
+    def __init__(self, probe: Callable[[str, Callable[[], None]], Awaitable[_Probe]]) -> None:
+        self._probe = probe
+        self._open: dict[str, asyncio.Future[_Probe]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def read(self, repository: str) -> _Probe:
+        future = self._open.get(repository)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._open[repository] = future
+            task = asyncio.ensure_future(self._run(repository, future))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # Shielded: one deletion cancelled must not cancel the read the others wait for.
+        return await asyncio.shield(future)
+
+    async def _run(self, repository: str, future: asyncio.Future[_Probe]) -> None:
+        def sent() -> None:
+            if self._open.get(repository) is future:
+                del self._open[repository]
+
+        try:
+            future.set_result(await self._probe(repository, sent))
+        except Exception as exc:  # every deletion waiting for it fails with it
+            future.set_exception(exc)
+        finally:
+            sent()
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # retrieved: no "never retrieved" warning if none waits
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
 
 
 def _lock_bits(attributes: ChangeableAttributes) -> tuple[bool, bool]:
@@ -202,9 +281,7 @@ class Executor:
         self._changed: dict[str, str] = {}  # repository -> what changed in it during the run
         self._confirmed: dict[str, int] = {}  # repository -> manifests this run deleted
         self._locking: set[Key] = set()  # tags this run locks
-        # A deletion's re-check reads go out together: this keeps the requests in flight
-        # within `max_concurrency`, whatever the read and write limiters allow.
-        self._in_flight = asyncio.Semaphore(governor.limits.max_concurrency)
+        self._probes = _SharedProbes(self._probe)
         self._on_done = on_done
         self._denied: dict[tuple[str, ActionKind], str] = {}
 
@@ -229,6 +306,7 @@ class Executor:
             finally:
                 for task in tasks:
                     task.cancel()
+                self._probes.cancel()
         return schedule.outcomes()
 
     def apply_seconds(self) -> dict[str, float]:
@@ -256,53 +334,69 @@ class Executor:
     async def _lock(self, action: Action) -> ActionOutcome:
         tag = action.tags[0]
         self._locking.add((action.repository, tag))
-        async with self._governor.writes.slot():
-            try:
-                async with self._in_flight:
-                    await self._client.update_tag_properties(
-                        action.repository, tag, can_write=False, can_delete=False
-                    )
-            except NotFoundError:
-                return ActionOutcome(
-                    action, Outcome.SKIPPED_CHANGED, f"tag {tag} is gone; {CHANGED}"
+        try:
+            async with self._governor.writes.slot():
+                await self._client.update_tag_properties(
+                    action.repository, tag, can_write=False, can_delete=False
                 )
+        except NotFoundError:
+            return ActionOutcome(action, Outcome.SKIPPED_CHANGED, f"tag {tag} is gone; {CHANGED}")
         return ActionOutcome(action, Outcome.APPLIED)
 
     async def _delete(self, action: Action) -> ActionOutcome:
         repository, digest = action.repository, action.digest
-        async with self._governor.writes.slot():
-            if (halted := self._halted(repository)) is not None:
-                return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
-            # Deletions confirmed before the reads are sent are in the count those reads see.
-            confirmed = self._confirmed.get(repository, 0)
-            reads = await self._recheck(action)
-            if reads.repository is None or reads.manifest is None:
-                return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
-            moved = self._repository_moved(repository, reads, confirmed)
-            if moved is not None:
-                self._changed.setdefault(repository, moved)
-            change = _manifest_changed(
-                self._manifests.get((repository, digest)), action.tags, reads.manifest, reads
-            ) or self._referrer_locked(repository, reads)
-            if change is not None:
-                return ActionOutcome(action, Outcome.SKIPPED_CHANGED, f"{change}; {CHANGED}")
-            if moved is not None:
-                detail = f"the repository changed since the snapshot: {moved}; {REPLANNED}"
-                return ActionOutcome(action, Outcome.SKIPPED_CHANGED, detail)
-            # Another deletion's re-check, or a push, may have stopped the repository while
-            # this one's reads were out.
-            if (halted := self._halted(repository)) is not None:
-                return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
-            try:
-                async with self._in_flight:
-                    deleted = await self._client.delete_manifest(repository, digest)
-            except DisallowedOperationError as exc:
-                return ActionOutcome(action, Outcome.SKIPPED_LOCKED, f"locked: {exc}")
+        if (halted := self._halted(repository)) is not None:
+            return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
+        # The DELETE's token first: waiting for the budget must not come between the re-check
+        # and the DELETE it clears.
+        budget = self._governor.deletes.budget
+        await self._governor.deletes.take()
+        for attempt in range(1, RECHECKS + 1):
+            verdict = await self._cleared(action)
+            if verdict is not None:
+                return verdict
+            if not budget.paused or attempt == RECHECKS:
+                break
+            # A 429 paused deletes while the reads were out: sent now, the DELETE would wait
+            # out the pause in the transport and reach ACR long after its re-check. Wait here
+            # instead, and read again.
+            await budget.wait_pause()
+        try:
+            async with self._governor.deletes.slot(taken=True):
+                deleted = await self._client.delete_manifest(repository, digest)
+        except DisallowedOperationError as exc:
+            return ActionOutcome(action, Outcome.SKIPPED_LOCKED, f"locked: {exc}")
         if not deleted:
             return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
         # ACR deletes the manifest's referrers with it (docs/acr-facts.md section 3).
         self._confirmed[repository] = self._confirmed.get(repository, 0) + 1 + len(action.cascades)
         return ActionOutcome(action, Outcome.APPLIED)
+
+    async def _cleared(self, action: Action) -> ActionOutcome | None:
+        """Re-check one deletion: None when nothing that would keep the manifest changed, else
+        the outcome that skips it."""
+        repository, digest = action.repository, action.digest
+        if (halted := self._halted(repository)) is not None:
+            return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
+        reads = await self._recheck(action)
+        if reads.repository is None or reads.manifest is None:
+            return ActionOutcome(action, Outcome.ALREADY_GONE, "already deleted")
+        moved = self._repository_moved(repository, reads, reads.confirmed)
+        if moved is not None:
+            self._changed.setdefault(repository, moved)
+        change = _manifest_changed(
+            self._manifests.get((repository, digest)), action.tags, reads.manifest, reads
+        ) or self._referrer_locked(repository, reads)
+        if change is not None:
+            return ActionOutcome(action, Outcome.SKIPPED_CHANGED, f"{change}; {CHANGED}")
+        if moved is not None:
+            detail = f"the repository changed since the snapshot: {moved}; {REPLANNED}"
+            return ActionOutcome(action, Outcome.SKIPPED_CHANGED, detail)
+        # Another deletion's re-check, or a push, may have stopped the repository while
+        # this one's reads were out.
+        if (halted := self._halted(repository)) is not None:
+            return ActionOutcome(action, Outcome.SKIPPED_CHANGED, halted)
+        return None
 
     def _halted(self, repository: str) -> str | None:
         """Why no more DELETEs go to `repository` in this run, or None."""
@@ -315,14 +409,12 @@ class Executor:
 
     async def _recheck(self, action: Action) -> _Reads:
         """Everything that would keep the manifest, read in parallel just before its DELETE:
-        the repository (locks, manifest count), the manifest (tags, locks, lastUpdateTime),
-        each planned tag (lock, target), and the repository's newest manifest and newest tag."""
+        the manifest (tags, locks, lastUpdateTime), each planned tag (lock, target), each
+        referrer deleted with it, and the repository-wide reads (`_probe`)."""
         repository, digest, client = action.repository, action.digest, self._client
         try:
             async with asyncio.TaskGroup() as group:
-                repo = group.create_task(
-                    self._read(lambda: client.get_repository_properties(repository))
-                )
+                probe = group.create_task(self._probes.read(repository))
                 manifest = group.create_task(
                     self._read(lambda: client.get_manifest_properties(repository, digest))
                 )
@@ -333,34 +425,64 @@ class Executor:
                     referrer: group.create_task(self._read_manifest(repository, referrer))
                     for referrer in action.cascades
                 }
+        except BaseExceptionGroup as failures:
+            raise first_failure(failures) from None
+        shared = probe.result()
+        return _Reads(
+            repository=shared.repository,
+            manifest=manifest.result(),
+            tags={tag: task.result() for tag, task in tags.items()},
+            newest_manifest=shared.newest_manifest,
+            newest_tag=shared.newest_tag,
+            cascades={referrer: task.result() for referrer, task in cascades.items()},
+            confirmed=shared.confirmed,
+        )
+
+    async def _probe(self, repository: str, sent: Callable[[], None]) -> _Probe:
+        """The repository's properties (locks, manifest count), its newest manifest and its
+        newest tag, read in parallel; `sent()` is called as the first of them is sent."""
+        client = self._client
+        confirmed = 0
+
+        async def properties() -> RepositoryProperties | None:
+            nonlocal confirmed
+            async with self._governor.reads.slot():
+                sent()
+                # Deletions confirmed before this read is sent are in the count it sees.
+                confirmed = self._confirmed.get(repository, 0)
+                try:
+                    return await client.get_repository_properties(repository)
+                except NotFoundError:
+                    return None
+
+        async def newest(listing: Callable[[], AsyncIterator[T]]) -> T | None:
+            async with self._governor.reads.slot():
+                sent()
+                try:
+                    return await _head(listing())
+                except NotFoundError:
+                    return None
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                repo = group.create_task(properties())
                 newest_manifest = group.create_task(
-                    self._read(
-                        lambda: _head(
-                            client.list_manifest_properties(
-                                repository, order_by="timedesc", results_per_page=1
-                            )
+                    newest(
+                        lambda: client.list_manifest_properties(
+                            repository, order_by="timedesc", results_per_page=1
                         )
                     )
                 )
                 newest_tag = group.create_task(
-                    self._read(
-                        lambda: _head(
-                            client.list_tag_properties(
-                                repository, order_by="timedesc", results_per_page=1
-                            )
+                    newest(
+                        lambda: client.list_tag_properties(
+                            repository, order_by="timedesc", results_per_page=1
                         )
                     )
                 )
         except BaseExceptionGroup as failures:
             raise first_failure(failures) from None
-        return _Reads(
-            repository=repo.result(),
-            manifest=manifest.result(),
-            tags={tag: task.result() for tag, task in tags.items()},
-            newest_manifest=newest_manifest.result(),
-            newest_tag=newest_tag.result(),
-            cascades={referrer: task.result() for referrer, task in cascades.items()},
-        )
+        return _Probe(repo.result(), newest_manifest.result(), newest_tag.result(), confirmed)
 
     async def _read_manifest(self, repository: str, digest: str) -> ManifestProperties | None:
         return await self._read(lambda: self._client.get_manifest_properties(repository, digest))
@@ -370,7 +492,7 @@ class Executor:
 
     async def _read(self, read: Callable[[], Awaitable[T]]) -> T | None:
         """One re-check read in a read slot; None when what it reads is gone."""
-        async with self._governor.reads.slot(), self._in_flight:
+        async with self._governor.reads.slot():
             try:
                 return await read()
             except NotFoundError:

@@ -49,6 +49,9 @@ class RequestStats:
     requests: int = 0
     throttled: int = 0
     retries: int = 0
+    # Requests in flight on average over the run (gather, plan and apply): the seconds the
+    # run's requests were in flight, summed, over its duration. Its effective concurrency.
+    concurrency: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,7 @@ class RunReport:
                 "total": self.requests.requests,
                 "throttled": self.requests.throttled,
                 "retries": self.requests.retries,
+                "concurrency": round(self.requests.concurrency, 2),
             },
             "totals": {
                 "repositories": len(repositories),
@@ -257,6 +261,7 @@ class RunReport:
             "durationSeconds": round(self.durations.total, 3),
             "requests": self.requests.requests,
             "throttled": self.requests.throttled,
+            "concurrency": round(self.requests.concurrency, 2),
         }
 
     def durations_of(self, repository: str) -> RepositoryDurations:

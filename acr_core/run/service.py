@@ -40,7 +40,7 @@ from acr_core.registry.errors import (
     NotFoundError,
     is_transient,
 )
-from acr_core.registry.transport import ClientStats, ThrottleListener
+from acr_core.registry.transport import ClientStats, RequestPacer, ThrottleListener
 from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
 from acr_core.run.gathering import Freshness, Reading, gather, unsure_competition
@@ -89,6 +89,8 @@ class RegistryClient(ExecutorClient, Protocol):
     def stats(self) -> ClientStats: ...
 
     def add_throttle_listener(self, listener: ThrottleListener) -> None: ...
+
+    def add_request_pacer(self, pacer: RequestPacer) -> None: ...
 
     def list_repository_names(self, *, results_per_page: int = ...) -> AsyncIterator[str]: ...
 
@@ -156,8 +158,8 @@ async def run_cleanup(
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
-    run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats))
     governor = Governor(limits)
+    run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats), governor)
     if recorder is not None:
         protect = merged(protect, await recorder.protected(run.now))
     how = _Reading(reading or Reading())
@@ -300,6 +302,7 @@ class _Run:
     started_at: datetime
     given_now: datetime | None
     before: RequestStats
+    governor: Governor
 
     @property
     def now(self) -> datetime:
@@ -310,6 +313,7 @@ class _Run:
         done = done or _Applied(read.planned, read.planned)
         after = _request_stats(self.client.stats)
         applying = done.ended - done.started
+        total = read.planned - read.began + applying
         return RunReport(
             registry=self.client.login_server,
             dry_run=dry_run,
@@ -322,7 +326,7 @@ class _Run:
                 gather=read.gathered - read.began,
                 plan=read.planned - read.gathered,
                 apply=applying,
-                total=read.planned - read.began + applying,
+                total=total,
             ),
             repository_durations=_per_repository(
                 read.gather_seconds, read.plan_seconds, done.seconds
@@ -331,6 +335,7 @@ class _Run:
                 requests=after.requests - self.before.requests,
                 throttled=after.throttled - self.before.throttled,
                 retries=after.retries - self.before.retries,
+                concurrency=self.governor.request_seconds / total if total > 0 else 0.0,
             ),
             cancelled=done.cancelled,
         )
@@ -392,15 +397,20 @@ async def _apply(
 
 @contextmanager
 def _listening(client: RegistryClient, governor: Governor) -> Iterator[None]:
-    """Feed the client's 429s to the run's limiters while the run lasts (the client keeps
-    its listeners for its whole life, so the listener goes quiet afterwards)."""
+    """Feed the client's 429s to the run's governor, and pace its token requests, while the
+    run lasts (the client keeps both for its whole life, so they go quiet afterwards)."""
     active = True
 
     def on_throttle(retry_after: float | None) -> None:
         if active:
             governor.throttled(retry_after)
 
+    async def pace(method: str, path: str) -> None:
+        if active:
+            await governor.pace(method, path)
+
     client.add_throttle_listener(on_throttle)
+    client.add_request_pacer(pace)
     try:
         yield
     finally:

@@ -35,6 +35,15 @@ param cleanupSchedule string
 param cleanupDryRun bool
 param maxConcurrency int
 param maxWritesPerMinute int
+param maxDeletesPerMinute int
+param maxReadsPerMinute int
+
+@description('The EXISTING registry\'s sku.name: Basic, Standard or Premium.')
+param registrySku string
+
+@minValue(1)
+@maxValue(32)
+param sweepBatchSize int
 param sweepBudgetSeconds int
 param acrTokenAudience string
 @description('The deletion ledger\'s blob container URL (CLEANUP_LEDGER_URL).')
@@ -159,8 +168,29 @@ var cleanupSettings = {
 // Exactly one policy source reaches the app: inline JSON wins over a file path.
 var policySettings = empty(cleanupPolicy) ? { CLEANUP_POLICY_FILE: cleanupPolicyFile } : { CLEANUP_POLICY: cleanupPolicy }
 
-// Unset means "no fixed budget: adapt to 429 responses".
-var writeBudgetSettings = maxWritesPerMinute > 0 ? { CLEANUP_MAX_WRITES_PER_MINUTE: string(maxWritesPerMinute) } : {}
+// A fleet within one identity's budget (docs/operations.md). Every instance runs as the one
+// identity, and ACR's 2026 limits are per identity per registry, a minute (docs/acr-facts.md
+// section 4.1). At most maximumInstanceCount instances each clean sweepBatchSize queue messages
+// at once (host.json's newBatchThreshold is 0), so that many runs share the budget: each gets
+// an equal share, which it paces at 95 % of (acr_core/run/limiter.py). No counter is shared.
+var perIdentityLimits = {
+  Basic: { deletes: 500, reads: 5000, writes: 1000 }
+  Standard: { deletes: 500, reads: 5000, writes: 1000 }
+  Premium: { deletes: 2000, reads: 10000, writes: 2000 }
+}
+var identityLimits = perIdentityLimits[registrySku]
+var runsAtOnce = maximumInstanceCount * sweepBatchSize
+var deletesPerRun = maxDeletesPerMinute > 0 ? maxDeletesPerMinute : max(1, identityLimits.deletes / runsAtOnce)
+var readsPerRun = maxReadsPerMinute > 0 ? maxReadsPerMinute : max(1, identityLimits.reads / runsAtOnce)
+var writesPerRun = maxWritesPerMinute > 0 ? maxWritesPerMinute : max(1, identityLimits.writes / runsAtOnce)
+var paceSettings = {
+  CLEANUP_REGISTRY_SKU: registrySku
+  CLEANUP_MAX_DELETES_PER_MINUTE: string(deletesPerRun)
+  CLEANUP_MAX_READS_PER_MINUTE: string(readsPerRun)
+  CLEANUP_MAX_WRITES_PER_MINUTE: string(writesPerRun)
+  // host.json's queue batchSize, overridden per deployment (docs/functions-facts.md 1.4).
+  AzureFunctionsJobHost__extensions__queues__batchSize: string(sweepBatchSize)
+}
 
 // checkov scans this child as if it were a site's web configuration; those checks concern
 // properties an `appsettings` resource does not have.
@@ -174,7 +204,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222:Public network access is a site property, set on the site.
   parent: app
   name: 'appsettings'
-  properties: union(platformSettings, cleanupSettings, policySettings, writeBudgetSettings)
+  properties: union(platformSettings, cleanupSettings, policySettings, paceSettings)
 }
 
 output appId string = app.id

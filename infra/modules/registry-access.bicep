@@ -88,5 +88,7 @@ resource metadataAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01'
 }
 
 output registryId string = registry.id
+// Basic, Standard or Premium: the function app paces each run below this SKU's request-rate limits.
+output sku string = registry.sku.name
 output loginServer string = registry.properties.loginServer
 output location string = registry.location

@@ -106,6 +106,30 @@ def test_apply_one_repository_exits_done(emulator, server, policy_file, capsys):
     assert state(emulator, "services/api") == API_AFTER
 
 
+def test_apply_paced_by_sku_ends_in_the_same_state(emulator, server, policy_file, capsys):
+    """`--sku standard --deletes-per-minute 600` paces the run; it ends where an unpaced run
+    does, and the JSON report says how many requests it had in flight on average."""
+    code = cli(
+        server,
+        policy_file,
+        "apply",
+        "--yes",
+        "--repository",
+        "services/api",
+        "--sku",
+        "standard",
+        "--deletes-per-minute",
+        "600",
+        "--output",
+        "json",
+    )
+    assert code == EXIT_DONE
+    assert state(emulator, "services/api") == API_AFTER
+    report = json.loads(capsys.readouterr().out)
+    assert report["requests"]["throttled"] == 0
+    assert report["requests"]["concurrency"] > 0
+
+
 def test_apply_without_yes_off_a_terminal_refuses(emulator, server, policy_file, capsys):
     """Without --yes and with stdin not a terminal, apply exits 2 before touching anything."""
     before = everything(emulator)
@@ -192,6 +216,11 @@ def test_anonymous_apply_is_a_usage_error(server, policy_file, capsys):
         (("--now", "2026-06-01T12:00:00"), "needs a time zone"),
         (("--now", "yesterday"), "is not ISO 8601"),
         (("--max-concurrency", "0"), "--max-concurrency"),
+        (("--deletes-per-minute", "0"), "--deletes-per-minute 0 is not a positive number"),
+        (("--reads-per-minute", "-5"), "--reads-per-minute -5 is not a positive number"),
+        (("--writes-per-minute", "nan"), "--writes-per-minute nan is not a positive number"),
+        (("--writes-per-minute", "lots"), "--writes-per-minute: invalid float value"),
+        (("--sku", "gold"), "--sku: invalid choice: 'gold'"),
         (("--registry", "http://registry.example"), "use https"),
         (("--registry", "https://registry.example/v2/"), "without a path"),
         (("--ca-file", "/nonexistent/ca.pem"), "--ca-file /nonexistent/ca.pem"),

@@ -67,6 +67,9 @@ def test_every_setting_is_read() -> None:
         "CLEANUP_MAX_CONCURRENCY": "8",
         "CLEANUP_MAX_WRITES_PER_MINUTE": "400",
         "CLEANUP_SWEEP_BUDGET_SECONDS": "120.5",
+        "CLEANUP_REGISTRY_SKU": "Standard",
+        "CLEANUP_MAX_DELETES_PER_MINUTE": "12",
+        "CLEANUP_MAX_READS_PER_MINUTE": "125",
     }
     settings = load_settings(env)
     assert settings.login_server == "myregistry.azurecr.io"
@@ -77,6 +80,20 @@ def test_every_setting_is_read() -> None:
     assert settings.max_concurrency == 8
     assert settings.max_writes_per_minute == 400
     assert settings.sweep_budget_seconds == 120.5
+    assert settings.registry_sku == "standard"
+    assert settings.max_deletes_per_minute == 12
+    assert settings.max_reads_per_minute == 125
+
+
+def test_each_run_gets_the_numbers_set_else_the_skus_limits() -> None:
+    """The per-run numbers win over the SKU's per-identity limits; the SKU fills the rest;
+    with neither, a run has no fixed pace."""
+    env = {**MINIMAL, "CLEANUP_REGISTRY_SKU": "Premium", "CLEANUP_MAX_DELETES_PER_MINUTE": "50"}
+    limits = load_settings(env).limits()
+    assert (limits.deletes_per_minute, limits.reads_per_minute) == (50, 10_000)
+    assert limits.writes_per_minute == 2_000
+    unpaced = load_settings(MINIMAL).limits()
+    assert (unpaced.deletes_per_minute, unpaced.reads_per_minute) == (None, None)
 
 
 def test_blank_optional_settings_mean_unset() -> None:
@@ -134,6 +151,9 @@ INVALID: list[tuple[str, str | None, list[str]]] = [
     ("CLEANUP_MAX_CONCURRENCY", "0", ["CLEANUP_MAX_CONCURRENCY", "1 to 128"]),
     ("CLEANUP_MAX_CONCURRENCY", "2.5", ["CLEANUP_MAX_CONCURRENCY"]),
     ("CLEANUP_MAX_WRITES_PER_MINUTE", "-1", ["CLEANUP_MAX_WRITES_PER_MINUTE"]),
+    ("CLEANUP_MAX_DELETES_PER_MINUTE", "0", ["CLEANUP_MAX_DELETES_PER_MINUTE", "1 to"]),
+    ("CLEANUP_MAX_READS_PER_MINUTE", "many", ["CLEANUP_MAX_READS_PER_MINUTE", "whole number"]),
+    ("CLEANUP_REGISTRY_SKU", "Classic", ["CLEANUP_REGISTRY_SKU", "Basic, Standard or Premium"]),
     ("CLEANUP_SWEEP_BUDGET_SECONDS", "3600", ["CLEANUP_SWEEP_BUDGET_SECONDS", "functionTimeout"]),
     ("CLEANUP_SWEEP_BUDGET_SECONDS", "ten", ["CLEANUP_SWEEP_BUDGET_SECONDS"]),
     ("CLEANUP_LEDGER_URL", "st.blob.core.windows.net/ledger", ["CLEANUP_LEDGER_URL", "container"]),
