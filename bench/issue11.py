@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from acr_core.run.limiter import ExecutionLimits
 from bench import cpu, emulator, fleet, pushcost
 from bench.runner import Options, run_scenario
 from bench.scenarios import Scenario
@@ -120,9 +121,23 @@ def delete_ceiling(sizes: Sizes, deadline: float) -> dict[str, Any]:
     scenario = Scenario(
         "delete-ceiling", f"1 repository x {sizes.ceiling_images:,} images", 1, sizes.ceiling_images
     )
-    options = Options(settings=settings, deadline=deadline, ours_limits=sizes.ours_limits)
+    options = Options(settings=settings, deadline=deadline, ours_limits=_paced(sizes))
     sides = run_scenario(scenario, ("quickstart", "careful", "ours"), options)
     return {"settings": settings.as_dict(), "scenario": asdict(scenario), "sides": sides}
+
+
+def _paced(sizes: Sizes) -> str:
+    """Ours as a user runs it against a Standard registry (`--sku standard`): its per-identity
+    limits (docs/acr-facts.md section 4.1), in the emulator's sped-up minutes."""
+    if sizes.ours_limits != "{}":
+        return sizes.ours_limits
+    limits = ExecutionLimits.for_sku("standard")
+    scaled = {
+        name: getattr(limits, name) * sizes.time_scale
+        for name in ("deletes_per_minute", "reads_per_minute", "writes_per_minute")
+        if getattr(limits, name) is not None
+    }
+    return json.dumps(scaled)
 
 
 def fleet_run(sizes: Sizes, deadline: float) -> dict[str, Any]:
