@@ -121,12 +121,7 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
     budget = check(lambda: _budget(env), DEFAULT_SWEEP_BUDGET_SECONDS)
     ledger_url = check(lambda: _ledger_url(env), None)
     cache_url = check(lambda: _cache_url(env), None)
-    max_age = check(
-        lambda: _int(
-            env, "CLEANUP_SNAPSHOT_MAX_AGE_SECONDS", DEFAULT_SNAPSHOT_MAX_AGE_SECONDS, 86_400
-        ),
-        None,
-    )
+    max_age = check(lambda: _snapshot_max_age(env), None)
     loaded = check(lambda: _policy(env, app_root), None)
     history = check(lambda: _history_table_url(env, loaded[0] if loaded else None), None)
     if problems or loaded is None:
@@ -151,6 +146,11 @@ def load_settings(env: Mapping[str, str], *, app_root: Path | None = None) -> Se
         max_deletes_per_minute=deletes,
         max_reads_per_minute=reads,
     )
+
+
+def _snapshot_max_age(env: Mapping[str, str]) -> int | None:
+    """CLEANUP_SNAPSHOT_MAX_AGE_SECONDS: how long push runs build on one full listing."""
+    return _int(env, "CLEANUP_SNAPSHOT_MAX_AGE_SECONDS", DEFAULT_SNAPSHOT_MAX_AGE_SECONDS, 86_400)
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
