@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -21,14 +17,10 @@ from acr_emulator import Faults
 from acr_emulator.testing import DEFAULT_OID
 from scripts.func_objects import Out, queue_message, timer
 from tests.function.conftest import Registry, summaries
+from tests.storage.azurite import azurite_service
 
 DAY = timedelta(days=1)
-ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "acr-cleanup-sweep"
-# Azurite's well-known development account (Azurite README, "Default storage account").
-ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
 
 
 async def three_repositories(registry: Registry) -> None:
@@ -330,51 +322,11 @@ async def test_a_continuation_that_lists_nothing_raises(registry: Registry, conf
 # --- the queue fan-out through Azurite -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def azurite_queue() -> Iterator[str]:
     """Azurite's queue service on a free loopback port; yields its connection string."""
-    binary = os.environ.get("AZURITE")
-    if binary:
-        binary = str(Path(binary).parent / "azurite-queue")
-    else:
-        binary = str(ROOT / ".tools/azurite/node_modules/.bin/azurite-queue")
-    if not Path(binary).exists():
-        pytest.skip(f"Azurite is not installed at {binary} (make setup installs it)")
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--queueHost", "127.0.0.1", "--queuePort", str(port), "--inMemoryPersistence",
-         "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("azurite-queue did not start") from None
-                time.sleep(0.1)
-        yield (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={ACCOUNT_KEY};QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-        )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with azurite_service("queue") as connection:
+        yield connection
 
 
 @pytest.mark.azurite

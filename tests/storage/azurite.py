@@ -26,7 +26,7 @@ ACCOUNT_KEY = (
 _ENDPOINT = {"blob": "BlobEndpoint", "queue": "QueueEndpoint", "table": "TableEndpoint"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -57,7 +57,7 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], service: str) -> None
 @contextlib.contextmanager
 def azurite_service(service: str) -> Iterator[str]:
     """Run `azurite-<service>` until the block ends; yields the account's connection string."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [_binary(service), f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port),
          "--inMemoryPersistence", "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
