@@ -560,6 +560,19 @@ def _with_args(args: argparse.Namespace, **changes: object) -> argparse.Namespac
     return argparse.Namespace(**{**vars(args), **changes})
 
 
+def _client_for(options: Options, credential: AsyncTokenCredential | None) -> AcrClient:
+    """A client signed in as `options` say, failing fast when the registry is unreachable."""
+    return AcrClient(
+        options.endpoint,
+        credential,
+        username=options.username,
+        password=options.password,
+        verify=options.verify,
+        retry=RetryPolicy(fail_fast_unreached=True),
+        connect_timeout=CONNECT_TIMEOUT,
+    )
+
+
 async def _with_client(
     options: Options,
     given: AsyncTokenCredential | None,
@@ -568,15 +581,7 @@ async def _with_client(
     """`work(client, policy)` with a client signed in as `options` say; read-only commands."""
     credential = _credential(options, given)
     try:
-        async with AcrClient(
-            options.endpoint,
-            credential,
-            username=options.username,
-            password=options.password,
-            verify=options.verify,
-            retry=RetryPolicy(fail_fast_unreached=True),
-            connect_timeout=CONNECT_TIMEOUT,
-        ) as client:
+        async with _client_for(options, credential) as client:
             return await work(client, options.policy)
     finally:
         if credential is not None and credential is not given:
@@ -713,15 +718,7 @@ async def _run(options: Options, given: AsyncTokenCredential | None) -> int:
     ledger = ledger_commands.open_ledger(options.ledger, store_credential)
     history = _history(options)
     try:
-        async with AcrClient(
-            options.endpoint,
-            credential,
-            username=options.username,
-            password=options.password,
-            verify=options.verify,
-            retry=RetryPolicy(fail_fast_unreached=True),
-            connect_timeout=CONNECT_TIMEOUT,
-        ) as client:
+        async with _client_for(options, credential) as client:
             line = _progress(sys.stderr)
             confirm = None if options.yes else _confirm()
             with line or contextlib.nullcontext():
