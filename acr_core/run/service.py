@@ -247,12 +247,8 @@ async def _read_and_plan(
         client, governor, names, progress, reading
     )
     gathered = time.monotonic()
-
-    async def plan_them(read: Mapping[str, RepositorySnapshot]) -> tuple[Plan, dict[str, float]]:
-        remembered = await recall(history, read, now)
-        return _plan_each(read, policy, now, protect, remembered)
-
-    the_plan, plan_seconds = await plan_them(snapshots)
+    remembered = await recall(history, snapshots, now)
+    the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect, remembered)
     for deeper in (True, False):
         # An incremental plan a full listing might change: read further back, once; then
         # list in full what is still unsure.
@@ -269,7 +265,9 @@ async def _read_and_plan(
         snapshots = {**{n: s for n, s in snapshots.items() if n not in unsure}, **more}
         failed = [*failed, *more_failed]
         gathered = time.monotonic()
-        the_plan, plan_seconds = await plan_them(snapshots)
+        if remembered is not None:  # record and recall only the repositories read again
+            remembered = {**remembered, **(await recall(history, more, now) or {})}
+        the_plan, plan_seconds = _plan_each(snapshots, policy, now, protect, remembered)
     return _Read(
         snapshots=snapshots,
         plan=the_plan,

@@ -23,6 +23,8 @@ from acr_core.planning.planner import plan
 from acr_core.planning.policy import load_policy
 from tests.unit.planner_fixtures import NOW, RepoBuilder, signature_tag
 
+# The pools are written out here, not imported from the property tests: the fingerprint is of
+# these exact registries, and must not move when those tests change theirs.
 TAG_POOL = ("latest", "stable", "v1", "v1.2.3", "v2.0.0", "dev-1", "dev-2", "pr-7", "b1", "b2")
 KEEP_CHOICES = ("latest", "stable", "v*", "regex:pr-[0-9]+", "b?", "regex:v[0-9]+\\..*")
 LOCK_CHOICES = ("v*.*.*", "stable")
