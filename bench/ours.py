@@ -17,9 +17,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from acr_core.planning.policy import load_policy
+from acr_core.registry._network import http_transport
 from acr_core.registry.client import AcrClient
 from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.service import run_cleanup
@@ -51,7 +50,7 @@ async def run(
         return await run_push_handler(url, credential, ca_file, pushed, resource_id)
     policy = load_policy(POLICY)
     # Exactly the transport AcrClient builds by default, wrapped to time accepted deletes.
-    inner = httpx.AsyncHTTPTransport(verify=ssl.create_default_context(cafile=ca_file))
+    inner = http_transport(ssl.create_default_context(cafile=ca_file))
     async with AcrClient(url, credential, transport=RecordingTransport(inner, clock)) as client:
         report = await run_cleanup(
             client,
