@@ -27,10 +27,16 @@ Cost per deletion: 1 + t + r reads of its own (t = its planned tags, r = the ref
 with it), sent together with the repository-wide reads (its properties, newest manifest,
 newest tag), then the DELETE. The repository-wide reads are shared: every deletion of the
 repository that asks for them before they are sent waits for the same three (`_SharedProbes`),
-so each deletion still sees reads sent after it asked. Unshared a deletion costs 4 + t + r reads
-and its DELETE; a run whose requests queue for slots or read tokens (latency-bound, or reads
-paced) shares them, down to about 2 + t + r requests per deletion (measured: 197 deletions
-with one tag each, 30 ms per request, 32 in flight: 1,182 requests before, about 615 after).
+so each deletion still sees reads sent after it asked; one such read is in flight per
+repository at a time, and the deletions asking meanwhile share the next. Unshared a deletion
+costs 4 + t + r reads and its DELETE; shared, about 2 + t + r requests.
+A repository whose manifests and tags each fit in one listing page (1,000), and from which the
+plan deletes at least `LISTING_RECHECK_MIN` manifests, is re-checked from its listings instead:
+the shared read lists its manifests and its tags (newest first, one page each), which show every
+deletion's manifest, tags and referrers as fresh as reads of their own, so a deletion costs its
+DELETE and its part of three shared requests; what the listings do not show (hidden, gone) is
+read on its own. Measured: 197 deletions with one tag each, 30 ms per request, 32 in flight:
+1,182 requests unshared, about 615 shared, 245 from the listings.
 At the 2026 per-identity budgets (docs/acr-facts.md section 4.1) 500 deletions a minute on
 Basic/Standard cost at most 2,500 reads a minute with one tag each, within the 5,000
 DataplaneRead; on Premium (2,000 deletes, 10,000 reads) unshared reads would bound deletions to
@@ -54,13 +60,16 @@ fails its invocation, and the platform runs the whole run again from a fresh rea
 
 Worst case per deletion, all of it bounded: the wait for its DELETE token (at most one
 token's interval at the pace, plus any `Retry-After` pause of DataplaneDelete, which ACR counts
-down to the end of its throttling period, up to about 60 s); its re-check reads, in parallel,
-each at most `RetryPolicy.attempts` (6) attempts within `RetryPolicy.deadline` (120 s) plus
-one attempt's 30 s timeout, so about 150 s; when a 429 paused deletes while those reads were
+down to the end of its throttling period, up to about 60 s); its re-check: first the shared read
+in flight for its repository, if any, then its own reads in parallel, each at most
+`RetryPolicy.attempts` (6) attempts within `RetryPolicy.deadline` (120 s) plus one attempt's
+30 s timeout, so about 150 s each, 2 * 150 s together (3 * 150 s re-checked from listings,
+whose missing items are read afterwards); when a 429 paused deletes while those reads were
 out, the pause (up to about 60 s) and the re-check again, `RECHECKS` (3) re-checks at most, so
 that the DELETE is not sent into a pause and held there long after its re-check; then the
 DELETE: 6 attempts, about 150 s. In all 6 * (3 * (4 + t + r) + 1) attempts (the shared reads
-counted in full) and about 60 + 3 * 150 + 2 * 60 + 150 = 780 s. A lock is one PATCH: its
+counted in full) and about 60 + 3 * 450 + 2 * 60 + 150 = 1,680 s.
+A lock is one PATCH: its
 token, then 6 attempts, about 150 s. Each re-run of a failed run by the platform
 (docs/operations.md, "Failure modes and fixes") starts afresh.
 """
@@ -172,6 +181,11 @@ REPLANNED = "the next run re-reads and re-plans the repository"
 PUSHED = "a push arrived while deleting; the follow-up run re-plans"
 
 Key = tuple[str, str]
+# A repository whose manifests and tags each fit in one listing page (ACR returns at most 1,000
+# items a page, docs/acr-facts.md section 1.12) and from which the plan deletes at least
+# LISTING_RECHECK_MIN manifests is re-checked from its listings (see `_probe`).
+LISTING_PAGE = 1000
+LISTING_RECHECK_MIN = 8
 # Re-checks of one deletion at most: a re-check that a 429 pause outdated is read again after
 # the pause, twice at most, then the DELETE goes (the transport waits out any further pause).
 RECHECKS = 3
@@ -194,18 +208,23 @@ class _Reads:
 
 @dataclass(frozen=True, slots=True)
 class _Probe:
-    """The repository-wide part of a re-check, and the deletions confirmed before it."""
+    """The repository-wide part of a re-check, and the deletions confirmed before it; for a
+    repository re-checked from its listings, those listings' first pages by digest and name."""
 
     repository: RepositoryProperties | None
     newest_manifest: ManifestProperties | None
     newest_tag: TagProperties | None
     confirmed: int
+    manifests: Mapping[str, ManifestProperties] | None = None
+    tags: Mapping[str, TagProperties] | None = None
 
 
 class _SharedProbes:
     """One repository-wide re-check serves every deletion that asked for it before it was
     sent: such a read is as fresh for each of them as one of its own, since it left after
-    each asked. A deletion that asks once it has been sent waits for the next one.
+    each asked. A deletion that asks once it has been sent waits for the next one, which is
+    sent when the one in flight is answered: one at a time per repository, so that the
+    deletions asking meanwhile share the next.
 
     Deletions of one repository re-checked together then cost three reads between them, not
     three each; what each one reads of its own manifest, tags and referrers is unchanged.
@@ -214,6 +233,7 @@ class _SharedProbes:
     def __init__(self, probe: Callable[[str, Callable[[], None]], Awaitable[_Probe]]) -> None:
         self._probe = probe
         self._open: dict[str, asyncio.Future[_Probe]] = {}
+        self._flying: dict[str, asyncio.Task[None]] = {}  # the latest probe of each repository
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def read(self, repository: str) -> _Probe:
@@ -221,23 +241,32 @@ class _SharedProbes:
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._open[repository] = future
-            task = asyncio.ensure_future(self._run(repository, future))
+            task = asyncio.ensure_future(
+                self._run(repository, future, self._flying.get(repository))
+            )
+            self._flying[repository] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         # Shielded: one deletion cancelled must not cancel the read the others wait for.
         return await asyncio.shield(future)
 
-    async def _run(self, repository: str, future: asyncio.Future[_Probe]) -> None:
+    async def _run(
+        self, repository: str, future: asyncio.Future[_Probe], before: asyncio.Task[None] | None
+    ) -> None:
         def sent() -> None:
             if self._open.get(repository) is future:
                 del self._open[repository]
 
         try:
+            if before is not None:
+                await asyncio.wait([before])  # how it ended is for its own deletions
             future.set_result(await self._probe(repository, sent))
         except Exception as exc:  # every deletion waiting for it fails with it
             future.set_exception(exc)
         finally:
             sent()
+            if self._flying.get(repository) is asyncio.current_task():
+                del self._flying[repository]
             if not future.done():
                 future.cancel()
             elif not future.cancelled():
@@ -284,11 +313,13 @@ class Executor:
         self._probes = _SharedProbes(self._probe)
         self._on_done = on_done
         self._denied: dict[tuple[str, ActionKind], str] = {}
+        self._listed: set[str] = set()  # repositories re-checked from their listings
 
     async def apply(self, plan: Plan) -> tuple[ActionOutcome, ...]:
         """Apply every action, dependencies first; returns one outcome per action, in order."""
         workers = min(self._governor.limits.max_concurrency, max(1, len(plan.actions)))
         schedule = _Schedule(plan, workers, self._on_done)
+        self._listed = _listed(plan, self._snapshots)
 
         async def worker() -> None:
             while (index := await schedule.next()) is not None:
@@ -412,6 +443,8 @@ class Executor:
         the manifest (tags, locks, lastUpdateTime), each planned tag (lock, target), each
         referrer deleted with it, and the repository-wide reads (`_probe`)."""
         repository, digest, client = action.repository, action.digest, self._client
+        if repository in self._listed:
+            return await self._from_listings(action, await self._probes.read(repository))
         try:
             async with asyncio.TaskGroup() as group:
                 probe = group.create_task(self._probes.read(repository))
@@ -427,22 +460,57 @@ class Executor:
                 }
         except BaseExceptionGroup as failures:
             raise first_failure(failures) from None
-        shared = probe.result()
-        return _Reads(
-            repository=shared.repository,
-            manifest=manifest.result(),
-            tags={tag: task.result() for tag, task in tags.items()},
-            newest_manifest=shared.newest_manifest,
-            newest_tag=shared.newest_tag,
-            cascades={referrer: task.result() for referrer, task in cascades.items()},
-            confirmed=shared.confirmed,
+        return _reads(
+            probe.result(),
+            manifest.result(),
+            {tag: task.result() for tag, task in tags.items()},
+            {referrer: task.result() for referrer, task in cascades.items()},
         )
+
+    async def _from_listings(self, action: Action, shared: _Probe) -> _Reads:
+        """A deletion's re-check from its repository's listings, which were sent after it
+        asked: as fresh as reads of its own. What they do not show is read on its own, since
+        missing from a listing is not the same as gone: hidden (`listEnabled=false`, docs/
+        acr-facts.md section 3), deleted, or past the first page."""
+        repository = action.repository
+        listed_manifests, listed_tags = shared.manifests or {}, shared.tags or {}
+        wanted = (action.digest, *action.cascades)
+        manifests: dict[str, ManifestProperties | None] = {
+            d: listed_manifests[d] for d in wanted if d in listed_manifests
+        }
+        tags: dict[str, TagProperties | None] = {
+            t: listed_tags[t] for t in action.tags if t in listed_tags
+        }
+        missing = [d for d in wanted if d not in manifests]
+        untold = [t for t in action.tags if t not in tags]
+        if missing or untold:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    read_manifests = {
+                        d: group.create_task(self._read_manifest(repository, d)) for d in missing
+                    }
+                    read_tags = {
+                        t: group.create_task(self._read_tag(repository, t)) for t in untold
+                    }
+            except BaseExceptionGroup as failures:
+                raise first_failure(failures) from None
+            manifests.update({d: task.result() for d, task in read_manifests.items()})
+            tags.update({t: task.result() for t, task in read_tags.items()})
+        cascades = {referrer: manifests[referrer] for referrer in action.cascades}
+        return _reads(shared, manifests[action.digest], tags, cascades)
 
     async def _probe(self, repository: str, sent: Callable[[], None]) -> _Probe:
         """The repository's properties (locks, manifest count), its newest manifest and its
-        newest tag, read in parallel; `sent()` is called as the first of them is sent."""
+        newest tag, read in parallel; `sent()` is called as the first of them is sent.
+
+        For a repository re-checked from its listings, the first pages of its manifest and tag
+        listings newest first, rather than their first items: two requests (and one more per
+        deletion that asked) instead of 1 + t + r per deletion, which is what makes a large
+        cleanup of a small repository cost about one request per deletion besides its DELETE.
+        """
         client = self._client
         confirmed = 0
+        size = LISTING_PAGE if repository in self._listed else 1
 
         async def properties() -> RepositoryProperties | None:
             nonlocal confirmed
@@ -455,13 +523,13 @@ class Executor:
                 except NotFoundError:
                     return None
 
-        async def newest(listing: Callable[[], AsyncIterator[T]]) -> T | None:
+        async def newest(listing: Callable[[], AsyncIterator[T]]) -> list[T]:
             async with self._governor.reads.slot():
                 sent()
                 try:
-                    return await _head(listing())
+                    return await _first_page(listing(), size)
                 except NotFoundError:
-                    return None
+                    return []
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -469,20 +537,28 @@ class Executor:
                 newest_manifest = group.create_task(
                     newest(
                         lambda: client.list_manifest_properties(
-                            repository, order_by="timedesc", results_per_page=1
+                            repository, order_by="timedesc", results_per_page=size
                         )
                     )
                 )
                 newest_tag = group.create_task(
                     newest(
                         lambda: client.list_tag_properties(
-                            repository, order_by="timedesc", results_per_page=1
+                            repository, order_by="timedesc", results_per_page=size
                         )
                     )
                 )
         except BaseExceptionGroup as failures:
             raise first_failure(failures) from None
-        return _Probe(repo.result(), newest_manifest.result(), newest_tag.result(), confirmed)
+        manifests, tags = newest_manifest.result(), newest_tag.result()
+        return _Probe(
+            repo.result(),
+            manifests[0] if manifests else None,
+            tags[0] if tags else None,
+            confirmed,
+            {m.digest: m for m in manifests} if size > 1 else None,
+            {t.name: t for t in tags} if size > 1 else None,
+        )
 
     async def _read_manifest(self, repository: str, digest: str) -> ManifestProperties | None:
         return await self._read(lambda: self._client.get_manifest_properties(repository, digest))
@@ -669,15 +745,54 @@ def _manifest_changed(
     return None
 
 
-async def _head(listing: AsyncIterator[T]) -> T | None:
-    """A listing's first item; its later pages are never asked for."""
+async def _first_page(listing: AsyncIterator[T], size: int) -> list[T]:
+    """A listing's first `size` items (one page of that size); later pages are never asked for."""
     iterator = aiter(listing)
+    items: list[T] = []
     try:
-        return await anext(iterator, None)
+        async for item in iterator:
+            items.append(item)
+            if len(items) >= size:
+                break
+        return items
     finally:
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+def _reads(
+    shared: _Probe,
+    manifest: ManifestProperties | None,
+    tags: Mapping[str, TagProperties | None],
+    cascades: Mapping[str, ManifestProperties | None],
+) -> _Reads:
+    return _Reads(
+        repository=shared.repository,
+        manifest=manifest,
+        tags=tags,
+        newest_manifest=shared.newest_manifest,
+        newest_tag=shared.newest_tag,
+        cascades=cascades,
+        confirmed=shared.confirmed,
+    )
+
+
+def _listed(plan: Plan, snapshots: Mapping[str, RepositorySnapshot]) -> set[str]:
+    """The repositories to re-check from their listings: each listing fits in one page and
+    enough deletions share it to be cheaper than reading each deletion's items."""
+    deleting: dict[str, int] = {}
+    for action in plan.actions:
+        if action.kind is ActionKind.DELETE_MANIFEST:
+            deleting[action.repository] = deleting.get(action.repository, 0) + 1
+    return {
+        name
+        for name, count in deleting.items()
+        if count >= LISTING_RECHECK_MIN
+        and (snapshot := snapshots.get(name)) is not None
+        and len(snapshot.manifests) <= LISTING_PAGE
+        and len(snapshot.tags) <= LISTING_PAGE
+    }
 
 
 def _when(item: ManifestProperties | TagProperties) -> str:

@@ -21,12 +21,24 @@ import pytest
 
 from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import load_policy
+from acr_core.run import executor
 from acr_core.run.executor import PUSHED, Outcome, Stop
 from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.report import RunReport
 from acr_core.run.service import run_cleanup
 from acr_emulator import Arrival
 from tests.unit.emulated_registry import EmulatedRegistry, later
+
+
+@pytest.fixture(autouse=True, params=["item reads", "listings"])
+def recheck(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs twice: deletions re-checked by reading each one's manifest, tags
+    and referrers, and re-checked from the repository's listings (`executor._listed`)."""
+    monkeypatch.setattr(
+        executor, "LISTING_RECHECK_MIN", 10**9 if request.param == "item reads" else 1
+    )
+    return str(request.param)
+
 
 REPO = "team/app"
 IMAGES = 16

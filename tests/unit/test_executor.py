@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from acr_core.models import RepositorySnapshot
 from acr_core.planning.plan import Action, ActionKind, Plan, RepositoryPlan
 from acr_core.registry.transport import RetryPolicy
+from acr_core.run import executor
 from acr_core.run.executor import CHANGED, REPLANNED, Executor, Outcome
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_emulator import Faults
@@ -20,6 +21,16 @@ from acr_emulator.testing import DEFAULT_OID
 from tests.unit.emulated_registry import LOCKED, EmulatedRegistry, later
 
 REPO = "team/app"
+
+
+@pytest.fixture(autouse=True, params=["item reads", "listings"])
+def recheck(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs twice: deletions re-checked by reading each one's manifest, tags
+    and referrers, and re-checked from the repository's listings (`executor._listed`)."""
+    monkeypatch.setattr(
+        executor, "LISTING_RECHECK_MIN", 10**9 if request.param == "item reads" else 1
+    )
+    return str(request.param)
 
 
 def delete(
@@ -240,6 +251,23 @@ async def test_a_manifest_already_gone_counts_as_deleted():
     assert outcomes[f"delete_manifest:{index}"] is Outcome.ALREADY_GONE
     assert outcomes[f"delete_manifest:{child}"] is Outcome.APPLIED
     assert registry.digests(REPO) == set()
+
+
+async def test_an_index_hidden_from_listings_is_not_taken_for_gone(recheck: str):
+    """Hidden (`listEnabled=false`) after the snapshot, an index is missing from the listings a
+    re-check may read; it is still there, so it is deleted (not counted as already gone, which
+    would let its children go while it points at them), and then its children."""
+    registry = EmulatedRegistry()
+    amd, arm = registry.push(REPO, "amd"), registry.push(REPO, "arm")
+    index = registry.push(REPO, "index", children=(amd, arm))
+    taken = await registry.snapshots()
+    await registry.client.update_manifest_properties(REPO, index, can_list=False)
+    plan = plan_of(delete(amd, after=(index,)), delete(arm, after=(index,)), delete(index))
+    outcomes = await run(registry, plan, taken)
+    assert outcomes[f"delete_manifest:{index}"] is Outcome.APPLIED
+    assert set(outcomes.values()) == {Outcome.APPLIED}
+    assert registry.digests(REPO) == set()
+    assert registry.wire.deleted[0] == index
 
 
 async def test_a_blocked_repository_gets_its_locks_but_no_deletions():
