@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -204,10 +205,17 @@ def parse_datetime(value: object) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"timestamp must be text, got {type(value).__name__}")
-    text = value.strip()
-    # fromisoformat keeps at most 6 fractional digits; trim the rest so any precision parses.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    parsed = datetime.fromisoformat(text)
+    return _parse_timestamp(value.strip())
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_timestamp(text: str) -> datetime:
+    """Cached: a run re-reads the same timestamps in every listing (datetimes are immutable)."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        # Should a `fromisoformat` refuse more than 6 fractional digits, trim them and retry.
+        parsed = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
