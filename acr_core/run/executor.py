@@ -31,11 +31,13 @@ so each deletion still sees reads sent after it asked; one such read is in fligh
 repository at a time, and the deletions asking meanwhile share the next. Unshared a deletion
 costs 4 + t + r reads and its DELETE; shared, about 2 + t + r requests.
 A repository whose manifests and tags each fit in one listing page (1,000), and from which the
-plan deletes at least `LISTING_RECHECK_MIN` manifests, is re-checked from its listings instead:
-the shared read lists its manifests and its tags (newest first, one page each), which show every
-deletion's manifest, tags and referrers as fresh as reads of their own, so a deletion costs its
-DELETE and its part of three shared requests; what the listings do not show (hidden, gone) is
-read on its own. Measured: 197 deletions with one tag each, 30 ms per request, 32 in flight:
+plan deletes at least `LISTING_RECHECK_MIN` manifests, is re-checked from its listings instead
+whenever enough deletions wait for the shared read (one more per `LISTING_ITEMS_PER_READ` items
+listed): it lists the repository's manifests and tags (newest first, one page each), which show
+every deletion's manifest, tags and referrers as fresh as reads of their own, so a deletion
+costs its DELETE and its part of three shared requests; what the listings do not show (hidden,
+gone) is read on its own, and so is everything when too few deletions waited (paced deletions
+come one at a time, and decoding a listing for each would cost more than their reads). Measured: 197 deletions with one tag each, 30 ms per request, 32 in flight:
 1,182 requests unshared, about 615 shared, 245 from the listings.
 At the 2026 per-identity budgets (docs/acr-facts.md section 4.1) 500 deletions a minute on
 Basic/Standard cost at most 2,500 reads a minute with one tag each, within the 5,000
@@ -183,9 +185,13 @@ PUSHED = "a push arrived while deleting; the follow-up run re-plans"
 Key = tuple[str, str]
 # A repository whose manifests and tags each fit in one listing page (ACR returns at most 1,000
 # items a page, docs/acr-facts.md section 1.12) and from which the plan deletes at least
-# LISTING_RECHECK_MIN manifests is re-checked from its listings (see `_probe`).
+# LISTING_RECHECK_MIN manifests may be re-checked from its listings (see `_probe`): a shared
+# read lists them when enough deletions wait for it, one more for every LISTING_ITEMS_PER_READ
+# items the listings hold (decoding about that many items costs the client as much CPU as a
+# request).
 LISTING_PAGE = 1000
 LISTING_RECHECK_MIN = 8
+LISTING_ITEMS_PER_READ = 200
 # Re-checks of one deletion at most: a re-check that a 429 pause outdated is read again after
 # the pause, twice at most, then the DELETE goes (the transport waits out any further pause).
 RECHECKS = 3
@@ -230,9 +236,12 @@ class _SharedProbes:
     three each; what each one reads of its own manifest, tags and referrers is unchanged.
     """
 
-    def __init__(self, probe: Callable[[str, Callable[[], None]], Awaitable[_Probe]]) -> None:
+    def __init__(
+        self, probe: Callable[[str, Callable[[], None], Callable[[], int]], Awaitable[_Probe]]
+    ) -> None:
         self._probe = probe
         self._open: dict[str, asyncio.Future[_Probe]] = {}
+        self._waiting: dict[asyncio.Future[_Probe], int] = {}  # deletions waiting for each
         self._flying: dict[str, asyncio.Task[None]] = {}  # the latest probe of each repository
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -241,12 +250,14 @@ class _SharedProbes:
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._open[repository] = future
+            self._waiting[future] = 0
             task = asyncio.ensure_future(
                 self._run(repository, future, self._flying.get(repository))
             )
             self._flying[repository] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        self._waiting[future] += 1
         # Shielded: one deletion cancelled must not cancel the read the others wait for.
         return await asyncio.shield(future)
 
@@ -260,11 +271,14 @@ class _SharedProbes:
         try:
             if before is not None:
                 await asyncio.wait([before])  # how it ended is for its own deletions
-            future.set_result(await self._probe(repository, sent))
+            future.set_result(
+                await self._probe(repository, sent, lambda: self._waiting.get(future, 0))
+            )
         except Exception as exc:  # every deletion waiting for it fails with it
             future.set_exception(exc)
         finally:
             sent()
+            self._waiting.pop(future, None)
             if self._flying.get(repository) is asyncio.current_task():
                 del self._flying[repository]
             if not future.done():
@@ -471,7 +485,8 @@ class Executor:
         """A deletion's re-check from its repository's listings, which were sent after it
         asked: as fresh as reads of its own. What they do not show is read on its own, since
         missing from a listing is not the same as gone: hidden (`listEnabled=false`, docs/
-        acr-facts.md section 3), deleted, or past the first page."""
+        acr-facts.md section 3), deleted, or past the first page; without listings (too few
+        deletions shared them) that is everything."""
         repository = action.repository
         listed_manifests, listed_tags = shared.manifests or {}, shared.tags or {}
         wanted = (action.digest, *action.cascades)
@@ -499,18 +514,21 @@ class Executor:
         cascades = {referrer: manifests[referrer] for referrer in action.cascades}
         return _reads(shared, manifests[action.digest], tags, cascades)
 
-    async def _probe(self, repository: str, sent: Callable[[], None]) -> _Probe:
+    async def _probe(
+        self, repository: str, sent: Callable[[], None], waiting: Callable[[], int]
+    ) -> _Probe:
         """The repository's properties (locks, manifest count), its newest manifest and its
         newest tag, read in parallel; `sent()` is called as the first of them is sent.
 
-        For a repository re-checked from its listings, the first pages of its manifest and tag
-        listings newest first, rather than their first items: two requests (and one more per
-        deletion that asked) instead of 1 + t + r per deletion, which is what makes a large
-        cleanup of a small repository cost about one request per deletion besides its DELETE.
+        For a repository re-checked from its listings, when enough deletions wait for it, the
+        first pages of its manifest and tag listings newest first, rather than their first
+        items: the same three requests instead of 1 + t + r more per deletion, which is what
+        makes a large cleanup of a small repository cost little more than its DELETEs. Fewer
+        deletions waiting (paced deletions arrive one by one) read their own items afterwards.
         """
         client = self._client
         confirmed = 0
-        size = LISTING_PAGE if repository in self._listed else 1
+        size = LISTING_PAGE if self._worth_listing(repository, waiting()) else 1
 
         async def properties() -> RepositoryProperties | None:
             nonlocal confirmed
@@ -550,15 +568,16 @@ class Executor:
                 )
         except BaseExceptionGroup as failures:
             raise first_failure(failures) from None
-        manifests, tags = newest_manifest.result(), newest_tag.result()
-        return _Probe(
-            repo.result(),
-            manifests[0] if manifests else None,
-            tags[0] if tags else None,
-            confirmed,
-            {m.digest: m for m in manifests} if size > 1 else None,
-            {t.name: t for t in tags} if size > 1 else None,
+        return _probed(
+            repo.result(), newest_manifest.result(), newest_tag.result(), confirmed, size
         )
+
+    def _worth_listing(self, repository: str, waiting: int) -> bool:
+        if repository not in self._listed:
+            return False
+        snapshot = self._snapshots[repository]
+        items = len(snapshot.manifests) + len(snapshot.tags)
+        return waiting >= 1 + items // LISTING_ITEMS_PER_READ
 
     async def _read_manifest(self, repository: str, digest: str) -> ManifestProperties | None:
         return await self._read(lambda: self._client.get_manifest_properties(repository, digest))
@@ -775,6 +794,24 @@ def _reads(
         newest_tag=shared.newest_tag,
         cascades=cascades,
         confirmed=shared.confirmed,
+    )
+
+
+def _probed(
+    repository: RepositoryProperties | None,
+    manifests: list[ManifestProperties],
+    tags: list[TagProperties],
+    confirmed: int,
+    size: int,
+) -> _Probe:
+    """A shared read's answer from its listings' first pages, newest first (of `size` items)."""
+    return _Probe(
+        repository,
+        manifests[0] if manifests else None,
+        tags[0] if tags else None,
+        confirmed,
+        {m.digest: m for m in manifests} if size > 1 else None,
+        {t.name: t for t in tags} if size > 1 else None,
     )
 
 

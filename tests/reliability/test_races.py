@@ -30,13 +30,15 @@ from acr_emulator import Arrival
 from tests.unit.emulated_registry import EmulatedRegistry, later
 
 
-@pytest.fixture(autouse=True, params=["item reads", "listings"])
+@pytest.fixture(autouse=True, params=["item reads", "listings", "own reads after"])
 def recheck(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs twice: deletions re-checked by reading each one's manifest, tags
-    and referrers, and re-checked from the repository's listings (`executor._listed`)."""
-    monkeypatch.setattr(
-        executor, "LISTING_RECHECK_MIN", 10**9 if request.param == "item reads" else 1
-    )
+    """Every test here runs three ways: deletions re-checked by reading each one's manifest,
+    tags and referrers alongside the shared read; from the repository's listings; and by their
+    own reads after a shared read that did not list (too few deletions waited for it)."""
+    listing = request.param != "item reads"
+    monkeypatch.setattr(executor, "LISTING_RECHECK_MIN", 1 if listing else 10**9)
+    per_read = 10**9 if request.param == "listings" else 1
+    monkeypatch.setattr(executor, "LISTING_ITEMS_PER_READ", per_read)
     return str(request.param)
 
 

@@ -152,7 +152,9 @@ async def test_a_shared_recheck_serves_only_the_deletions_that_asked_before_it_w
     sending, answer = asyncio.Event(), asyncio.Event()
     probes: list[str] = []
 
-    async def probe(repository: str, sent: Callable[[], None]) -> _Probe:
+    async def probe(
+        repository: str, sent: Callable[[], None], waiting: Callable[[], int]
+    ) -> _Probe:
         number = len(probes)
         probes.append(repository)
         await sending.wait()
