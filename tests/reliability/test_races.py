@@ -21,26 +21,13 @@ import pytest
 
 from acr_core.planning.plan import ActionKind
 from acr_core.planning.policy import load_policy
-from acr_core.run import executor
 from acr_core.run.executor import PUSHED, Outcome, Stop
 from acr_core.run.limiter import ExecutionLimits
 from acr_core.run.report import RunReport
 from acr_core.run.service import run_cleanup
 from acr_emulator import Arrival
 from tests.unit.emulated_registry import EmulatedRegistry, later
-
-
-@pytest.fixture(autouse=True, params=["item reads", "listings", "own reads after"])
-def recheck(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs three ways: deletions re-checked by reading each one's manifest,
-    tags and referrers alongside the shared read; from the repository's listings; and by their
-    own reads after a shared read that did not list (too few deletions waited for it)."""
-    listing = request.param != "item reads"
-    monkeypatch.setattr(executor, "LISTING_RECHECK_MIN", 1 if listing else 10**9)
-    per_read = 10**9 if request.param == "listings" else 1
-    monkeypatch.setattr(executor, "LISTING_ITEMS_PER_READ", per_read)
-    return str(request.param)
-
+from tests.unit.recheck_modes import recheck  # noqa: F401 (autouse: every test three ways)
 
 REPO = "team/app"
 IMAGES = 16

@@ -12,27 +12,15 @@ from hypothesis import strategies as st
 from acr_core.models import RepositorySnapshot
 from acr_core.planning.plan import Action, ActionKind, Plan, RepositoryPlan
 from acr_core.registry.transport import RetryPolicy
-from acr_core.run import executor
 from acr_core.run.executor import CHANGED, REPLANNED, Executor, Outcome
 from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_emulator import Faults
 from acr_emulator.hooks import Arrival
 from acr_emulator.testing import DEFAULT_OID
 from tests.unit.emulated_registry import LOCKED, EmulatedRegistry, later
+from tests.unit.recheck_modes import recheck  # noqa: F401 (autouse: every test three ways)
 
 REPO = "team/app"
-
-
-@pytest.fixture(autouse=True, params=["item reads", "listings", "own reads after"])
-def recheck(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs three ways: deletions re-checked by reading each one's manifest,
-    tags and referrers alongside the shared read; from the repository's listings; and by their
-    own reads after a shared read that did not list (too few deletions waited for it)."""
-    listing = request.param != "item reads"
-    monkeypatch.setattr(executor, "LISTING_RECHECK_MIN", 1 if listing else 10**9)
-    per_read = 10**9 if request.param == "listings" else 1
-    monkeypatch.setattr(executor, "LISTING_ITEMS_PER_READ", per_read)
-    return str(request.param)
 
 
 def delete(
@@ -255,7 +243,7 @@ async def test_a_manifest_already_gone_counts_as_deleted():
     assert registry.digests(REPO) == set()
 
 
-async def test_an_index_hidden_from_listings_is_not_taken_for_gone(recheck: str):
+async def test_an_index_hidden_from_listings_is_not_taken_for_gone():
     """Hidden (`listEnabled=false`) after the snapshot, an index is missing from the listings a
     re-check may read; it is still there, so it is deleted (not counted as already gone, which
     would let its children go while it points at them), and then its children."""
