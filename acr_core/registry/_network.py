@@ -189,9 +189,9 @@ def http_transport(verify: ssl.SSLContext | bool) -> httpx.AsyncHTTPTransport:
     """httpx's transport (its limits and error mapping) over `AsyncioPool` and `AsyncioBackend`.
 
     httpx takes neither a pool nor a network backend as an argument, so its pool is replaced
-    by one with httpx's default connection limit. The pool's internals are httpcore 1.0's; with any other
-    httpcore (or an httpx without `_pool`) the transport is left as httpx builds it, which
-    costs CPU and changes nothing else.
+    by one with httpx's default connection limit. The pool's internals are httpcore 1.0's;
+    with any other httpcore (or an httpx without `_pool`) the transport is left as httpx
+    builds it, which costs CPU and changes nothing else.
     """
     transport = httpx.AsyncHTTPTransport(verify=verify)
     if not httpcore.__version__.startswith("1.0.") or not isinstance(
