@@ -23,15 +23,55 @@ LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handling: the caller decides when to stop.
+    """uvicorn without its signal handling: the caller decides when to stop, and it stops at once.
 
     uvicorn re-raises a captured SIGTERM after shutting down, which would kill the process
     before our temporary certificate directory is removed.
+
+    uvicorn notices `should_exit` at its next 0.1 s tick and then sleeps another 0.1 s before it
+    waits, in 0.1 s steps, for the connections to close: about 0.2 s a stop. The test suite
+    starts and stops an emulator for hundreds of tests, so `stop()` wakes the main loop at once
+    and the shutdown waits only as long as the connections on loopback take to close.
     """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Shut down now (setting `should_exit` alone is noticed at the next tick)."""
+        self.should_exit = True
+        self._stopping.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's graceful shutdown, polling every 5 ms rather than every 100 ms."""
+        for listener in self.servers:
+            listener.close()
+        for sock in sockets or []:
+            sock.close()
+        state = self.server_state
+        for connection in list(state.connections):
+            connection.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.config.timeout_graceful_shutdown or 0)
+        # uvicorn's state has no event to wait on: poll it, as uvicorn does, only more often.
+        while (state.connections or state.tasks) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        for task in state.tasks:
+            task.cancel(msg="the emulator is stopping")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +187,7 @@ async def serve(
         try:
             yield info
         finally:
-            server.should_exit = True
+            server.stop()
             await task
 
 
