@@ -24,14 +24,12 @@ rules judge the referrers of what is kept, once; what their deletions free is ju
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from acr_core.models import RepositorySnapshot
-from acr_core.planning import anchoring, competition, reasons, referrers, safety
+from acr_core.planning import anchoring, collector, competition, reasons, referrers, safety
 from acr_core.planning.anchoring import Anchors
 from acr_core.planning.candidates import Judgement, Verdict, candidates
 from acr_core.planning.competition import Clause
@@ -65,7 +63,7 @@ def plan(
         raise ValueError("plan() needs a timezone-aware `now`, such as datetime.now(UTC)")
     protect = protect or {}
     plans: list[RepositoryPlan] = []
-    with _collector_paused():
+    with collector.paused():  # the planner builds no reference cycles
         for snapshot in sorted(snapshots, key=lambda s: s.name):
             rule = policy.rule_for(snapshot.name)
             if rule is not None:
@@ -77,25 +75,6 @@ def plan(
                 )
                 plans.append(_plan_repository(snapshot, rule, now, caller, policy.safety, tags))
     return Plan(tuple(plans))
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused while planning (reference counting still frees).
-
-    Planning a large repository allocates hundreds of thousands of containers, and every so
-    many allocations the collector scans all of the process's objects, the snapshot included:
-    about a fifth of the plan time at 50,000 manifests (bench/planning.py), finding nothing,
-    because the planner builds no reference cycles. Only a collector that was running is
-    started again, so a caller that paused it keeps it paused.
-    """
-    running = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if running:
-            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
