@@ -1,19 +1,21 @@
-"""The stored form of a repository's snapshot (acr_core.run.snapshots): gzip-compressed JSON.
+"""The stored form of a repository's snapshot (acr_core.run.snapshots): gzip-compressed.
 
 Format 2 (`acr-cleanup-snapshot/2`) is laid out for speed, because a push run writes the snapshot
-of its repository every time, and a cold worker reads it: at 50,000 manifests format 1's object
-per manifest and per tag, with their keys and one timestamp text per field, cost seconds each
-way. Format 2 holds the same values as rows (lists in a fixed order, below), each distinct
-timestamp and each distinct set of lock switches once in a table that rows point into, and
-nothing else changed: the raw manifests are kept in the manifest cache's entry form and each is
-hashed against its digest and parsed again on load, as before.
+of its repository every time, and a cold worker reads it: at 50,000 manifests format 1's JSON
+object per manifest and per tag, with their keys, one timestamp text per field and every raw
+manifest escaped into a JSON string, cost seconds each way. Format 2 is one line of JSON, a
+newline, and then the raw manifests back to back, each in the manifest cache's entry form (media
+type line, raw bytes), unescaped. The JSON holds the same values as rows (lists in a fixed order,
+below), and each distinct timestamp and each distinct set of lock switches once, in a table that
+rows point into. Each raw manifest is hashed against its digest and parsed again on load, as
+before.
 
     times:      [iso8601, ...]                       distinct, in first-use order
     switches:   [[delete, write, read, list, quarantineState, quarantineDetails], ...]
     manifests:  [[digest, created, updated, size, mediaType, configMediaType, architecture,
                   os, [tag, ...], [[digest, architecture, os], ...], switches], ...]
     tags:       [[name, digest, created, updated, signed, switches], ...]
-    contents:   [[digest, "t" + text | "b" + base64], ...]
+    contents:   [[digest, length of its entry after the newline], ...]   in the entries' order
 
 `created`/`updated` are positions in `times` (or null), `switches` a position in `switches`.
 A snapshot of another format (format 1 included), for another repository, or damaged in any way
@@ -22,7 +24,6 @@ raises `SnapshotError`, and the run lists the repository in full: never a partia
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import zlib
@@ -98,6 +99,7 @@ def encode_snapshot(stored: StoredSnapshot) -> bytes:
             ]
             for t in snapshot.tags
         ]
+        entries = [(d, encode_entry(c)) for d, c in sorted(snapshot.contents.items())]
         body = {
             "format": FORMAT,
             "registry": stored.registry,
@@ -108,18 +110,24 @@ def encode_snapshot(stored: StoredSnapshot) -> bytes:
             "switches": [_switches_out(a) for a in tables.switches],
             "manifests": manifests,
             "tags": tags,
-            "contents": [[d, _content_out(c)] for d, c in sorted(snapshot.contents.items())],
+            "contents": [[d, len(entry)] for d, entry in entries],
         }
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        # One line: JSON escapes every newline inside a string.
+        header = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        data = b"".join([header, b"\n", *(entry for _, entry in entries)])
     # Level 1: a push run writes the snapshot every time, and speed matters more than size.
-    return gzip.compress(text.encode(), compresslevel=1, mtime=0)
+    return gzip.compress(data, compresslevel=1, mtime=0)
 
 
 def decode_snapshot(data: bytes, registry: str, repository: str) -> StoredSnapshot:
     """The stored snapshot, every manifest in it verified against its digest."""
     with collector.paused():  # the decoded values hold no reference cycles
         try:
-            body = json.loads(gzip.decompress(data))
+            data = gzip.decompress(data)
+            # Format 1 has no newline: all of it is the JSON, whose format is then not this.
+            line = data.find(b"\n")
+            line = len(data) if line < 0 else line
+            body = json.loads(data[:line])
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise SnapshotError(f"not a readable snapshot ({exc})") from None
         if not isinstance(body, dict) or body.get("format") != FORMAT:
@@ -127,7 +135,7 @@ def decode_snapshot(data: bytes, registry: str, repository: str) -> StoredSnapsh
         if body.get("registry") != registry or body.get("repository") != repository:
             raise SnapshotError(f"written for {body.get('registry')}/{body.get('repository')}")
         try:
-            return _stored(body, registry, repository)
+            return _stored(body, memoryview(data)[line + 1 :], registry, repository)
         except (
             *(KeyError, TypeError, ValueError, AttributeError, IndexError),
             InvalidResponseError,
@@ -135,8 +143,10 @@ def decode_snapshot(data: bytes, registry: str, repository: str) -> StoredSnapsh
             raise SnapshotError(f"damaged ({type(exc).__name__}: {exc})") from None
 
 
-def _stored(body: dict[str, Any], registry: str, repository: str) -> StoredSnapshot:
-    """The snapshot a format-2 body holds; raises on any value out of place."""
+def _stored(
+    body: dict[str, Any], entries: memoryview, registry: str, repository: str
+) -> StoredSnapshot:
+    """The snapshot a format-2 body and its entries hold; raises on any value out of place."""
     times = [_time(t) for t in _rows(body["times"])]
     switches = [_switches_in(s) for s in _rows(body["switches"])]
     tables = (times, switches)
@@ -144,8 +154,15 @@ def _stored(body: dict[str, Any], registry: str, repository: str) -> StoredSnaps
     manifests = tuple(_manifest_in(row, registry, repository, tables) for row in rows)
     tags = tuple(_tag_in(row, registry, repository, tables) for row in _rows(body["tags"]))
     contents: dict[str, ManifestContent] = {}
-    for digest, entry in _rows(body["contents"]):
-        contents[_text(digest)] = _content_in(digest, entry)
+    start = 0
+    for digest, length in _rows(body["contents"]):
+        if type(length) is not int or not 0 <= length <= len(entries) - start:
+            raise ValueError(f"the length {length!r} of {digest!r} is not what follows")
+        end = start + length
+        contents[_text(digest)] = decode_entry(digest, bytes(entries[start:end]))
+        start = end
+    if start != len(entries):
+        raise ValueError(f"{len(entries) - start} bytes follow the last manifest")
     listed_at = _time(body["listedAt"])
     saved_at = _time(body["savedAt"])
     snapshot = RepositorySnapshot(
@@ -262,21 +279,3 @@ def _tag_in(
         attributes=_at(switches, locks),
         signed=signed,
     )
-
-
-def _content_out(content: ManifestContent) -> str:
-    """The cache's entry form (media type line, raw bytes), as text when it is UTF-8 (JSON
-    manifests are) and base64 otherwise; either way the exact bytes come back."""
-    entry = encode_entry(content)
-    try:
-        return "t" + entry.decode("utf-8")
-    except UnicodeDecodeError:
-        return "b" + base64.b64encode(entry).decode("ascii")
-
-
-def _content_in(digest: str, value: Any) -> ManifestContent:
-    kind, text = _text(value)[:1], value[1:]
-    if kind not in ("t", "b"):
-        raise ValueError(f"content of {digest} is neither text nor base64")
-    entry = text.encode("utf-8") if kind == "t" else base64.b64decode(text, validate=True)
-    return decode_entry(digest, entry)

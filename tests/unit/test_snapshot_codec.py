@@ -80,13 +80,15 @@ def _stored() -> StoredSnapshot:
     return StoredSnapshot(REGISTRY, snapshot, NOW, NOW + timedelta(seconds=3))
 
 
-def _gzip(body: Any) -> bytes:
-    return gzip.compress(json.dumps(body).encode())
+def _gzip(body: Any, entries: bytes = b"") -> bytes:
+    """A stored snapshot: format 1 is JSON alone, format 2 a JSON line and the entries."""
+    return gzip.compress(json.dumps(body).encode() + (b"\n" + entries if entries else b""))
 
 
-def _body(stored: StoredSnapshot) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(gzip.decompress(encode_snapshot(stored)))
-    return body
+def _body(stored: StoredSnapshot) -> tuple[dict[str, Any], bytes]:
+    header, _, entries = gzip.decompress(encode_snapshot(stored)).partition(b"\n")
+    body: dict[str, Any] = json.loads(header)
+    return body, entries
 
 
 def test_every_value_comes_back_exactly() -> None:
@@ -138,16 +140,25 @@ def test_a_snapshot_of_format_1_is_refused_and_the_run_lists_in_full(
         (lambda b: b["tags"][0].__setitem__(4, "yes"), "not a boolean"),
         (lambda b: b["switches"][0].__setitem__(0, 0), "booleans"),
         (lambda b: b["times"].__setitem__(0, "2026-11-01T12:00:00"), "no time zone"),
-        (lambda b: b["contents"][0].__setitem__(1, "t" + OCI + "\n{}"), "hash to"),
-        (lambda b: b["contents"][0].__setitem__(1, "x"), "neither text nor base64"),
+        (lambda b: b["contents"][0].__setitem__(1, -1), "is not what follows"),
+        (lambda b: b["contents"][0].__setitem__(1, 10**6), "is not what follows"),
+        (lambda b: b["contents"].pop(), "bytes follow the last manifest"),
+        (lambda b: b["contents"].reverse(), "hash to"),
         (lambda b: b.pop("times"), "KeyError"),
     ],
 )
 def test_a_damaged_snapshot_is_refused(damage: Any, message: str) -> None:
-    body = _body(_stored())
+    body, entries = _body(_stored())
     damage(body)
     with pytest.raises(SnapshotError, match=message):
-        decode_snapshot(_gzip(body), REGISTRY, REPOSITORY)
+        decode_snapshot(_gzip(body, entries), REGISTRY, REPOSITORY)
+
+
+def test_a_manifest_whose_bytes_changed_is_refused() -> None:
+    body, entries = _body(_stored())
+    flipped = entries.replace(b"schemaVersion", b"schemaVersioN", 1)
+    with pytest.raises(SnapshotError, match="hash to"):
+        decode_snapshot(_gzip(body, flipped), REGISTRY, REPOSITORY)
 
 
 def test_a_snapshot_of_another_repository_or_not_gzip_is_refused() -> None:
