@@ -36,6 +36,7 @@ from acr_core.models import (
     RepositorySnapshot,
     TagProperties,
 )
+from acr_core.planning import collector
 from acr_core.run.snapshot_codec import (
     FORMAT,
     SnapshotError,
@@ -81,29 +82,32 @@ def merge(
     """The snapshot after the changes read newest-first: `manifests` and `tags` are fresh and
     replace their old entries; a tag that moved is taken off the manifest it left (the stale
     manifests' tags are the merged tag listing's); content carries over, being immutable."""
-    fresh = {m.digest: m for m in manifests}
-    merged_tags = {t.name: t for t in old.tags}
-    merged_tags.update((t.name, t) for t in tags)
-    by_digest: dict[str, list[str]] = {}
-    for tag in merged_tags.values():
-        by_digest.setdefault(tag.digest, []).append(tag.name)
-    merged: dict[str, ManifestProperties] = {}
-    for manifest in old.manifests:
-        if manifest.digest not in fresh:
-            names = tuple(sorted(by_digest.get(manifest.digest, ())))
-            merged[manifest.digest] = (
-                manifest if names == manifest.tags else replace(manifest, tags=names)
-            )
-    merged.update(fresh)
-    return RepositorySnapshot(
-        name=old.name,
-        attributes=properties.attributes,
-        manifests=tuple(merged[d] for d in sorted(merged)),
-        tags=tuple(merged_tags[n] for n in sorted(merged_tags)),
-        contents={d: c for d, c in old.contents.items() if d in merged},
-        manifest_count=properties.manifest_count,
-        tag_count=properties.tag_count,
-    )
+    with collector.paused():  # tens of thousands of values, no reference cycles
+        fresh = {m.digest: m for m in manifests}
+        merged_tags = {t.name: t for t in old.tags}
+        merged_tags.update((t.name, t) for t in tags)
+        names = sorted(merged_tags)
+        # Filled in name order, so each manifest's list of names is sorted already.
+        by_digest: dict[str, list[str]] = {}
+        for name in names:
+            by_digest.setdefault(merged_tags[name].digest, []).append(name)
+        merged: dict[str, ManifestProperties] = {}
+        for manifest in old.manifests:
+            if manifest.digest not in fresh:
+                listed = tuple(by_digest.get(manifest.digest, ()))
+                merged[manifest.digest] = (
+                    manifest if listed == manifest.tags else replace(manifest, tags=listed)
+                )
+        merged.update(fresh)
+        return RepositorySnapshot(
+            name=old.name,
+            attributes=properties.attributes,
+            manifests=tuple(merged[d] for d in sorted(merged)),
+            tags=tuple(merged_tags[n] for n in names),
+            contents={d: c for d, c in old.contents.items() if d in merged},
+            manifest_count=properties.manifest_count,
+            tag_count=properties.tag_count,
+        )
 
 
 def without(snapshot: RepositorySnapshot, digests: Iterable[str]) -> RepositorySnapshot:
