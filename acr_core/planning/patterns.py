@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
@@ -190,19 +190,40 @@ class PatternSet:
     patterns: tuple[str, ...]
     kind: NameKind
     _matcher: _Matcher | None = field(default=None, compare=False, repr=False)
+    # Set when every pattern is a glob without `*` or `?`: each matches only its own text, so
+    # a dictionary answers (name -> the first such pattern) without running RE2.
+    _literals: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+    # Answers already given: a plan asks about the same tag in several stages (protection,
+    # competition, `lockTags` locks), and RE2's Python binding costs microseconds a call.
+    _known: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def compile(cls, patterns: Iterable[str], kind: NameKind) -> PatternSet:
         """Validate and compile; raises `PatternError` naming the first bad pattern."""
         items = tuple(patterns)
         sources = tuple(pattern_to_regex(p, kind) for p in items)
-        return cls(items, kind, _matcher(sources))
+        literals = None
+        if all(not p.startswith(REGEX_PREFIX) and "*" not in p and "?" not in p for p in items):
+            # Reversed, so the first of two equal patterns is the one kept.
+            literals = {p: p for p in reversed(items)}
+        return cls(items, kind, _matcher(sources), literals)
 
     def matches(self, name: str) -> bool:
         return self.first_match(name) is not None
 
     def first_match(self, name: str) -> str | None:
         """The first pattern (as written) that matches `name`, for a reason a user can read."""
+        if self._literals is not None:
+            return self._literals.get(name)
+        known = self._known
+        if name in known:
+            return known[name]
+        if len(known) >= _KNOWN_NAMES:
+            known.clear()  # bounded: a warm worker plans many repositories
+        found = known[name] = self._match(name)
+        return found
+
+    def _match(self, name: str) -> str | None:
         if self._matcher is None:
             return None
         try:
@@ -211,6 +232,10 @@ class PatternSet:
             # RE2 matches UTF-8; a name with a lone surrogate (JSON can carry one) is no name.
             return None
         return self.patterns[min(hits)] if hits else None
+
+
+# The most answers a `PatternSet` remembers: more than the tags of a 100,000-manifest repository.
+_KNOWN_NAMES = 1 << 18
 
 
 class _Regex(Protocol):

@@ -7,7 +7,7 @@ it and a sentence saying why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 
@@ -45,6 +45,59 @@ class Kept:
     tags: tuple[str, ...]
     reason: str
     rule: str
+
+
+# The planner builds an action or a kept manifest for each of tens of thousands of manifests. A
+# frozen dataclass's __init__ sets every field through `object.__setattr__`, several times slower
+# than calling each slot's own setter: `deletion` and `kept_manifest` build the same values so.
+_ACTION_FIELDS = (
+    *("kind", "repository", "digest", "tags", "reason", "rule"),
+    *("size_in_bytes", "cascades", "after"),
+)
+_KEPT_FIELDS = ("repository", "digest", "tags", "reason", "rule")
+assert tuple(f.name for f in fields(Action)) == _ACTION_FIELDS
+assert tuple(f.name for f in fields(Kept)) == _KEPT_FIELDS
+_ACTION_SETTERS = tuple(getattr(Action, name).__set__ for name in _ACTION_FIELDS)
+_KEPT_SETTERS = tuple(getattr(Kept, name).__set__ for name in _KEPT_FIELDS)
+
+
+def deletion(
+    repository: str,
+    digest: str,
+    tags: tuple[str, ...],
+    reason: str,
+    rule: str,
+    size_in_bytes: int,
+    cascades: tuple[str, ...],
+    after: tuple[str, ...],
+) -> Action:
+    """`Action(ActionKind.DELETE_MANIFEST, ...)` with every field given, built faster."""
+    kind_, repository_, digest_, tags_, reason_, rule_, size_, cascades_, after_ = _ACTION_SETTERS
+    action = object.__new__(Action)
+    kind_(action, ActionKind.DELETE_MANIFEST)
+    repository_(action, repository)
+    digest_(action, digest)
+    tags_(action, tags)
+    reason_(action, reason)
+    rule_(action, rule)
+    size_(action, size_in_bytes)
+    cascades_(action, cascades)
+    after_(action, after)
+    return action
+
+
+def kept_manifest(
+    repository: str, digest: str, tags: tuple[str, ...], reason: str, rule: str
+) -> Kept:
+    """`Kept(repository, digest, tags, reason, rule)`, built faster."""
+    repository_, digest_, tags_, reason_, rule_ = _KEPT_SETTERS
+    item = object.__new__(Kept)
+    repository_(item, repository)
+    digest_(item, digest)
+    tags_(item, tags)
+    reason_(item, reason)
+    rule_(item, rule)
+    return item
 
 
 @dataclass(frozen=True, slots=True)

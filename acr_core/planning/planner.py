@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from acr_core.models import RepositorySnapshot
-from acr_core.planning import anchoring, competition, reasons, referrers, safety
+from acr_core.planning import anchoring, collector, competition, reasons, referrers, safety
 from acr_core.planning.anchoring import Anchors
 from acr_core.planning.candidates import Judgement, Verdict, candidates
 from acr_core.planning.competition import Clause
 from acr_core.planning.graph import Graph, attached_subject, build_graph, needs_inspection
 from acr_core.planning.guards import Guards, guards
-from acr_core.planning.plan import Action, ActionKind, Kept, Plan, RepositoryPlan
+from acr_core.planning.plan import Action, Plan, RepositoryPlan, deletion, kept_manifest
 from acr_core.planning.policy import Policy, Rule, Safety
 from acr_core.planning.previous import TagHistory, previous_digests
 from acr_core.planning.protection import protection
@@ -63,16 +63,17 @@ def plan(
         raise ValueError("plan() needs a timezone-aware `now`, such as datetime.now(UTC)")
     protect = protect or {}
     plans: list[RepositoryPlan] = []
-    for snapshot in sorted(snapshots, key=lambda s: s.name):
-        rule = policy.rule_for(snapshot.name)
-        if rule is not None:
-            caller = protect.get(snapshot.name, frozenset())
-            tags = (
-                history.get(snapshot.name)
-                if history is not None
-                else TagHistory(unreadable=reasons.HISTORY_NOT_GIVEN)
-            )
-            plans.append(_plan_repository(snapshot, rule, now, caller, policy.safety, tags))
+    with collector.paused():  # the planner builds no reference cycles
+        for snapshot in sorted(snapshots, key=lambda s: s.name):
+            rule = policy.rule_for(snapshot.name)
+            if rule is not None:
+                caller = protect.get(snapshot.name, frozenset())
+                tags = (
+                    history.get(snapshot.name)
+                    if history is not None
+                    else TagHistory(unreadable=reasons.HISTORY_NOT_GIVEN)
+                )
+                plans.append(_plan_repository(snapshot, rule, now, caller, policy.safety, tags))
     return Plan(tuple(plans))
 
 
@@ -112,7 +113,7 @@ def _plan_repository(
     state = _State(graph, verdicts, held_up, guards(graph, protected), rank, clauses)
     decided = _decide(state, rule, protected, now)
     kept = tuple(
-        Kept(
+        kept_manifest(
             graph.name,
             digest,
             graph.tags[digest],
@@ -225,27 +226,30 @@ def _judge(
 
 
 def _deletions(graph: Graph, rule: Rule, decided: _Decisions) -> list[Action]:
-    deletions = [
-        Action(
-            kind=ActionKind.DELETE_MANIFEST,
-            repository=graph.name,
-            digest=digest,
-            tags=graph.tags[digest],
-            reason=reason,
-            rule=rule.name,
-            size_in_bytes=graph.manifests[digest].size_in_bytes or 0,
-            cascades=decided.cascades.get(digest, ()),
-            after=after,
-        )
-        for digest, (reason, after) in decided.deleted.items()
-    ]
+    """The deletions in the order the executor sends them: by depth (a deletion after those in
+    its `after`), then by digest."""
+    deleted = decided.deleted
     # Decision order is a topological order: a deletion's `after` digests were decided first.
     depth: dict[str, int] = {}
-    for action in deletions:
-        after = action.after
-        depth[action.digest] = 1 + max(depth[a] for a in after) if after else 0
-    deletions.sort(key=lambda a: (depth[a.digest], a.digest))
-    return deletions
+    for digest, (_, after) in deleted.items():
+        depth[digest] = 1 + max(depth[a] for a in after) if after else 0
+    # Digests are unique: sorted by digest, then stably by depth, is sorted by (depth, digest).
+    order = sorted(deleted)
+    order.sort(key=depth.__getitem__)
+    tags, manifests, cascades = graph.tags, graph.manifests, decided.cascades
+    return [
+        deletion(
+            graph.name,
+            digest,
+            tags[digest],
+            deleted[digest][0],
+            rule.name,
+            manifests[digest].size_in_bytes or 0,
+            cascades.get(digest, ()),
+            deleted[digest][1],
+        )
+        for digest in order
+    ]
 
 
 def _why_kept(

@@ -38,23 +38,27 @@ def protection(
     untagged_selected = any(c.tags is None for c in clauses)
     # v1's `keepTags`, read once: `Rule.keep_tags` searches the keep clauses on each call.
     keep_tags = rule.keep_tags if rule.version == 1 else _NO_TAGS
+    quiet = {} if repository_locked else _quiet_tags(graph, rule, keep_tags)
     for digest, manifest in graph.manifests.items():
-        attributes, updated = manifest.attributes, graph.updated[digest]
+        attributes, updated, tags = manifest.attributes, graph.updated[digest], graph.tags[digest]
         if (
-            # The common case, decided without building a list of reasons.
-            not untagged_selected
-            and not repository_locked
+            # The common case, decided without building a list of reasons: `_reasons` finds
+            # none (the checks below are its checks, in the same order of cost).
+            not repository_locked
             and attributes.delete_enabled
             and attributes.write_enabled
-            and not graph.tags[digest]
             and updated is not None
             and manifest.created_on is not None
             and updated <= young_after
             and digest not in caller
+            and all(quiet.get(t) == digest for t in tags)
         ):
-            continue
-        why = _reasons(graph, manifest, rule, keep_tags, now, caller)
-        why.extend(_selected(graph, digest, clauses, now))
+            if not clauses or (not tags and not untagged_selected):
+                continue
+            why = _selected(graph, digest, clauses, now)
+        else:
+            why = _reasons(graph, manifest, rule, keep_tags, now, caller)
+            why.extend(_selected(graph, digest, clauses, now))
         if why:
             protected[digest] = "; ".join(why)
     for referrer in sorted(graph.subject):
@@ -71,6 +75,22 @@ def _protecting(rule: Rule) -> tuple[KeepClause, ...]:
     if rule.version == 1:
         return ()
     return tuple(c for c in rule.keep if isinstance(c, KeepClause) and not c.counting)
+
+
+def _quiet_tags(graph: Graph, rule: Rule, keep_tags: PatternSet) -> dict[str, str]:
+    """Each listed tag that gives no reason to protect the manifest it points to (not locked,
+    matching neither `keepTags` nor `lockTags`) -> that manifest. Matched once per tag, so a
+    tagged manifest whose tags are all here skips `_reasons`; a tag missing from the listing,
+    or listed at another digest, is unconfirmed, a reason `_reasons` gives."""
+    quiet = {
+        name: props.digest
+        for name, props in graph.tag_properties.items()
+        if props.attributes.delete_enabled and props.attributes.write_enabled
+    }
+    for patterns in (keep_tags, rule.lock_tags):
+        if patterns.patterns:  # most policies have neither: no call per tag then
+            quiet = {name: d for name, d in quiet.items() if patterns.first_match(name) is None}
+    return quiet
 
 
 def _selected(

@@ -27,6 +27,8 @@ def blocked(graph: Graph, safety: Safety, removed: int, direct: int) -> str | No
 
 def locks(graph: Graph, rule: Rule) -> list[Action]:
     actions: list[Action] = []
+    if not rule.lock_tags.patterns:
+        return actions  # no `lockTags`: no tag to match (a large repository has many)
     for tag in sorted(
         {t for tags in graph.tags.values() for t in tags} | set(graph.tag_properties)
     ):

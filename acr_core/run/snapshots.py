@@ -16,41 +16,40 @@ bounded in time:
   re-check before each DELETE still never deletes a manifest that was locked.
 
 The snapshot is stored gzip-compressed JSON under ``snapshots/<registry>/<repository>/snapshot``
-with the raw manifests the planner needed inside it (so a push into a 50,000-manifest
-repository reads one object, not thousands); each one is hashed against its digest again on
-load. A snapshot that cannot be read, is corrupt, of another format, or for another
-repository is ignored with a warning, and the run lists the repository in full.
+(acr_core.run.snapshot_codec) with the raw manifests the planner needed inside it (so a push
+into a 50,000-manifest repository reads one object, not thousands); each one is hashed against
+its digest again on load. A snapshot that cannot be read, is corrupt, of another format, or for
+another repository is ignored with a warning, and the run lists the repository in full.
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
-import json
 import logging
-import zlib
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from acr_core.models import (
-    ChangeableAttributes,
-    ManifestContent,
     ManifestProperties,
-    ManifestReference,
     RepositoryProperties,
     RepositorySnapshot,
     TagProperties,
 )
-from acr_core.registry.errors import InvalidResponseError
-from acr_core.run.manifest_cache import decode_entry, encode_entry
+from acr_core.planning import collector
+from acr_core.run.snapshot_codec import (
+    FORMAT,
+    SnapshotError,
+    StoredSnapshot,
+    decode_snapshot,
+    encode_snapshot,
+)
 from acr_core.storage.objects import ObjectStore, StoreError
 
 __all__ = [
     "DEFAULT_MAX_AGE",
     "FORMAT",
+    "SnapshotError",
     "SnapshotStore",
     "StoredSnapshot",
     "decode_snapshot",
@@ -61,27 +60,11 @@ __all__ = [
 
 log = logging.getLogger("acr_cleanup")
 
-FORMAT = "acr-cleanup-snapshot/1"
 # How long push runs may build on one full listing before the next push run lists everything
 # again: the longest a lock set by someone else on an old manifest can stay unseen by push runs.
 DEFAULT_MAX_AGE = timedelta(hours=1)
 # Parsed snapshots a store keeps in memory (a warm worker cleans a few repositories at a time).
 PARSED_SNAPSHOTS = 16
-
-
-class SnapshotError(ValueError):
-    """A stored snapshot that is not one this code wrote, or is damaged."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSnapshot:
-    """A snapshot as kept: `listed_at` is when its oldest part was listed in full (incremental
-    runs carry it over, so `max_age` bounds how long an unseen change can last)."""
-
-    registry: str
-    snapshot: RepositorySnapshot
-    listed_at: datetime
-    saved_at: datetime
 
 
 def watermark(items: Iterable[ManifestProperties | TagProperties]) -> datetime | None:
@@ -99,29 +82,32 @@ def merge(
     """The snapshot after the changes read newest-first: `manifests` and `tags` are fresh and
     replace their old entries; a tag that moved is taken off the manifest it left (the stale
     manifests' tags are the merged tag listing's); content carries over, being immutable."""
-    fresh = {m.digest: m for m in manifests}
-    merged_tags = {t.name: t for t in old.tags}
-    merged_tags.update((t.name, t) for t in tags)
-    by_digest: dict[str, list[str]] = {}
-    for tag in merged_tags.values():
-        by_digest.setdefault(tag.digest, []).append(tag.name)
-    merged: dict[str, ManifestProperties] = {}
-    for manifest in old.manifests:
-        if manifest.digest not in fresh:
-            names = tuple(sorted(by_digest.get(manifest.digest, ())))
-            merged[manifest.digest] = (
-                manifest if names == manifest.tags else replace(manifest, tags=names)
-            )
-    merged.update(fresh)
-    return RepositorySnapshot(
-        name=old.name,
-        attributes=properties.attributes,
-        manifests=tuple(merged[d] for d in sorted(merged)),
-        tags=tuple(merged_tags[n] for n in sorted(merged_tags)),
-        contents={d: c for d, c in old.contents.items() if d in merged},
-        manifest_count=properties.manifest_count,
-        tag_count=properties.tag_count,
-    )
+    with collector.paused():  # tens of thousands of values, no reference cycles
+        fresh = {m.digest: m for m in manifests}
+        merged_tags = {t.name: t for t in old.tags}
+        merged_tags.update((t.name, t) for t in tags)
+        names = sorted(merged_tags)
+        # Filled in name order, so each manifest's list of names is sorted already.
+        by_digest: dict[str, list[str]] = {}
+        for name in names:
+            by_digest.setdefault(merged_tags[name].digest, []).append(name)
+        merged: dict[str, ManifestProperties] = {}
+        for manifest in old.manifests:
+            if manifest.digest not in fresh:
+                listed = tuple(by_digest.get(manifest.digest, ()))
+                merged[manifest.digest] = (
+                    manifest if listed == manifest.tags else replace(manifest, tags=listed)
+                )
+        merged.update(fresh)
+        return RepositorySnapshot(
+            name=old.name,
+            attributes=properties.attributes,
+            manifests=tuple(merged[d] for d in sorted(merged)),
+            tags=tuple(merged_tags[n] for n in names),
+            contents={d: c for d, c in old.contents.items() if d in merged},
+            manifest_count=properties.manifest_count,
+            tag_count=properties.tag_count,
+        )
 
 
 def without(snapshot: RepositorySnapshot, digests: Iterable[str]) -> RepositorySnapshot:
@@ -249,158 +235,3 @@ class SnapshotStore:
         snapshot = with_locked_tags(without(stored.snapshot, deleted), locked)
         if snapshot is not stored.snapshot:
             await self.save(replace(stored, snapshot=snapshot, saved_at=self._clock()))
-
-
-# --- the stored form ---------------------------------------------------------------------------
-
-
-def encode_snapshot(stored: StoredSnapshot) -> bytes:
-    snapshot = stored.snapshot
-    body = {
-        "format": FORMAT,
-        "registry": stored.registry,
-        "repository": snapshot.name,
-        "listedAt": stored.listed_at.isoformat(),
-        "savedAt": stored.saved_at.isoformat(),
-        "manifests": [_manifest_out(m) for m in snapshot.manifests],
-        "tags": [_tag_out(t) for t in snapshot.tags],
-        "contents": {d: _content_out(c) for d, c in sorted(snapshot.contents.items())},
-    }
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    # Level 1: a push run writes the snapshot every time, and speed matters more than size.
-    return gzip.compress(text.encode(), compresslevel=1, mtime=0)
-
-
-def decode_snapshot(data: bytes, registry: str, repository: str) -> StoredSnapshot:
-    """The stored snapshot, every manifest in it verified against its digest."""
-    try:
-        body = json.loads(gzip.decompress(data))
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
-        raise SnapshotError(f"not a readable snapshot ({exc})") from None
-    if not isinstance(body, dict) or body.get("format") != FORMAT:
-        raise SnapshotError(f"not in the format {FORMAT}")
-    if body.get("registry") != registry or body.get("repository") != repository:
-        raise SnapshotError(f"written for {body.get('registry')}/{body.get('repository')}")
-    try:
-        manifests = tuple(_manifest_in(m, registry, repository) for m in body["manifests"])
-        tags = tuple(_tag_in(t, registry, repository) for t in body["tags"])
-        contents = {d: _content_in(d, c) for d, c in body["contents"].items()}
-        listed_at = _time(body["listedAt"])
-        saved_at = _time(body["savedAt"])
-    except (KeyError, TypeError, ValueError, AttributeError, InvalidResponseError) as exc:
-        raise SnapshotError(f"damaged ({type(exc).__name__}: {exc})") from None
-    if listed_at is None or saved_at is None:
-        raise SnapshotError("damaged (no listedAt or savedAt)")
-    snapshot = RepositorySnapshot(
-        name=repository,
-        attributes=ChangeableAttributes(),
-        manifests=manifests,
-        tags=tags,
-        contents=contents,
-    )
-    return StoredSnapshot(registry, snapshot, listed_at, saved_at)
-
-
-def _time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError(f"time {value!r} has no time zone")
-    return moment
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _attributes_out(a: ChangeableAttributes) -> list[Any]:
-    return [
-        a.delete_enabled,
-        a.write_enabled,
-        a.read_enabled,
-        a.list_enabled,
-        a.quarantine_state,
-        a.quarantine_details,
-    ]
-
-
-def _attributes_in(value: list[Any]) -> ChangeableAttributes:
-    delete, write, read, listed, state, details = value
-    if not all(isinstance(b, bool) for b in (delete, write, read, listed)):
-        raise ValueError("lock switches must be booleans")
-    return ChangeableAttributes(delete, write, read, listed, state, details)
-
-
-def _manifest_out(m: ManifestProperties) -> dict[str, Any]:
-    return {
-        "digest": m.digest,
-        "created": _iso(m.created_on),
-        "updated": _iso(m.last_updated_on),
-        "size": m.size_in_bytes,
-        "mediaType": m.media_type,
-        "configMediaType": m.config_media_type,
-        "architecture": m.architecture,
-        "os": m.os,
-        "tags": list(m.tags),
-        "references": [[r.digest, r.architecture, r.os] for r in m.references],
-        "attributes": _attributes_out(m.attributes),
-    }
-
-
-def _manifest_in(value: Mapping[str, Any], registry: str, repository: str) -> ManifestProperties:
-    return ManifestProperties(
-        registry=registry,
-        repository=repository,
-        digest=str(value["digest"]),
-        created_on=_time(value["created"]),
-        last_updated_on=_time(value["updated"]),
-        size_in_bytes=value["size"],
-        media_type=value["mediaType"],
-        config_media_type=value["configMediaType"],
-        architecture=value["architecture"],
-        os=value["os"],
-        tags=tuple(str(t) for t in value["tags"]),
-        references=tuple(ManifestReference(d, a, o) for d, a, o in value["references"]),
-        attributes=_attributes_in(value["attributes"]),
-    )
-
-
-def _tag_out(t: TagProperties) -> dict[str, Any]:
-    return {
-        "name": t.name,
-        "digest": t.digest,
-        "created": _iso(t.created_on),
-        "updated": _iso(t.last_updated_on),
-        "signed": t.signed,
-        "attributes": _attributes_out(t.attributes),
-    }
-
-
-def _tag_in(value: Mapping[str, Any], registry: str, repository: str) -> TagProperties:
-    return TagProperties(
-        registry=registry,
-        repository=repository,
-        name=str(value["name"]),
-        digest=str(value["digest"]),
-        created_on=_time(value["created"]),
-        last_updated_on=_time(value["updated"]),
-        attributes=_attributes_in(value["attributes"]),
-        signed=value["signed"],
-    )
-
-
-def _content_out(content: ManifestContent) -> str:
-    """The cache's entry form (media type line, raw bytes), as text when it is UTF-8 (JSON
-    manifests are) and base64 otherwise; either way the exact bytes come back."""
-    entry = encode_entry(content)
-    try:
-        return "t" + entry.decode("utf-8")
-    except UnicodeDecodeError:
-        return "b" + base64.b64encode(entry).decode("ascii")
-
-
-def _content_in(digest: str, value: str) -> ManifestContent:
-    kind, text = value[:1], value[1:]
-    entry = text.encode("utf-8") if kind == "t" else base64.b64decode(text, validate=True)
-    return decode_entry(digest, entry)

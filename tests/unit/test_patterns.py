@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from acr_core.planning import patterns as patterns_module
 from acr_core.planning.patterns import (
     NameKind,
     PatternError,
@@ -75,6 +76,41 @@ def test_a_set_matches_when_any_pattern_does_and_reports_which() -> None:
     assert patterns.first_match("rel-1") == "regex:rel-.*"
     assert patterns.first_match("dev") is None
     assert not PatternSet.compile([], TAG).matches("anything")
+
+
+@pytest.mark.parametrize(
+    ("patterns", "name", "first"),
+    [
+        (["b", "a", "b"], "b", "b"),
+        (["b", "a", "b"], "a", "a"),
+        (["latest"], "Latest", None),
+        (["a.b"], "axb", None),
+        (["latest"], "latest\udc80", None),
+        (["1.0", "v*"], "1.0", "1.0"),
+        (["v*", "v1"], "v1", "v*"),
+        (["v1", "v*"], "v1", "v1"),
+        (["regex:v1", "v1"], "v1", "regex:v1"),
+    ],
+)
+def test_sets_of_plain_names_and_repeated_questions_answer_as_re2_does(
+    patterns: list[str], name: str, first: str | None
+) -> None:
+    """A set of globs without wildcards is matched by a dictionary, and answers are remembered;
+    both give the first pattern as written, as the RE2 set does."""
+    compiled = PatternSet.compile(patterns, TAG)
+    assert compiled.first_match(name) == first
+    assert compiled.first_match(name) == first  # remembered
+    assert compiled.first_match("-" + name) is None
+
+
+def test_remembered_answers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm worker plans many repositories: the answers a set keeps are bounded."""
+    monkeypatch.setattr(patterns_module, "_KNOWN_NAMES", 4)
+    compiled = PatternSet.compile(["v*"], TAG)
+    for n in range(10):
+        assert compiled.first_match(f"v{n}") == "v*"
+        assert compiled.first_match(f"x{n}") is None
+        assert len(compiled._known) <= 4
 
 
 @pytest.mark.parametrize(
