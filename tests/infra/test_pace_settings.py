@@ -1,9 +1,9 @@
-"""The Bicep sizes the fleet from the registry's SKU: each run's share of the one identity's
-per-minute limits, from the Flex instance cap and the queue trigger's batch size.
+"""The Bicep sizes the fleet from the registry's SKU: each instance's share of the one identity's
+per-minute limits, from the Flex instance cap (all the runs of an instance share its budget).
 
 The share is computed by the template's own expressions (modules/function-app.bicep),
 evaluated here for a few deployments; they must agree with acr_core's SKU table and never let
-the fleet's runs together exceed the identity's limit.
+the fleet's instances together exceed the identity's limit.
 """
 
 from __future__ import annotations
@@ -125,23 +125,25 @@ def test_the_templates_limits_are_acr_cores(templates: Templates) -> None:
 
 @pytest.mark.parametrize("sku", ["Basic", "Standard", "Premium"])
 @pytest.mark.parametrize(("instances", "batch"), [(40, 1), (40, 4), (100, 2), (1000, 32)])
-def test_the_fleets_runs_together_stay_within_the_identitys_limit(
+def test_the_fleets_instances_together_stay_within_the_identitys_limit(
     templates: Templates, sku: str, instances: int, batch: int
 ) -> None:
-    """Each run gets limit / (instances x batch size), at least one: all the runs the platform
-    can start at once together send no more than the identity's limit (when the share is at
-    least one a minute)."""
+    """Each instance gets limit / instances, at least one, whatever its batch size (its runs
+    share one budget): all the instances the plan may run together send no more than the
+    identity's limit (when the share is at least one a minute)."""
     settings = pace_settings(
         templates, registrySku=sku, maximumInstanceCount=instances, sweepBatchSize=batch
     )
-    runs = instances * batch
     published = SKU_LIMITS[sku.lower()]
     for setting, field in PACE.items():
         limit = getattr(published, field)
-        per_run = int(str(settings[setting]))
-        assert per_run == max(1, limit // runs)
-        assert per_run * runs <= max(limit, runs)
+        per_instance = int(str(settings[setting]))
+        assert per_instance == max(1, limit // instances)
+        assert per_instance * instances <= max(limit, instances)
     assert settings["AzureFunctionsJobHost__extensions__queues__batchSize"] == str(batch)
+    assert settings["AzureFunctionsJobHost__extensions__queues__newBatchThreshold"] == str(
+        batch // 2
+    )
 
 
 def test_a_number_given_wins_over_the_share(templates: Templates) -> None:
@@ -158,9 +160,13 @@ def test_a_number_given_wins_over_the_share(templates: Templates) -> None:
     assert settings["CLEANUP_MAX_READS_PER_MINUTE"] == "125"
 
 
-def test_one_instance_starts_batch_size_runs_at_once() -> None:
-    """host.json fetches no new batch while one is being cleaned (newBatchThreshold 0), so an
-    instance cleans at most batchSize messages at once: the arithmetic's runs per instance."""
+def test_host_json_fetches_the_next_batch_while_half_of_one_is_cleaned(
+    templates: Templates,
+) -> None:
+    """host.json and the Bicep's default agree: batches of sweepBatchSize, the next fetched
+    once half are done (newBatchThreshold = batchSize / 2), so an instance has a run ready to
+    use its share while another lists and reads."""
     queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
-    assert queues["newBatchThreshold"] == 0
-    assert queues["batchSize"] == 1
+    default = templates["main.bicep"].params["sweepBatchSize"]
+    assert queues["batchSize"] == default == 2
+    assert queues["newBatchThreshold"] == queues["batchSize"] // 2
