@@ -141,7 +141,11 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
         run["deleted"] = time.time()
         runs.append(run)
 
-    started = time.time()
+    # Imported and configured: wait until every worker is (see `run`).
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    await asyncio.to_thread(sys.stdin.readline)
+    started, ready_cpu = time.time(), time.process_time()
     await _take_messages(queue, batch, threshold, handle)
     del function_app
     return {
@@ -151,7 +155,7 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
         "stopped": time.time(),
         "runs": runs,
         "batching": [batch, threshold],
-        "cpu_s": time.process_time(),
+        "cpu_s": time.process_time() - ready_cpu,  # after the start, imports left out
     }
 
 
@@ -225,15 +229,18 @@ def run(
             queue.send_message(json.dumps({"repository": scenario.repository(r)}))
         emu.configure(settings)
         before = emu.counters()
-        cpu_before = _process_cpu(emu.process.pid), _machine_cpu()
         env = {**os.environ, "BENCH_FUNCTION_ENV": json.dumps(share_env)}
         cmd = [sys.executable, "-m", "bench.fleet", "--worker", "--url", emu.url]
         cmd += ["--ca-file", emu.ca_file, "--connection", connection]
-        started = time.time()
         procs = [
-            subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
             for _ in range(workers)
         ]
+        _start_together(procs)
+        started = time.time()
+        cpu_before = _process_cpu(emu.process.pid), _machine_cpu()
         outs = []
         for proc in procs:
             try:
@@ -278,6 +285,24 @@ def run(
         "cpu": _cpu_use(cpu_before, cpu_after, wall, results),
         "timeline": timeline(results, started, min(times, default=started)),
     }
+
+
+def _start_together(procs: list[subprocess.Popen[str]]) -> None:
+    """Let the workers go once every one has imported and configured the function app.
+
+    Each deployed instance has CPU of its own; 8 simulated ones share this machine's, and their
+    imports (seconds of CPU each, more without cached bytecode) would otherwise overlap the
+    first workers' runs and stagger the fleet's start by however long the machine took."""
+    for proc in procs:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "ready", or "" if it died (its output then says why)
+    for proc in procs:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass
 
 
 def _process_cpu(pid: int) -> float:
