@@ -79,10 +79,10 @@ param maxDeletesPerMinute int = 0
 @maxValue(1000000)
 param maxReadsPerMinute int = 0
 
-@description('Sweep queue messages one instance fetches at once (the queue trigger\'s batchSize; the next batch comes when half are done). The runs of an instance share its budget.')
+@description('Sweep queue messages one instance fetches at once (the queue trigger\'s batchSize; the next batch once half are done). The runs of an instance share its budget, so this does not divide it.')
 @minValue(1)
 @maxValue(32)
-param sweepBatchSize int = 2
+param sweepBatchSize int = 1
 
 @description('Seconds the timer may spend before handing the remaining repositories to the queue.')
 @minValue(30)

@@ -189,8 +189,8 @@ var paceSettings = {
   CLEANUP_MAX_READS_PER_MINUTE: string(readsPerInstance)
   CLEANUP_MAX_WRITES_PER_MINUTE: string(writesPerInstance)
   // host.json's queue batchSize and newBatchThreshold, overridden per deployment
-  // (docs/functions-facts.md 1.4): the next batch is fetched while half of one is still being
-  // cleaned, so a run that lists and reads leaves the instance's share to one that deletes.
+  // (docs/functions-facts.md 1.4): the next batch once no more than half of one is in hand
+  // (the host's own default, stated). The batch's runs share the instance's budget.
   AzureFunctionsJobHost__extensions__queues__batchSize: string(sweepBatchSize)
   AzureFunctionsJobHost__extensions__queues__newBatchThreshold: string(sweepBatchSize / 2)
 }

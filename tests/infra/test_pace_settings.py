@@ -160,13 +160,13 @@ def test_a_number_given_wins_over_the_share(templates: Templates) -> None:
     assert settings["CLEANUP_MAX_READS_PER_MINUTE"] == "125"
 
 
-def test_host_json_fetches_the_next_batch_while_half_of_one_is_cleaned(
+def test_host_json_and_the_bicep_agree_on_the_batch(
     templates: Templates,
 ) -> None:
     """host.json and the Bicep's default agree: batches of sweepBatchSize, the next fetched
-    once half are done (newBatchThreshold = batchSize / 2), so an instance has a run ready to
-    use its share while another lists and reads."""
+    once no more than half of one is in hand (newBatchThreshold = batchSize / 2): one
+    repository at a time by default, each run with the instance's whole share."""
     queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
     default = templates["main.bicep"].params["sweepBatchSize"]
-    assert queues["batchSize"] == default == 2
+    assert queues["batchSize"] == default == 1
     assert queues["newBatchThreshold"] == queues["batchSize"] // 2
