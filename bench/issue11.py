@@ -84,9 +84,7 @@ def _standard(sizes: Sizes) -> emulator.EmulatorSettings:
 
 def fleet_share(sizes: Sizes) -> dict[str, str]:
     """Each worker's share of the identity's budgets, as the function's app settings, in the
-    emulator's sped-up minutes: the per-identity limits divided by the workers, each worker
-    being one instance (the Bicep's limit / maximumInstanceCount, shared by the instance's
-    runs). (Before the
+    emulator's sped-up minutes: the per-identity limits divided by the workers. (Before the
     2026 settings, CLEANUP_MAX_WRITES_PER_MINUTE is the budget deletions are paced by; with
     them it is DataplaneWrite's, which the delete share stays below.)"""
     if sizes.fleet_env:

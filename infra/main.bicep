@@ -62,24 +62,24 @@ param deployEventSubscription bool = false
 @maxValue(128)
 param maxConcurrency int = 32
 
-// Pace (docs/operations.md, "A fleet within one identity's budget"): 0 means "each instance's share
-// of the registry SKU's per-identity limit", computed in modules/function-app.bicep.
-@description('DataplaneWrite (tag locks) each instance may send a minute, all its runs together. 0: its share of the SKU\'s per-identity limit.')
+// Pace (docs/operations.md, "A fleet within one identity's budget"): 0 means "each run's share of
+// the registry SKU's per-identity limit", computed in modules/function-app.bicep.
+@description('DataplaneWrite (tag locks) each run may send a minute. 0: its share of the SKU\'s per-identity limit.')
 @minValue(0)
 @maxValue(1000000)
 param maxWritesPerMinute int = 0
 
-@description('DataplaneDelete (manifest deletes) each instance may send a minute, all its runs together. 0: its share of the SKU\'s per-identity limit.')
+@description('DataplaneDelete (manifest deletes) each run may send a minute. 0: its share of the SKU\'s per-identity limit.')
 @minValue(0)
 @maxValue(1000000)
 param maxDeletesPerMinute int = 0
 
-@description('DataplaneRead (listings, reads) each instance may send a minute, all its runs together. 0: its share of the SKU\'s per-identity limit.')
+@description('DataplaneRead (listings, reads) each run may send a minute. 0: its share of the SKU\'s per-identity limit.')
 @minValue(0)
 @maxValue(1000000)
 param maxReadsPerMinute int = 0
 
-@description('Sweep queue messages one instance fetches at once (the queue trigger\'s batchSize; the next batch once half are done). The runs of an instance share its budget, so this does not divide it.')
+@description('Sweep queue messages one instance cleans at once (the queue trigger\'s batchSize). Every run shares the one identity\'s budget.')
 @minValue(1)
 @maxValue(32)
 param sweepBatchSize int = 1

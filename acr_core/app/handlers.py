@@ -42,7 +42,6 @@ from acr_core.run.manifest_cache import DEFAULT_MEMORY_BYTES, ManifestCache
 from acr_core.run.recording import RecordingError
 from acr_core.run.report import RunReport, Status
 from acr_core.run.service import run_cleanup
-from acr_core.run.shared_budget import SharedBudgets
 from acr_core.run.snapshots import SnapshotStore, StoredSnapshot
 from acr_core.storage.blob import BlobStore
 from acr_core.storage.objects import MemoryStore, ObjectStore
@@ -82,8 +81,6 @@ class Shell:
     cache_store: Callable[[Settings], ObjectStore] | None = None
     # Snapshots parsed while warm, by the hash of their stored bytes (acr_core.run.snapshots).
     parsed_snapshots: dict[str, StoredSnapshot] = field(default_factory=dict)
-    # The instance's pace: every run of this process draws from the same budgets.
-    budgets: SharedBudgets = field(default_factory=SharedBudgets)
 
 
 class RetryableRun(Exception):
@@ -272,7 +269,6 @@ async def _clean(
             recorder=recorder,
             history=tag_history,
             reading=reading,
-            budgets=shell.budgets.for_run(settings.login_server, settings.client_id or "", limits),
         )
     context = {"repository": repository, "trigger": trigger, "cause": cause}
     _log_summary("acr-cleanup run", {**context, **report.summary()})

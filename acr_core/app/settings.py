@@ -68,8 +68,7 @@ class Settings:
     cache_url: str | None = None  # CLEANUP_CACHE_URL: blob container for manifests, snapshots
     snapshot_max_age_seconds: int = DEFAULT_SNAPSHOT_MAX_AGE_SECONDS
     # Pace (docs/operations.md, "A fleet within one identity's budget"): the registry's SKU,
-    # and this instance's share of the identity's per-minute limits, which the Bicep computes
-    # (all the instance's runs draw from it together, acr_core.run.shared_budget).
+    # and this run's share of the identity's per-minute limits, which the Bicep computes.
     registry_sku: str | None = None
     max_deletes_per_minute: int | None = None
     max_reads_per_minute: int | None = None
@@ -79,8 +78,7 @@ class Settings:
         return f"https://{self.login_server}"
 
     def limits(self) -> ExecutionLimits:
-        """What the instance's runs may send together (they share one budget per category):
-        the numbers set, else the SKU's per-identity limits."""
+        """What one run may send: the numbers set, else the SKU's per-identity limits."""
         return ExecutionLimits.for_sku(
             self.registry_sku,
             max_concurrency=self.max_concurrency,

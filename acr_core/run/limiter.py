@@ -8,9 +8,7 @@ for it. One `Governor` per run, shared by every repository, holds:
 
 - a `Budget` per category: a token bucket at `SAFETY_MARGIN` of the limit the run may use (the
   SKU's per-identity number, a share of it, or a number given), and the pause a 429's
-  `Retry-After` asks for. A category without a limit is paced by 429s alone. The function's
-  runs draw from their instance's budgets instead, shared by all of them
-  (acr_core.run.shared_budget); the CLI's one run has its own.
+  `Retry-After` asks for. A category without a limit is paced by 429s alone.
 - one `AdaptiveLimiter` over all requests in flight (`max_concurrency`): AIMD, halved by a 429.
 
 Safety margin: 0.95. Paced at 95 % of the limit, the registry's bucket, which starts full and
@@ -44,9 +42,7 @@ SAFETY_MARGIN = 0.95
 # After a 429 a bucket's rate halves, then climbs back to its pace over one throttling period
 # ("throttled for up to a full minute after a large burst", docs/acr-facts.md section 4.1).
 RECOVERY_SECONDS = 60.0
-# Seconds of a budget's rate a run may send at once (see `TokenBucket`). Budgets compose: k
-# senders each within (rate r_i, burst b_i) are together within (sum r_i, sum b_i), so a fleet
-# of instances with shares of one limit bursts 0.2 s of that limit in all, whatever its size.
+# Seconds of a budget's rate a run may send at once (see `TokenBucket`).
 BURST_SECONDS = 0.2
 
 
@@ -425,41 +421,23 @@ class Lane:
                 _HELD.reset(token)
 
 
-def category_budgets(
-    limits: ExecutionLimits,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> dict[Category, Budget]:
-    """A fresh budget per category, each paced at `SAFETY_MARGIN` of its limit in `limits`."""
-    return {
-        category: Budget(category, limits.pace(category), clock=clock, sleep=sleep)
-        for category in Category
-    }
-
-
 class Governor:
-    """The budgets and the concurrency one run shares across all its repositories.
-
-    `budgets`: the per-category budgets to draw from, when the run shares them with others
-    (the function's runs share their instance's, acr_core.run.shared_budget); by default the
-    run has budgets of its own, built from `limits`. The concurrency is always the run's own.
-    """
+    """The budgets and the concurrency one run shares across all its repositories."""
 
     def __init__(
         self,
         limits: ExecutionLimits | None = None,
         *,
-        budgets: Mapping[Category, Budget] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         limits = limits or ExecutionLimits()
         self.limits = limits
         self.window = AdaptiveLimiter(limits.max_concurrency, clock=clock)
-        if budgets is None:
-            budgets = category_budgets(limits, clock=clock, sleep=sleep)
-        self.budgets: dict[Category, Budget] = dict(budgets)
+        self.budgets: dict[Category, Budget] = {
+            category: Budget(category, limits.pace(category), clock=clock, sleep=sleep)
+            for category in Category
+        }
         self.reads = Lane(self.budgets[Category.READ], self.window)
         self.writes = Lane(self.budgets[Category.WRITE], self.window)
         self.deletes = Lane(self.budgets[Category.DELETE], self.window)

@@ -44,7 +44,7 @@ from acr_core.registry.transport import ClientStats, RequestPacer, ThrottleListe
 from acr_core.run._tasks import first_failure
 from acr_core.run.executor import ActionOutcome, Executor, ExecutorClient, Outcome, Stop
 from acr_core.run.gathering import Freshness, Reading, gather, unsure_competition
-from acr_core.run.limiter import Budget, Category, ExecutionLimits, Governor
+from acr_core.run.limiter import ExecutionLimits, Governor
 from acr_core.run.manifest_cache import ManifestCache
 from acr_core.run.recording import RunRecorder, merged
 from acr_core.run.remember import recall
@@ -136,7 +136,6 @@ async def run_cleanup(
     recorder: RunRecorder | None = None,
     history: HistoryStore | None = None,
     reading: Reading | None = None,
-    budgets: Mapping[Category, Budget] | None = None,
 ) -> RunReport:
     """Gather, plan and (unless `dry_run`) apply; `confirm` may veto applying a non-empty plan.
 
@@ -155,12 +154,11 @@ async def run_cleanup(
     report before it is returned; its `RecordingError` propagates (raised before the apply,
     nothing changed). `history`: the moving-tag history (see `_read_and_plan`). `reading`:
     how repositories are read (cached raw manifests, kept snapshots brought up to date for push
-    runs; `acr_core.run.gathering.Reading`). `budgets`: per-category budgets shared with other
-    runs (the function instance's, `acr_core.run.shared_budget`) instead of the run's own.
+    runs; `acr_core.run.gathering.Reading`).
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must carry a time zone, e.g. datetime.now(UTC)")
-    governor = Governor(limits, budgets=budgets)
+    governor = Governor(limits)
     run = _Run(client, datetime.now(UTC), now, _request_stats(client.stats), governor)
     if recorder is not None:
         protect = merged(protect, await recorder.protected(run.now))

@@ -170,29 +170,26 @@ var policySettings = empty(cleanupPolicy) ? { CLEANUP_POLICY_FILE: cleanupPolicy
 
 // A fleet within one identity's budget (docs/operations.md). Every instance runs as the one
 // identity, and ACR's 2026 limits are per identity per registry, a minute (docs/acr-facts.md
-// section 4.1). At most maximumInstanceCount instances run at once, and all the runs of one
-// instance (its queue batch, its Event Grid deliveries) draw from one budget per process
-// (acr_core/run/shared_budget.py): each instance gets an equal share, which it paces at 95 % of
-// (acr_core/run/limiter.py), however many runs it has at once. No counter is shared.
+// section 4.1). At most maximumInstanceCount instances each clean sweepBatchSize queue messages
+// at once (host.json's newBatchThreshold is 0), so that many runs share the budget: each gets
+// an equal share, which it paces at 95 % of (acr_core/run/limiter.py). No counter is shared.
 var perIdentityLimits = {
   Basic: { deletes: 500, reads: 5000, writes: 1000 }
   Standard: { deletes: 500, reads: 5000, writes: 1000 }
   Premium: { deletes: 2000, reads: 10000, writes: 2000 }
 }
 var identityLimits = perIdentityLimits[registrySku]
-var deletesPerInstance = maxDeletesPerMinute > 0 ? maxDeletesPerMinute : max(1, identityLimits.deletes / maximumInstanceCount)
-var readsPerInstance = maxReadsPerMinute > 0 ? maxReadsPerMinute : max(1, identityLimits.reads / maximumInstanceCount)
-var writesPerInstance = maxWritesPerMinute > 0 ? maxWritesPerMinute : max(1, identityLimits.writes / maximumInstanceCount)
+var runsAtOnce = maximumInstanceCount * sweepBatchSize
+var deletesPerRun = maxDeletesPerMinute > 0 ? maxDeletesPerMinute : max(1, identityLimits.deletes / runsAtOnce)
+var readsPerRun = maxReadsPerMinute > 0 ? maxReadsPerMinute : max(1, identityLimits.reads / runsAtOnce)
+var writesPerRun = maxWritesPerMinute > 0 ? maxWritesPerMinute : max(1, identityLimits.writes / runsAtOnce)
 var paceSettings = {
   CLEANUP_REGISTRY_SKU: registrySku
-  CLEANUP_MAX_DELETES_PER_MINUTE: string(deletesPerInstance)
-  CLEANUP_MAX_READS_PER_MINUTE: string(readsPerInstance)
-  CLEANUP_MAX_WRITES_PER_MINUTE: string(writesPerInstance)
-  // host.json's queue batchSize and newBatchThreshold, overridden per deployment
-  // (docs/functions-facts.md 1.4): the next batch once no more than half of one is in hand
-  // (the host's own default, stated). The batch's runs share the instance's budget.
+  CLEANUP_MAX_DELETES_PER_MINUTE: string(deletesPerRun)
+  CLEANUP_MAX_READS_PER_MINUTE: string(readsPerRun)
+  CLEANUP_MAX_WRITES_PER_MINUTE: string(writesPerRun)
+  // host.json's queue batchSize, overridden per deployment (docs/functions-facts.md 1.4).
   AzureFunctionsJobHost__extensions__queues__batchSize: string(sweepBatchSize)
-  AzureFunctionsJobHost__extensions__queues__newBatchThreshold: string(sweepBatchSize / 2)
 }
 
 // checkov scans this child as if it were a site's web configuration; those checks concern

@@ -1,9 +1,9 @@
-"""The Bicep sizes the fleet from the registry's SKU: each instance's share of the one identity's
-per-minute limits, from the Flex instance cap (all the runs of an instance share its budget).
+"""The Bicep sizes the fleet from the registry's SKU: each run's share of the one identity's
+per-minute limits, from the Flex instance cap and the queue trigger's batch size.
 
 The share is computed by the template's own expressions (modules/function-app.bicep),
 evaluated here for a few deployments; they must agree with acr_core's SKU table and never let
-the fleet's instances together exceed the identity's limit.
+the fleet's runs together exceed the identity's limit.
 """
 
 from __future__ import annotations
@@ -125,25 +125,23 @@ def test_the_templates_limits_are_acr_cores(templates: Templates) -> None:
 
 @pytest.mark.parametrize("sku", ["Basic", "Standard", "Premium"])
 @pytest.mark.parametrize(("instances", "batch"), [(40, 1), (40, 4), (100, 2), (1000, 32)])
-def test_the_fleets_instances_together_stay_within_the_identitys_limit(
+def test_the_fleets_runs_together_stay_within_the_identitys_limit(
     templates: Templates, sku: str, instances: int, batch: int
 ) -> None:
-    """Each instance gets limit / instances, at least one, whatever its batch size (its runs
-    share one budget): all the instances the plan may run together send no more than the
-    identity's limit (when the share is at least one a minute)."""
+    """Each run gets limit / (instances x batch size), at least one: all the runs the platform
+    can start at once together send no more than the identity's limit (when the share is at
+    least one a minute)."""
     settings = pace_settings(
         templates, registrySku=sku, maximumInstanceCount=instances, sweepBatchSize=batch
     )
+    runs = instances * batch
     published = SKU_LIMITS[sku.lower()]
     for setting, field in PACE.items():
         limit = getattr(published, field)
-        per_instance = int(str(settings[setting]))
-        assert per_instance == max(1, limit // instances)
-        assert per_instance * instances <= max(limit, instances)
+        per_run = int(str(settings[setting]))
+        assert per_run == max(1, limit // runs)
+        assert per_run * runs <= max(limit, runs)
     assert settings["AzureFunctionsJobHost__extensions__queues__batchSize"] == str(batch)
-    assert settings["AzureFunctionsJobHost__extensions__queues__newBatchThreshold"] == str(
-        batch // 2
-    )
 
 
 def test_a_number_given_wins_over_the_share(templates: Templates) -> None:
@@ -160,13 +158,9 @@ def test_a_number_given_wins_over_the_share(templates: Templates) -> None:
     assert settings["CLEANUP_MAX_READS_PER_MINUTE"] == "125"
 
 
-def test_host_json_and_the_bicep_agree_on_the_batch(
-    templates: Templates,
-) -> None:
-    """host.json and the Bicep's default agree: batches of sweepBatchSize, the next fetched
-    once no more than half of one is in hand (newBatchThreshold = batchSize / 2): one
-    repository at a time by default, each run with the instance's whole share."""
+def test_one_instance_starts_batch_size_runs_at_once() -> None:
+    """host.json fetches no new batch while one is being cleaned (newBatchThreshold 0), so an
+    instance cleans at most batchSize messages at once: the arithmetic's runs per instance."""
     queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
-    default = templates["main.bicep"].params["sweepBatchSize"]
-    assert queues["batchSize"] == default == 1
-    assert queues["newBatchThreshold"] == queues["batchSize"] // 2
+    assert queues["newBatchThreshold"] == 0
+    assert queues["batchSize"] == 1
