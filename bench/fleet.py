@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,9 @@ def _queue(connection: str) -> Any:
 
 
 async def _worker(args: argparse.Namespace) -> dict[str, Any]:
-    """One function instance: take a message, run the queue trigger's handler, repeat."""
+    """One function instance: take messages as the queue trigger does (host.json's `batchSize`
+    at a time, a new batch once no more than `newBatchThreshold` are being handled), hand each
+    to the trigger's handler, delete it once the handler returned; stop once idle."""
     import function_app
     from acr_core.app import handlers
     from acr_emulator.testing import AsyncFakeCredential
@@ -115,24 +118,87 @@ async def _worker(args: argparse.Namespace) -> dict[str, Any]:
     clock = DeleteClock()
     _record_deletes(clock, RecordingTransport)
     shell = function_shell(args.url, AsyncFakeCredential(), args.ca_file, RESOURCE_ID, POLICY)
+    phases: dict[str, dict[str, Any]] = {}
+
+    def on_report(_trigger: str, report: Any) -> None:
+        summary = report.to_dict()
+        for repository in summary["repositories"]:
+            phases[repository["repository"]] = summary["durations"]
+
+    shell = dataclasses.replace(shell, on_report=on_report)
     queue = _queue(args.connection)
-    handled, idle_since = 0, time.monotonic()
-    while time.monotonic() - idle_since < IDLE_STOP_S:
-        # visibility_timeout: a message being handled is hidden from the other workers.
-        messages = await asyncio.to_thread(
-            lambda: list(queue.receive_messages(max_messages=1, visibility_timeout=300))
-        )
-        if not messages:
-            await asyncio.sleep(0.2)
-            continue
-        for message in messages:
-            body = str(message.content).encode()
-            await handlers.queued_sweep(shell, body, message.id)
-            await asyncio.to_thread(queue.delete_message, message)
-            handled += 1
-        idle_since = time.monotonic()
+    batch, threshold = host_batching()
+    # When each message was asked for, received, handled and deleted (wall clock), its phases.
+    runs: list[dict[str, Any]] = []
+
+    async def handle(message: Any, asked: float) -> None:
+        body = str(message.content).encode()
+        run: dict[str, Any] = {"asked": asked, "received": time.time()}
+        await handlers.queued_sweep(shell, body, message.id)
+        run["handled"] = time.time()
+        run.update(phases.pop(json.loads(body).get("repository", ""), {}))
+        await asyncio.to_thread(queue.delete_message, message)
+        run["deleted"] = time.time()
+        runs.append(run)
+
+    # Imported and configured: wait until every worker is (see `run`).
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    await asyncio.to_thread(sys.stdin.readline)
+    started, ready_cpu = time.time(), time.process_time()
+    await _take_messages(queue, batch, threshold, handle)
     del function_app
-    return {"handled": handled, "deletes": clock.as_dict()}
+    return {
+        "handled": len(runs),
+        "deletes": clock.as_dict(),
+        "started": started,
+        "stopped": time.time(),
+        "runs": runs,
+        "batching": [batch, threshold],
+        "cpu_s": time.process_time() - ready_cpu,  # after the start, imports left out
+    }
+
+
+Handler = Callable[[Any, float], Coroutine[Any, Any, None]]
+
+
+async def _take_messages(queue: Any, batch: int, threshold: int, handle: Handler) -> None:
+    """The queue trigger's loop: fetch up to `batch` messages whenever no more than
+    `threshold` are being handled, until the queue stayed empty for `IDLE_STOP_S` with nothing
+    in hand. A handler that raises leaves its message on the queue (hidden for 300 s)."""
+    running: set[asyncio.Task[None]] = set()
+    idle_since = time.monotonic()
+    while running or time.monotonic() - idle_since < IDLE_STOP_S:
+        if len(running) <= threshold:
+            asked = time.time()
+            # visibility_timeout: a message being handled is hidden from the other workers.
+            messages = await asyncio.to_thread(
+                lambda: list(
+                    queue.receive_messages(
+                        messages_per_page=batch, max_messages=batch, visibility_timeout=300
+                    )
+                )
+            )
+            for message in messages:
+                task = asyncio.create_task(handle(message, asked))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            if messages:
+                idle_since = time.monotonic()
+                continue
+            if not running:
+                await asyncio.sleep(0.2)
+                continue
+        await asyncio.wait(set(running), return_when=asyncio.FIRST_COMPLETED)
+        idle_since = time.monotonic()
+
+
+def host_batching() -> tuple[int, int]:
+    """host.json's queue `batchSize` and `newBatchThreshold` (the product's own settings, so
+    the simulated instances take messages as the deployed ones would)."""
+    queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    batch = int(queues.get("batchSize", 16))
+    return batch, int(queues.get("newBatchThreshold", batch // 2))
 
 
 def _record_deletes(clock: Any, recording: Any) -> None:
@@ -166,11 +232,15 @@ def run(
         env = {**os.environ, "BENCH_FUNCTION_ENV": json.dumps(share_env)}
         cmd = [sys.executable, "-m", "bench.fleet", "--worker", "--url", emu.url]
         cmd += ["--ca-file", emu.ca_file, "--connection", connection]
-        started = time.time()
         procs = [
-            subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
             for _ in range(workers)
         ]
+        _start_together(procs)
+        started = time.time()
+        cpu_before = _process_cpu(emu.process.pid), _machine_cpu()
         outs = []
         for proc in procs:
             try:
@@ -180,6 +250,7 @@ def run(
                 out, _ = proc.communicate()
             outs.append(out)
         wall = time.time() - started
+        cpu_after = _process_cpu(emu.process.pid), _machine_cpu()
         counts = emu.counters() - before
         emu.configure(None)
         final = emu.state()
@@ -211,7 +282,101 @@ def run(
         "wrongly_deleted": len(expected - final_set),
         "left_behind": len(final_set - expected),
         "share_env": share_env,
+        "cpu": _cpu_use(cpu_before, cpu_after, wall, results),
+        "timeline": timeline(results, started, min(times, default=started)),
     }
+
+
+def _start_together(procs: list[subprocess.Popen[str]]) -> None:
+    """Let the workers go once every one has imported and configured the function app.
+
+    Each deployed instance has CPU of its own; 8 simulated ones share this machine's, and their
+    imports (seconds of CPU each, more without cached bytecode) would otherwise overlap the
+    first workers' runs and stagger the fleet's start by however long the machine took."""
+    for proc in procs:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "ready", or "" if it died (its output then says why)
+    for proc in procs:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used; 0 where /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    try:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+def _cpu_use(
+    before: tuple[float, tuple[float, float]],
+    after: tuple[float, tuple[float, float]],
+    wall: float,
+    results: list[dict[str, Any]],
+) -> dict[str, float | None]:
+    """Where the CPU went while the fleet ran: the emulator's and the workers' seconds, and how
+    busy the whole machine was (1.0: every core busy, with this bench or anything else)."""
+    busy = after[1][0] - before[1][0]
+    total = after[1][1] - before[1][1]
+    return {
+        "wall_s": round(wall, 2),
+        "emulator_cpu_s": round(after[0] - before[0], 2),
+        "workers_cpu_s": round(sum(r.get("cpu_s", 0.0) for r in results), 2),
+        "machine_busy_fraction": round(busy / total, 3) if total else None,
+        "cores": os.cpu_count(),
+    }
+
+
+def timeline(results: list[dict[str, Any]], started: float, first: float) -> list[dict[str, Any]]:
+    """Each worker's life in seconds from the fleet's first accepted delete: started (after its
+    imports), first and last accepted delete, stopped; the seconds it spent handling messages,
+    waiting for the queue (receive and delete), and on its own CPU. Where the figure falls
+    short, this says which part of the run the workers spent their time in."""
+    rows = []
+    for r in results:
+        runs, deletes = r.get("runs", []), r["deletes"]["times"]
+        rows.append(
+            {
+                "process_started": round(started - first, 2),
+                "started": round(r.get("started", started) - first, 2),
+                "first_delete": round(min(deletes) - first, 2) if deletes else None,
+                "last_delete": round(max(deletes) - first, 2) if deletes else None,
+                "stopped": round(r.get("stopped", started) - first, 2),
+                "runs": len(runs),
+                "deletes": len(deletes),
+                "handling_s": round(sum(x["handled"] - x["received"] for x in runs), 2),
+                "queue_s": round(
+                    sum(x["received"] - x["asked"] + x["deleted"] - x["handled"] for x in runs), 2
+                ),
+                "cpu_s": round(r.get("cpu_s", 0.0), 2),
+                "run_spans": [
+                    [round(x["received"] - first, 2), round(x["handled"] - first, 2)] for x in runs
+                ],
+                "run_phases": [
+                    {k: x[k] for k in ("gatherSeconds", "planSeconds", "applySeconds") if k in x}
+                    for x in runs
+                ],
+                "delete_times": [round(t - first, 3) for t in sorted(deletes)],
+            }
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
