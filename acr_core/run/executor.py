@@ -30,14 +30,14 @@ repository that asks for them before they are sent waits for the same three (`_S
 so each deletion still sees reads sent after it asked; one such read is in flight per
 repository at a time, and the deletions asking meanwhile share the next. Unshared a deletion
 costs 4 + t + r reads and its DELETE; shared, about 2 + t + r requests.
-A repository whose manifests and tags each fit in one listing page (1,000), and from which the
-plan deletes at least `LISTING_RECHECK_MIN` manifest, is re-checked from its listings instead
-whenever enough deletions wait for the shared read (one more per `LISTING_ITEMS_PER_READ` items
-listed): it lists the repository's manifests and tags (newest first, one page each), which show
-every deletion's manifest, tags and referrers as fresh as reads of their own, so a deletion
-costs its DELETE and its part of three shared requests; what the listings do not show (hidden,
-gone) is read on its own, and so is everything when too few deletions waited (paced deletions
-come one at a time, and decoding a large listing for each would cost more than their reads).
+A repository whose manifests and tags each fit in one listing page (1,000) is re-checked from
+its listings instead whenever enough deletions wait for the shared read (one more per
+`LISTING_ITEMS_PER_READ` items listed): it lists the repository's manifests and tags (newest
+first, one page each), which show every deletion's manifest, tags and referrers as fresh as
+reads of their own, so a deletion costs its DELETE and its part of three shared requests; what
+the listings do not show (hidden, gone) is read on its own, and so is everything when too few
+deletions waited (paced deletions come one at a time, and decoding a large listing for each
+would cost more than their reads).
 Measured: 197 deletions with one tag each, 30 ms per request, 32 in flight: 1,182 requests
 unshared, about 615 shared, 249 from the listings; the fleet of 8 workers over 200
 repositories of 10 images: 9,791 requests with reads of their own, 7,000 from the listings.
@@ -72,8 +72,7 @@ whose missing items are read afterwards); when a 429 paused deletes while those 
 out, the pause (up to about 60 s) and the re-check again, `RECHECKS` (3) re-checks at most, so
 that the DELETE is not sent into a pause and held there long after its re-check; then the
 DELETE: 6 attempts, about 150 s. In all 6 * (3 * (4 + t + r) + 1) attempts (the shared reads
-counted in full) and about 60 + 3 * 450 + 2 * 60 + 150 = 1,680 s.
-A lock is one PATCH: its
+counted in full) and about 60 + 3 * 450 + 2 * 60 + 150 = 1,680 s. A lock is one PATCH: its
 token, then 6 attempts, about 150 s. Each re-run of a failed run by the platform
 (docs/operations.md, "Failure modes and fixes") starts afresh.
 """
@@ -186,15 +185,12 @@ PUSHED = "a push arrived while deleting; the follow-up run re-plans"
 
 Key = tuple[str, str]
 # A repository whose manifests and tags each fit in one listing page (ACR returns at most 1,000
-# items a page, docs/acr-facts.md section 1.12) and from which the plan deletes at least
-# LISTING_RECHECK_MIN manifest may be re-checked from its listings (see `_probe`): a shared
-# read lists them when enough deletions wait for it, one more for every LISTING_ITEMS_PER_READ
-# items the listings hold (decoding about that many items costs the client as much CPU as a
-# request).
+# items a page, docs/acr-facts.md section 1.12) may be re-checked from its listings (see
+# `_probe`): a shared read lists them when enough deletions wait for it, one for a repository
+# of under LISTING_ITEMS_PER_READ items (its listings cost the same three requests as the shared
+# read without them) and one more for every LISTING_ITEMS_PER_READ items (decoding about that
+# many items costs the client as much CPU as a request).
 LISTING_PAGE = 1000
-# One: the listings of a repository of under 200 items cost the same three requests as the
-# shared read without them, and spare each deletion its own reads (the tests set it higher).
-LISTING_RECHECK_MIN = 1
 LISTING_ITEMS_PER_READ = 200
 # Re-checks of one deletion at most: a re-check that a 429 pause outdated is read again after
 # the pause, twice at most, then the DELETE goes (the transport waits out any further pause).
@@ -331,13 +327,13 @@ class Executor:
         self._probes = _SharedProbes(self._probe)
         self._on_done = on_done
         self._denied: dict[tuple[str, ActionKind], str] = {}
-        self._listed: set[str] = set()  # repositories re-checked from their listings
+        # Repositories that may be re-checked from their listings, and the items they list.
+        self._listed = _listable(snapshots)
 
     async def apply(self, plan: Plan) -> tuple[ActionOutcome, ...]:
         """Apply every action, dependencies first; returns one outcome per action, in order."""
         workers = min(self._governor.limits.max_concurrency, max(1, len(plan.actions)))
         schedule = _Schedule(plan, workers, self._on_done)
-        self._listed = _listed(plan, self._snapshots)
 
         async def worker() -> None:
             while (index := await schedule.next()) is not None:
@@ -577,11 +573,8 @@ class Executor:
         )
 
     def _worth_listing(self, repository: str, waiting: int) -> bool:
-        if repository not in self._listed:
-            return False
-        snapshot = self._snapshots[repository]
-        items = len(snapshot.manifests) + len(snapshot.tags)
-        return waiting >= 1 + items // LISTING_ITEMS_PER_READ
+        items = self._listed.get(repository)
+        return items is not None and waiting >= 1 + items // LISTING_ITEMS_PER_READ
 
     async def _read_manifest(self, repository: str, digest: str) -> ManifestProperties | None:
         return await self._read(lambda: self._client.get_manifest_properties(repository, digest))
@@ -819,20 +812,13 @@ def _probed(
     )
 
 
-def _listed(plan: Plan, snapshots: Mapping[str, RepositorySnapshot]) -> set[str]:
-    """The repositories to re-check from their listings: each listing fits in one page and
-    enough deletions share it to be cheaper than reading each deletion's items."""
-    deleting: dict[str, int] = {}
-    for action in plan.actions:
-        if action.kind is ActionKind.DELETE_MANIFEST:
-            deleting[action.repository] = deleting.get(action.repository, 0) + 1
+def _listable(snapshots: Mapping[str, RepositorySnapshot]) -> dict[str, int]:
+    """Each repository whose manifest and tag listings each fit in one page, with the number
+    of items they hold together."""
     return {
-        name
-        for name, count in deleting.items()
-        if count >= LISTING_RECHECK_MIN
-        and (snapshot := snapshots.get(name)) is not None
-        and len(snapshot.manifests) <= LISTING_PAGE
-        and len(snapshot.tags) <= LISTING_PAGE
+        name: len(snapshot.manifests) + len(snapshot.tags)
+        for name, snapshot in snapshots.items()
+        if len(snapshot.manifests) <= LISTING_PAGE and len(snapshot.tags) <= LISTING_PAGE
     }
 
 
